@@ -1,0 +1,56 @@
+import { ExitStatus, FtvmError } from '@ftvm/core';
+import { Command, CommanderError } from 'commander';
+import packageJson from '../package.json' with { type: 'json' };
+
+/** Where the command writes; tests pass their own. */
+export interface CliOutput {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+const processOutput: CliOutput = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+};
+
+/** Builds the `ftvm` command. Subcommands are added here as they are implemented. */
+export function buildProgram(output: CliOutput = processOutput): Command {
+  const program = new Command('ftvm')
+    .description('Fault-tolerant RISC-V virtual machines: run, record and replay guests')
+    .version(packageJson.version, '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'show help')
+    .showSuggestionAfterError()
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => output.stdout(text),
+      writeErr: (text) => output.stderr(text),
+      outputError: (text, write) => write(text.startsWith('error: ') ? `ftvm: ${text.slice(7)}` : text),
+    });
+  return program;
+}
+
+/** One line on stderr for the tool's own failures; the exit status says which kind (sysexits). */
+export function reportFailure(error: unknown, output: CliOutput = processOutput): number {
+  if (FtvmError.is(error)) {
+    output.stderr(`ftvm: ${error.message}\n`);
+    return error.exitStatus;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  output.stderr(`ftvm: internal error: ${message}\n`);
+  return ExitStatus.software;
+}
+
+/** Runs the command with `argv` (as `process.argv`: node, script, arguments…); returns the exit status. */
+export async function main(argv: readonly string[], output: CliOutput = processOutput): Promise<number> {
+  const program = buildProgram(output);
+  try {
+    await program.parseAsync([...argv]);
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end here with exitCode 0; usage errors were already printed.
+      return error.exitCode === 0 ? 0 : ExitStatus.usage;
+    }
+    return reportFailure(error, output);
+  }
+}

@@ -1,0 +1,42 @@
+export type { AccessWidth, Bus, GuestMemory, RamRegion } from './bus.js';
+export { PAGE_SHIFT, PAGE_SIZE_BYTES } from './bus.js';
+export type { Cpu, CpuInterruptLine, Icount, RunOutcome, RunStopReason } from './cpu.js';
+export type {
+  Device,
+  DeviceEnv,
+  DeviceEvent,
+  DeviceEventPayload,
+  DevicePlacement,
+  DeviceTreeNode,
+  DeviceTreeValue,
+  GuestClock,
+  InterruptLine,
+  MachineControl,
+} from './device.js';
+export type { DivergenceKind, FtvmErrorCode, FtvmErrorOptions, LogFormatReason } from './errors.js';
+export {
+  ConfigError,
+  DeviceError,
+  DivergenceError,
+  ExitStatus,
+  FtvmError,
+  HostIoError,
+  ImageError,
+  LogFormatError,
+  SnapshotError,
+} from './errors.js';
+export type {
+  CheckpointEntry,
+  EventEntry,
+  LogEntry,
+  LogEntryKind,
+  LogSink,
+  LogSource,
+  NondetEntry,
+  ProgressEntry,
+  StopEntry,
+} from './log.js';
+export { LOG_ENTRY_KINDS } from './log.js';
+export type { MachineSnapshot, RamSnapshot, StateSection } from './snapshot.js';
+export type { PlainValue } from './values.js';
+export { isPlainValue, plainValuesEqual } from './values.js';
