@@ -71,7 +71,11 @@ export interface Cpu {
    */
   invalidateMemoryCaches(): void;
 
-  /** Puts the hart in its reset state and sets the pc and the argument registers a0/a1. */
+  /**
+   * Puts the hart in its reset state (M-mode, CSRs at their reset values, no reservation, not
+   * waiting) and sets the pc and the argument registers a0/a1. `icount` is NOT reset: execution
+   * points never repeat, across board resets too.
+   */
   reset(pc: number, a0: number, a1: number): void;
 
   /** Reads general-purpose register `index` (0..31) as an unsigned 32-bit number. */

@@ -33,10 +33,11 @@ export type {
   LogSink,
   LogSource,
   NondetEntry,
+  OutputEntry,
   ProgressEntry,
   StopEntry,
 } from './log.js';
-export { LOG_ENTRY_KINDS } from './log.js';
+export { isInStepEntry, LOG_ENTRY_KINDS } from './log.js';
 export type { MachineSnapshot, RamSnapshot, StateSection } from './snapshot.js';
 export type { PlainValue } from './values.js';
 export { isPlainValue, plainValuesEqual } from './values.js';

@@ -7,7 +7,7 @@ import type { PlainValue } from './values.js';
  * number (from 0, no gaps) and the execution point it belongs to. The same stream feeds a backup
  * over a logging channel and a record file on disk. `icount` never decreases along the stream.
  */
-export type LogEntry = EventEntry | NondetEntry | ProgressEntry | CheckpointEntry | StopEntry;
+export type LogEntry = EventEntry | NondetEntry | ProgressEntry | CheckpointEntry | StopEntry | OutputEntry;
 
 interface LogEntryBase {
   /** Position in the stream, from 0, without gaps. */
@@ -53,10 +53,35 @@ export interface StopEntry extends LogEntryBase {
   readonly exitStatus: number;
 }
 
+/**
+ * An output the guest produced during the step at `icount` (a console byte, a frame). Only
+ * recordings made to be checked carry these (record files); a replay then checks that it produces
+ * the same outputs in the same order. A logging channel to a backup does not carry them.
+ */
+export interface OutputEntry extends LogEntryBase {
+  readonly kind: 'output';
+  readonly device: string;
+  /** The output stream, as the device named it (`console`, `frame`). */
+  readonly stream: string;
+  readonly data: Uint8Array;
+}
+
 export type LogEntryKind = LogEntry['kind'];
 
 /** Every entry kind, in a fixed order (codecs number them by it). */
-export const LOG_ENTRY_KINDS: readonly LogEntryKind[] = ['event', 'nondet', 'progress', 'checkpoint', 'stop'];
+export const LOG_ENTRY_KINDS: readonly LogEntryKind[] = [
+  'event',
+  'nondet',
+  'progress',
+  'checkpoint',
+  'stop',
+  'output',
+];
+
+/** Entries consumed while a step executes (rather than applied at a step boundary). */
+export function isInStepEntry(entry: LogEntry): entry is NondetEntry | OutputEntry {
+  return entry.kind === 'nondet' || entry.kind === 'output';
+}
 
 /** Receives log entries in order. Implemented by logging channels, record files, in-memory logs. */
 export interface LogSink {

@@ -1,0 +1,123 @@
+import type { LogEntry, PlainValue } from '@ftvm/core';
+import { isPlainValue, LOG_ENTRY_KINDS, LogFormatError } from '@ftvm/core';
+
+/**
+ * The compact form of one entry inside a frame: a MessagePack array whose first element is the
+ * kind's number and second the icount as a delta from the previous entry of the frame (the first
+ * entry's is from the frame's base icount). Sequence numbers are implicit: consecutive from the
+ * frame's first.
+ *
+ *     event       [0, icountDelta, device, type]  or  [0, icountDelta, device, type, data]
+ *     nondet      [1, icountDelta, device, key, value]
+ *     progress    [2, icountDelta]
+ *     checkpoint  [3, icountDelta, stateHash]
+ *     stop        [4, icountDelta, exitStatus]
+ *     output      [5, icountDelta, device, stream, data]
+ */
+export type CompactEntry = readonly PlainValue[];
+
+const KIND_CODE: Record<LogEntry['kind'], number> = Object.fromEntries(
+  LOG_ENTRY_KINDS.map((kind, index) => [kind, index]),
+) as Record<LogEntry['kind'], number>;
+
+/** Names are short strings; a longer one is refused as hostile. */
+export const NAME_BYTES_MAX = 256;
+
+export function compactEntry(entry: LogEntry, previousIcount: number): CompactEntry {
+  const delta = entry.icount - previousIcount;
+  const code = KIND_CODE[entry.kind];
+  switch (entry.kind) {
+    case 'event':
+      return entry.event.data === undefined
+        ? [code, delta, entry.device, entry.event.type]
+        : [code, delta, entry.device, entry.event.type, entry.event.data];
+    case 'nondet':
+      return [code, delta, entry.device, entry.key, entry.value];
+    case 'progress':
+      return [code, delta];
+    case 'checkpoint':
+      return [code, delta, entry.stateHash];
+    case 'stop':
+      return [code, delta, entry.exitStatus];
+    case 'output':
+      return [code, delta, entry.device, entry.stream, entry.data];
+  }
+}
+
+function malformed(why: string, offset?: number): never {
+  throw new LogFormatError('malformed-entry', `malformed log entry: ${why}`, offset);
+}
+
+function name(value: unknown, what: string): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > NAME_BYTES_MAX) {
+    malformed(`${what} is not a short string`);
+  }
+  return value as string;
+}
+
+/**
+ * Turns a decoded compact entry back into a LogEntry, checking every field: a hostile frame gets a
+ * LogFormatError, never an entry a device would choke on.
+ */
+export function expandEntry(compact: unknown, seq: number, previousIcount: number): LogEntry {
+  if (!Array.isArray(compact) || compact.length < 2) malformed('not an array of at least two items');
+  const [code, delta] = compact as unknown[];
+  if (typeof delta !== 'number' || !Number.isSafeInteger(delta) || delta < 0) {
+    throw new LogFormatError(
+      'out-of-order',
+      `log entry ${seq}: icount delta ${String(delta)} is not a count`,
+    );
+  }
+  const icount = previousIcount + delta;
+  if (!Number.isSafeInteger(icount)) malformed(`icount ${icount} is out of range`);
+  const items = compact as unknown[];
+  switch (code) {
+    case 0: {
+      if (items.length !== 4 && items.length !== 5) malformed('event has the wrong number of fields');
+      const device = name(items[2], 'device');
+      const type = name(items[3], 'event type');
+      if (items.length === 5) {
+        if (!isPlainValue(items[4])) malformed('event data is not plain data');
+        return { kind: 'event', seq, icount, device, event: { type, data: items[4] as PlainValue } };
+      }
+      return { kind: 'event', seq, icount, device, event: { type } };
+    }
+    case 1: {
+      if (items.length !== 5) malformed('read has the wrong number of fields');
+      if (!isPlainValue(items[4])) malformed('read value is not plain data');
+      return {
+        kind: 'nondet',
+        seq,
+        icount,
+        device: name(items[2], 'device'),
+        key: name(items[3], 'key'),
+        value: items[4] as PlainValue,
+      };
+    }
+    case 2:
+      if (items.length !== 2) malformed('progress mark has extra fields');
+      return { kind: 'progress', seq, icount };
+    case 3:
+      if (items.length !== 3 || !(items[2] instanceof Uint8Array) || items[2].length > 64) {
+        malformed('checkpoint has no state hash');
+      }
+      return { kind: 'checkpoint', seq, icount, stateHash: new Uint8Array(items[2] as Uint8Array) };
+    case 4:
+      if (items.length !== 3 || typeof items[2] !== 'number' || !Number.isInteger(items[2])) {
+        malformed('stop has no exit status');
+      }
+      return { kind: 'stop', seq, icount, exitStatus: items[2] as number };
+    case 5:
+      if (items.length !== 5 || !(items[4] instanceof Uint8Array)) malformed('output has no data');
+      return {
+        kind: 'output',
+        seq,
+        icount,
+        device: name(items[2], 'device'),
+        stream: name(items[3], 'stream'),
+        data: new Uint8Array(items[4] as Uint8Array),
+      };
+    default:
+      return malformed(`unknown kind ${String(code)}`);
+  }
+}

@@ -1,0 +1,31 @@
+export { crc32c } from './checksum.js';
+export type { CompactEntry } from './entries.js';
+export { compactEntry, expandEntry, NAME_BYTES_MAX } from './entries.js';
+export type { Frame } from './frame.js';
+export {
+  encodeFrame,
+  FRAME_FORMAT_VERSION,
+  FRAME_HEADER_BYTES,
+  FRAME_PAYLOAD_BYTES_MAX,
+  FrameDecoder,
+  FrameType,
+} from './frame.js';
+export {
+  concatBytes,
+  DECODE_FRAME_ENTRIES_MAX,
+  decodeEntries,
+  decodeEntriesPayload,
+  encodeEntries,
+  FRAME_ENTRIES_MAX,
+  LogDecoder,
+  LogEncoder,
+  messagePack,
+} from './log-stream.js';
+export type { IndexPoint, RecordFileContents, RecordHeader, RecordTrailer } from './record-file.js';
+export {
+  INDEX_INTERVAL_FRAMES,
+  RECORD_FILE_FORMAT,
+  RECORD_FILE_VERSION,
+  RecordFileWriter,
+  readRecordFile,
+} from './record-file.js';
