@@ -61,7 +61,10 @@ void ftvm_plic_attach(uint32_t source, ftvm_irq_handler handler, void *context) 
   routes[source].context = context;
   ftvm_trap_on_interrupt(FTVM_MODE_MACHINE, FTVM_INTERRUPT_MACHINE_EXTERNAL, external_interrupt);
   ftvm_plic_set_priority(source, 1);
-  ftvm_plic_set_threshold(0);
   ftvm_plic_enable(source);
+  /* Last: on QEMU an enable write does not re-evaluate the hart's line, a threshold write does, so a
+     source that was already pending interrupts as soon as mie.MEIE is set. */
+  ftvm_plic_set_threshold(0);
+
   ftvm_csr_set(mie, 1u << FTVM_INTERRUPT_MACHINE_EXTERNAL);
 }

@@ -19,7 +19,9 @@ void ftvm_plic_complete(uint32_t source);
 
 /*
  * Routes PLIC source `source` to `handler` (called in the machine external interrupt, between
- * claim and complete): sets its priority to 1, enables it, sets threshold 0 and enables mie.MEIE.
+ * claim and complete): sets its priority to 1, enables it, sets threshold 0 and enables mie.MEIE. A
+ * source that is already pending interrupts as soon as interrupts are enabled.
+
  */
 void ftvm_plic_attach(uint32_t source, ftvm_irq_handler handler, void *context);
 
