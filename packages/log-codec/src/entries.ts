@@ -5,14 +5,15 @@ import { isPlainValue, LOG_ENTRY_KINDS, LogFormatError } from '@ftvm/core';
  * The compact form of one entry inside a frame: a MessagePack array whose first element is the
  * kind's number and second the icount as a delta from the previous entry of the frame (the first
  * entry's is from the frame's base icount). Sequence numbers are implicit: consecutive from the
- * frame's first.
+ * frame's first. Names (device, event type, read key, output stream) are indexes into the frame's
+ * name table, so a name repeated across a frame costs one byte after its first use.
  *
- *     event       [0, icountDelta, device, type]  or  [0, icountDelta, device, type, data]
- *     nondet      [1, icountDelta, device, key, value]
+ *     event       [0, icountDelta, device#, type#]  or  [0, icountDelta, device#, type#, data]
+ *     nondet      [1, icountDelta, device#, key#, value]
  *     progress    [2, icountDelta]
  *     checkpoint  [3, icountDelta, stateHash]
  *     stop        [4, icountDelta, exitStatus]
- *     output      [5, icountDelta, device, stream, data]
+ *     output      [5, icountDelta, device#, stream#, data]
  */
 export type CompactEntry = readonly PlainValue[];
 
@@ -23,16 +24,35 @@ const KIND_CODE: Record<LogEntry['kind'], number> = Object.fromEntries(
 /** Names are short strings; a longer one is refused as hostile. */
 export const NAME_BYTES_MAX = 256;
 
-export function compactEntry(entry: LogEntry, previousIcount: number): CompactEntry {
+/** The names of one frame: each distinct name gets the next index. */
+export class NameTable {
+  private readonly indexes = new Map<string, number>();
+  readonly names: string[] = [];
+
+  intern(name: string): number {
+    let index = this.indexes.get(name);
+    if (index === undefined) {
+      index = this.names.length;
+      this.indexes.set(name, index);
+      this.names.push(name);
+    }
+    return index;
+  }
+}
+
+export function compactEntry(entry: LogEntry, previousIcount: number, names: NameTable): CompactEntry {
   const delta = entry.icount - previousIcount;
   const code = KIND_CODE[entry.kind];
   switch (entry.kind) {
-    case 'event':
+    case 'event': {
+      const device = names.intern(entry.device);
+      const type = names.intern(entry.event.type);
       return entry.event.data === undefined
-        ? [code, delta, entry.device, entry.event.type]
-        : [code, delta, entry.device, entry.event.type, entry.event.data];
+        ? [code, delta, device, type]
+        : [code, delta, device, type, entry.event.data];
+    }
     case 'nondet':
-      return [code, delta, entry.device, entry.key, entry.value];
+      return [code, delta, names.intern(entry.device), names.intern(entry.key), entry.value];
     case 'progress':
       return [code, delta];
     case 'checkpoint':
@@ -40,15 +60,22 @@ export function compactEntry(entry: LogEntry, previousIcount: number): CompactEn
     case 'stop':
       return [code, delta, entry.exitStatus];
     case 'output':
-      return [code, delta, entry.device, entry.stream, entry.data];
+      return [code, delta, names.intern(entry.device), names.intern(entry.stream), entry.data];
   }
+}
+
+/** Checks a frame's name table: short, non-empty strings. */
+export function checkNames(value: unknown): readonly string[] {
+  if (!Array.isArray(value)) malformed('the frame has no name table');
+  for (const item of value as unknown[]) checkName(item, 'a name');
+  return value as string[];
 }
 
 function malformed(why: string, offset?: number): never {
   throw new LogFormatError('malformed-entry', `malformed log entry: ${why}`, offset);
 }
 
-function name(value: unknown, what: string): string {
+function checkName(value: unknown, what: string): string {
   if (typeof value !== 'string' || value.length === 0 || value.length > NAME_BYTES_MAX) {
     malformed(`${what} is not a short string`);
   }
@@ -59,7 +86,17 @@ function name(value: unknown, what: string): string {
  * Turns a decoded compact entry back into a LogEntry, checking every field: a hostile frame gets a
  * LogFormatError, never an entry a device would choke on.
  */
-export function expandEntry(compact: unknown, seq: number, previousIcount: number): LogEntry {
+export function expandEntry(
+  compact: unknown,
+  seq: number,
+  previousIcount: number,
+  names: readonly string[],
+): LogEntry {
+  const name = (value: unknown, what: string): string => {
+    const found = typeof value === 'number' ? names[value] : undefined;
+    if (found === undefined) malformed(`${what} refers to no name of the frame`);
+    return found as string;
+  };
   if (!Array.isArray(compact) || compact.length < 2) malformed('not an array of at least two items');
   const [code, delta] = compact as unknown[];
   if (typeof delta !== 'number' || !Number.isSafeInteger(delta) || delta < 0) {

@@ -111,9 +111,9 @@ describe('hostile and damaged input', () => {
     expect(reasonOf(() => new LogDecoder().push(huge))).toBe('oversized');
     const garbage = encodeFrame(FrameType.entries, new Uint8Array([0xc1, 0xc1]));
     expect(reasonOf(() => decodeEntries(garbage))).toBe('malformed-entry');
-    const badKind = encodeFrame(FrameType.entries, messagePack.pack([0, 0, [9, 0]]));
+    const badKind = encodeFrame(FrameType.entries, messagePack.pack([0, 0, [], [9, 0]]));
     expect(reasonOf(() => decodeEntries(badKind))).toBe('malformed-entry');
-    const backwards = encodeFrame(FrameType.entries, messagePack.pack([0, 10, [2, -5]]));
+    const backwards = encodeFrame(FrameType.entries, messagePack.pack([0, 10, [], [2, -5]]));
     expect(reasonOf(() => decodeEntries(backwards))).toBe('out-of-order');
     const gap = new Uint8Array([...encodeEntries(sample.slice(0, 1)), ...encodeEntries(sample.slice(2))]);
     expect(reasonOf(() => decodeEntries(gap))).toBe('out-of-order');
@@ -154,7 +154,9 @@ describe('hostile and damaged input', () => {
           return; // not encodable: nothing to test
         }
         reasonOf(() => decodeEntries(encodeFrame(FrameType.entries, payload)));
-        reasonOf(() => decodeEntries(encodeFrame(FrameType.entries, messagePack.pack([0, 0, ...items]))));
+        reasonOf(() =>
+          decodeEntries(encodeFrame(FrameType.entries, messagePack.pack([0, 0, ['uart'], ...items]))),
+        );
       }),
       { numRuns: 1000 },
     );

@@ -1,7 +1,7 @@
 import type { LogEntry } from '@ftvm/core';
 import { LogFormatError } from '@ftvm/core';
 import { Packr } from 'msgpackr';
-import { type CompactEntry, compactEntry, expandEntry } from './entries.js';
+import { type CompactEntry, checkNames, compactEntry, expandEntry, NameTable } from './entries.js';
 import { encodeFrame, type Frame, FrameDecoder, FrameType } from './frame.js';
 
 /** Plain MessagePack: no msgpackr records or extensions, so other implementations can read it. */
@@ -22,10 +22,11 @@ export const DECODE_FRAME_ENTRIES_MAX = 65_536;
  * icount never decreasing. `flush()` closes the current frame and returns it; a frame also closes
  * by itself at FRAME_ENTRIES_MAX entries (then `append` returns it).
  *
- * The payload of an entries frame is `[firstSeq, baseIcount, ...compactEntries]`.
+ * The payload of an entries frame is `[firstSeq, baseIcount, names, ...compactEntries]`.
  */
 export class LogEncoder {
   private pending: CompactEntry[] = [];
+  private names = new NameTable();
   private firstSeq = 0;
   private baseIcount = 0;
   private previousIcount = 0;
@@ -47,7 +48,7 @@ export class LogEncoder {
       this.baseIcount = entry.icount;
       this.previousIcount = entry.icount;
     }
-    this.pending.push(compactEntry(entry, this.previousIcount));
+    this.pending.push(compactEntry(entry, this.previousIcount, this.names));
     this.previousIcount = entry.icount;
     this.nextSeq = entry.seq + 1;
     return this.pending.length >= FRAME_ENTRIES_MAX ? this.flush() : undefined;
@@ -61,8 +62,9 @@ export class LogEncoder {
   /** Closes the open frame; undefined when it is empty. */
   flush(): Uint8Array | undefined {
     if (this.pending.length === 0) return undefined;
-    const payload = messagePack.pack([this.firstSeq, this.baseIcount, ...this.pending]);
+    const payload = messagePack.pack([this.firstSeq, this.baseIcount, this.names.names, ...this.pending]);
     this.pending = [];
+    this.names = new NameTable();
     return encodeFrame(FrameType.entries, payload);
   }
 }
@@ -106,11 +108,11 @@ export function decodeEntriesPayload(
       cause: error,
     });
   }
-  if (!Array.isArray(decoded) || decoded.length < 3) {
+  if (!Array.isArray(decoded) || decoded.length < 4) {
     throw new LogFormatError('malformed-entry', 'entries frame has no entries', offset);
   }
-  if (decoded.length - 2 > DECODE_FRAME_ENTRIES_MAX) {
-    throw new LogFormatError('oversized', `entries frame holds ${decoded.length - 2} entries`, offset);
+  if (decoded.length - 3 > DECODE_FRAME_ENTRIES_MAX) {
+    throw new LogFormatError('oversized', `entries frame holds ${decoded.length - 3} entries`, offset);
   }
   const [firstSeq, baseIcount] = decoded as unknown[];
   if (
@@ -131,10 +133,11 @@ export function decodeEntriesPayload(
   if ((baseIcount as number) < previousIcount) {
     throw new LogFormatError('out-of-order', `entries frame goes back to icount ${baseIcount}`, offset);
   }
+  const names = checkNames(decoded[2]);
   const entries: LogEntry[] = [];
   let icount = baseIcount as number;
-  for (let index = 2; index < decoded.length; index++) {
-    const entry = expandEntry(decoded[index], (firstSeq as number) + index - 2, icount);
+  for (let index = 3; index < decoded.length; index++) {
+    const entry = expandEntry(decoded[index], (firstSeq as number) + index - 3, icount, names);
     icount = entry.icount;
     entries.push(entry);
   }

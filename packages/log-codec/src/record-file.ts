@@ -26,8 +26,11 @@ export interface RecordHeader {
   readonly version: number;
   /** The machine configuration (RAM, clock mode, devices) the run used. */
   readonly machine: PlainValue;
-  /** The guest image: its file name and a digest of its bytes (`sha256:…`). */
-  readonly image: { readonly name: string; readonly digest: string };
+  /**
+   * The guest image: its file name, a digest of its bytes (`sha256:…`) and, so that a replay needs
+   * nothing but the file, the bytes themselves.
+   */
+  readonly image: { readonly name: string; readonly digest: string; readonly bytes?: Uint8Array };
   /** Disks attached, each with a digest of its contents at the start. */
   readonly disks: readonly { readonly name: string; readonly digest: string }[];
   /** Free-form: the tool and version that wrote it. */
@@ -155,6 +158,7 @@ function parseHeader(frame: Frame): RecordHeader {
   if (
     typeof header.image?.name !== 'string' ||
     typeof header.image.digest !== 'string' ||
+    !(header.image.bytes === undefined || header.image.bytes instanceof Uint8Array) ||
     !Array.isArray(header.disks)
   ) {
     throw new LogFormatError('malformed-entry', 'record header lacks the image or disks', frame.offset);
