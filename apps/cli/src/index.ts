@@ -1,6 +1,9 @@
 import { ExitStatus, FtvmError } from '@ftvm/core';
 import { Command, CommanderError } from 'commander';
 import packageJson from '../package.json' with { type: 'json' };
+import { addRecordCommand } from './commands/record.js';
+import { addReplayCommand } from './commands/replay.js';
+import { addRunCommand } from './commands/run.js';
 
 /** Where the command writes; tests pass their own. */
 export interface CliOutput {
@@ -13,8 +16,11 @@ const processOutput: CliOutput = {
   stderr: (text) => process.stderr.write(text),
 };
 
-/** Builds the `ftvm` command. Subcommands are added here as they are implemented. */
-export function buildProgram(output: CliOutput = processOutput): Command {
+/** Builds the `ftvm` command. `setExitStatus` receives the status a subcommand wants to exit with. */
+export function buildProgram(
+  output: CliOutput = processOutput,
+  setExitStatus: (status: number) => void = () => {},
+): Command {
   const program = new Command('ftvm')
     .description('Fault-tolerant RISC-V virtual machines: run, record and replay guests')
     .version(packageJson.version, '-V, --version', 'print the version')
@@ -26,6 +32,10 @@ export function buildProgram(output: CliOutput = processOutput): Command {
       writeErr: (text) => output.stderr(text),
       outputError: (text, write) => write(text.startsWith('error: ') ? `ftvm: ${text.slice(7)}` : text),
     });
+  addRunCommand(program, output, setExitStatus);
+  addRecordCommand(program, output, setExitStatus);
+  addReplayCommand(program, output, setExitStatus);
+
   return program;
 }
 
@@ -42,10 +52,13 @@ export function reportFailure(error: unknown, output: CliOutput = processOutput)
 
 /** Runs the command with `argv` (as `process.argv`: node, script, arguments…); returns the exit status. */
 export async function main(argv: readonly string[], output: CliOutput = processOutput): Promise<number> {
-  const program = buildProgram(output);
+  let exitStatus = 0;
+  const program = buildProgram(output, (status) => {
+    exitStatus = status;
+  });
   try {
     await program.parseAsync([...argv]);
-    return 0;
+    return exitStatus;
   } catch (error) {
     if (error instanceof CommanderError) {
       // --help and --version end here with exitCode 0; usage errors were already printed.

@@ -19,7 +19,8 @@ export const PAGE_SHIFT = 12;
  * Dirty tracking: whoever writes `bytes` (the CPU, a device doing DMA through {@link GuestMemory})
  * sets `dirtyPages[(address - base) >>> PAGE_SHIFT] = 1` at the latest when the write completes. A
  * CPU may remember which pages it already marked (to keep stores cheap); so whoever clears
- * `dirtyPages` must then call {@link Cpu.invalidateMemoryCaches} before the CPU runs again.
+ * `dirtyPages` must then call `Cpu.resetDirtyTracking` before the CPU runs again.
+
  */
 export interface RamRegion {
   /** Guest-physical address of the first byte. */

@@ -72,6 +72,19 @@ export interface Cpu {
   invalidateMemoryCaches(): void;
 
   /**
+   * Drops what the CPU derived from `[address, address + sizeBytes)` (decoded or compiled code of
+   * those bytes). Cheaper than {@link Cpu.invalidateMemoryCaches}: the machine calls it after a
+   * device wrote guest memory by DMA.
+   */
+  invalidateMemoryRange(address: number, sizeBytes: number): void;
+
+  /**
+   * Forgets which pages the CPU already marked dirty, keeping decoded code. The machine calls it
+   * after it cleared `dirtyPages` without writing memory.
+   */
+  resetDirtyTracking(): void;
+
+  /**
    * Puts the hart in its reset state (M-mode, CSRs at their reset values, no reservation, not
    * waiting) and sets the pc and the argument registers a0/a1. `icount` is NOT reset: execution
    * points never repeat, across board resets too.

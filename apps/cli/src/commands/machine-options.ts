@@ -1,0 +1,51 @@
+import type { ClockMode, UserDeviceSpec } from '@ftvm/machine';
+import { type Command, Option } from 'commander';
+import { parseMemorySize } from '../options.js';
+import { loadUserDevice } from './user-device.js';
+
+/** The flags that describe the machine, shared by `run` and `record`. */
+export interface MachineFlags {
+  kernel: string;
+  memory: string;
+  clock: ClockMode;
+  device: string[];
+  stats?: boolean;
+  append?: string;
+}
+
+export function addMachineFlags(command: Command): Command {
+  return command
+    .requiredOption(
+      '--kernel <file>',
+      'guest image: an RV32 ELF executable, or a raw binary loaded at 0x80000000',
+    )
+    .option('-m, --memory <size>', 'guest RAM, as QEMU -m (e.g. 64M, 1G)', '64M')
+    .addOption(
+      new Option('--clock <source>', 'guest time: the host clock, or derived from the instruction count')
+        .choices(['host', 'icount'])
+        .default('host'),
+    )
+    .option(
+      '--device <module[,key=value...]>',
+      'add a device from a module whose default export makes one (repeatable)',
+      (value: string, previous: string[]) => [...previous, value],
+      [] as string[],
+    )
+    .option('--append <cmdline>', 'kernel command line, as QEMU -append (the guest reads /chosen/bootargs)')
+    .option('--stats', 'print steps, seconds and MIPS on stderr at exit');
+}
+
+export async function userDevices(specs: readonly string[]): Promise<UserDeviceSpec[]> {
+  const devices: UserDeviceSpec[] = [];
+  for (const spec of specs) devices.push(await loadUserDevice(spec, devices.length));
+  return devices;
+}
+
+export function ramSize(flags: Pick<MachineFlags, 'memory'>): number {
+  return parseMemorySize(flags.memory);
+}
+
+/** The `--stats` line: `ftvm: steps=N seconds=S mips=M`. */
+export function statsLine(steps: number, seconds: number): string {
+  return `ftvm: steps=${steps} seconds=${seconds.toFixed(3)} mips=${(steps / Math.max(seconds, 1e-9) / 1e6).toFixed(1)}\n`;
+}

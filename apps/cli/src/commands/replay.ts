@@ -1,0 +1,137 @@
+import { createHash } from 'node:crypto';
+import type { LogEntry } from '@ftvm/core';
+import { DivergenceError, ExitStatus, FtvmError, isInStepEntry } from '@ftvm/core';
+import { readRecordFile } from '@ftvm/log-codec';
+import { type ClockMode, Machine, MemoryLog, runMachine } from '@ftvm/machine';
+import { createNodeHost } from '@ftvm/machine/node';
+import { SingleBar } from 'cli-progress';
+import type { Command } from 'commander';
+import type { CliOutput } from '../index.js';
+import { readInputFile } from '../options.js';
+import { ConsoleWriter } from './console.js';
+import { statsLine, userDevices } from './machine-options.js';
+
+interface ReplayFlags {
+  device: string[];
+  quiet?: boolean;
+  stats?: boolean;
+  progress: boolean;
+}
+
+/** `ftvm replay`: re-executes a recording and checks it does exactly what the recording did. */
+export function addReplayCommand(
+  program: Command,
+  output: CliOutput,
+  setExitStatus: (status: number) => void,
+): void {
+  program
+    .command('replay')
+    .description(
+      're-execute a recording, checking outputs and state hashes; exits 65 at the first divergence',
+    )
+    .argument('<file>', 'a record file written by `ftvm record`')
+    .option(
+      '--device <module[,key=value...]>',
+      'the same user devices the recording had (repeatable)',
+      (value: string, previous: string[]) => [...previous, value],
+      [] as string[],
+    )
+    .option('-q, --quiet', 'do not print the replayed console output')
+    .option('--no-progress', 'no progress bar (shown only on a terminal anyway)')
+    .option('--stats', 'print steps, seconds and MIPS on stderr at exit')
+    .action(async (file: string, flags: ReplayFlags) => {
+      setExitStatus(await replayRecording(file, flags, output));
+    });
+}
+
+function badRecording(message: string): FtvmError {
+  return new FtvmError(message, 'FTVM_LOG_FORMAT', ExitStatus.dataError);
+}
+
+async function replayRecording(path: string, flags: ReplayFlags, output: CliOutput): Promise<number> {
+  const recording = readRecordFile(readInputFile(path, 'recording'));
+  const { header } = recording;
+  const config = header.machine as {
+    ramSizeBytes?: unknown;
+    clock?: unknown;
+    realtimeBaseNs?: unknown;
+    logOutputs?: unknown;
+    bootArgs?: unknown;
+  };
+  if (typeof config?.ramSizeBytes !== 'number' || (config.clock !== 'host' && config.clock !== 'icount')) {
+    throw badRecording(`${path}: the recording does not describe its machine`);
+  }
+  const image = header.image.bytes;
+  if (!image) throw badRecording(`${path}: the recording does not hold its guest image`);
+  const digest = `sha256:${createHash('sha256').update(image).digest('hex')}`;
+  if (digest !== header.image.digest)
+    throw badRecording(`${path}: the guest image in the recording is damaged`);
+
+  const log = new MemoryLog();
+  for (const entry of recording.entries) log.append(entry);
+  if (recording.truncated) {
+    // Cut short by a crash: replay its whole frames, up to the last point they reach.
+    const last = recording.entries.at(-1);
+    if (last && last.kind !== 'stop') {
+      const icount = isInStepEntry(last) ? last.icount + 1 : last.icount;
+      log.append({ kind: 'progress', seq: last.seq + 1, icount } satisfies LogEntry);
+    }
+    output.stderr(`ftvm: ${path} was cut short; replaying its ${recording.entries.length} whole entries\n`);
+  }
+  log.close();
+
+  const console = new ConsoleWriter();
+  const machine = new Machine({
+    ramSizeBytes: config.ramSizeBytes,
+    clock: config.clock as ClockMode,
+    realtimeBaseNs: typeof config.realtimeBaseNs === 'number' ? config.realtimeBaseNs : undefined,
+    bootArgs: typeof config.bootArgs === 'string' ? config.bootArgs : undefined,
+
+    mode: 'replay',
+    replayLog: log.reader(),
+    logOutputs: config.logOutputs === true,
+    replayOutputs: !flags.quiet,
+    devices: await userDevices(flags.device),
+    onOutput: (item) => {
+      if (item.kind === 'console') console.write(item.data);
+    },
+  });
+  const recordedDevices = JSON.stringify((header.machine as { devices?: unknown }).devices);
+  if (JSON.stringify((machine.config as { devices?: unknown }).devices) !== recordedDevices) {
+    throw badRecording(`${path}: the recording had other devices; give the same --device flags`);
+  }
+  machine.loadImage(image, header.image.name);
+
+  const totalIcount = recording.trailer?.lastIcount ?? recording.entries.at(-1)?.icount ?? 0;
+  const bar =
+    flags.progress && process.stderr.isTTY
+      ? new SingleBar({
+          format: 'replay [{bar}] {percentage}% | icount {value}/{total}',
+          stream: process.stderr,
+        })
+      : undefined;
+  bar?.start(totalIcount, 0);
+  const host = createNodeHost();
+  const startNs = host.monotonicNs();
+  try {
+    const result = await runMachine(machine, host, {
+      onProgress: () => {
+        console.flush();
+        bar?.update(Math.min(machine.cpu.icount, totalIcount));
+      },
+    });
+    bar?.update(totalIcount);
+    bar?.stop();
+    console.flush();
+    if (flags.stats) output.stderr(statsLine(result.steps, (host.monotonicNs() - startNs) / 1e9));
+    return result.exitStatus ?? 0;
+  } catch (error) {
+    bar?.stop();
+    console.flush();
+    if (DivergenceError.is(error)) output.stderr(`ftvm: ${path}: ${error.message}\n`);
+    else throw error;
+    return error.exitStatus;
+  } finally {
+    machine.dispose();
+  }
+}

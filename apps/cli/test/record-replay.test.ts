@@ -1,0 +1,124 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { LogEntry } from '@ftvm/core';
+import { imagePath } from '@ftvm/guests';
+import { concatBytes, FrameDecoder, RecordFileWriter, readRecordFile } from '@ftvm/log-codec';
+import { describe, expect, it } from 'vitest';
+
+const bin = fileURLToPath(new URL('../bin/ftvm.js', import.meta.url));
+const built = existsSync(fileURLToPath(new URL('../dist/index.js', import.meta.url)));
+const directory = mkdtempSync(join(tmpdir(), 'ftvm-record-'));
+
+function ftvm(args: string[], input = '') {
+  const result = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', input, timeout: 120_000 });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** Rewrites a record file with `edit` applied to its entries (a well-formed file that lies). */
+function rewrite(source: string, target: string, edit: (entries: LogEntry[]) => LogEntry[]): void {
+  const contents = readRecordFile(new Uint8Array(readFileSync(source)));
+  const writer = new RecordFileWriter();
+  const { format: _format, version: _version, ...header } = contents.header;
+  const parts = [writer.start(header)];
+  for (const entry of edit(contents.entries)) parts.push(writer.append(entry));
+  parts.push(writer.finish(contents.trailer?.exitStatus ?? null));
+  writeFileSync(target, concatBytes(parts));
+}
+
+describe.skipIf(!built)('ftvm record and ftvm replay (needs `npm run build`)', () => {
+  const clockRecording = join(directory, 'clock.ftlog');
+  let recordedOutput = '';
+
+  it('records a run and replays it to the same console output and exit status', () => {
+    const recorded = ftvm([
+      'record',
+      '--kernel',
+      imagePath('clock'),
+      '-o',
+      clockRecording,
+      '--checkpoint-interval',
+      '5000',
+    ]);
+    expect(recorded.status).toBe(0);
+    recordedOutput = recorded.stdout;
+    expect(recordedOutput).toContain('clock: ok');
+    const replayed = ftvm(['replay', clockRecording]);
+    expect(replayed.stderr).toBe('');
+    expect(replayed.status).toBe(0);
+    // Every line, the non-deterministic ones too: the replay reads the recorded times.
+    expect(replayed.stdout).toBe(recordedOutput);
+  });
+
+  it('records console input and replays it without any', () => {
+    const words = [
+      0x100002b7, 0x0052c303, 0x00137313, 0xfe030ce3, 0x0002c383, 0x00728023, 0x07100e13, 0xffc394e3,
+      0x001002b7, 0x00005337, 0x55530313, 0x0062a023, 0x0000006f,
+    ];
+    const program = join(directory, 'echo.bin');
+    const bytes = new Uint8Array(words.length * 4);
+    words.forEach((word, index) => {
+      new DataView(bytes.buffer).setUint32(index * 4, word, true);
+    });
+    writeFileSync(program, bytes);
+    const recording = join(directory, 'echo.ftlog');
+    expect(ftvm(['record', '--kernel', program, '-o', recording], 'typed q').stdout).toBe('typed q');
+    const replayed = ftvm(['replay', recording]);
+    expect(replayed.status).toBe(0);
+    expect(replayed.stdout).toBe('typed q');
+  });
+
+  it('detects a recording whose values were changed, naming the icount, and exits 65', () => {
+    const tampered = join(directory, 'tampered.ftlog');
+    let victimIcount = -1;
+    rewrite(clockRecording, tampered, (entries) =>
+      entries.map((entry) => {
+        if (victimIcount < 0 && entry.kind === 'nondet' && entry.device === 'rtc') {
+          victimIcount = entry.icount;
+          return { ...entry, value: (entry.value as number) + 5e9 };
+        }
+        return entry;
+      }),
+    );
+    const replayed = ftvm(['replay', '-q', tampered]);
+    expect(replayed.status).toBe(65);
+    const match = /replay diverged at icount (\d+) \((output|state-hash)\)/.exec(replayed.stderr);
+    expect(match).not.toBeNull();
+    expect(Number(match?.[1])).toBeGreaterThanOrEqual(victimIcount);
+    expect(replayed.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('replays the whole frames of a recording cut short, wherever it was cut', () => {
+    const whole = new Uint8Array(readFileSync(clockRecording));
+    const cut = join(directory, 'cut.ftlog');
+    let longest = 0;
+    // Cut in the middle of every frame after the header.
+    const frames = new FrameDecoder().push(whole).slice(1);
+    expect(frames.length).toBeGreaterThan(2);
+    for (const frame of frames) {
+      writeFileSync(cut, whole.subarray(0, frame.offset + Math.floor(frame.length / 2)));
+
+      const replayed = ftvm(['replay', cut]);
+      expect(replayed.stderr).toMatch(/was cut short; replaying its \d+ whole entries/);
+      expect(replayed.status).toBe(0);
+      expect(recordedOutput.startsWith(replayed.stdout)).toBe(true);
+      expect(replayed.stdout.length).toBeGreaterThanOrEqual(longest);
+      longest = replayed.stdout.length;
+    }
+    expect(longest).toBeGreaterThan(0);
+  });
+
+  it('refuses a damaged or foreign file with one line and status 65, a missing one with 66', () => {
+    const damaged = new Uint8Array(readFileSync(clockRecording));
+    damaged[Math.floor(damaged.length / 2)] ^= 0x55;
+    const damagedPath = join(directory, 'damaged.ftlog');
+    writeFileSync(damagedPath, damaged);
+    const result = ftvm(['replay', damagedPath]);
+    expect(result.status).toBe(65);
+    expect(result.stderr).toMatch(/^ftvm: .*(checksum|malformed)/);
+    expect(ftvm(['replay', imagePath('hello')]).status).toBe(65);
+    expect(ftvm(['replay', join(directory, 'missing.ftlog')]).status).toBe(66);
+  });
+});

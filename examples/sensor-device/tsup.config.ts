@@ -1,0 +1,7 @@
+import { defineConfig } from 'tsup';
+import { packageBuild } from '../../tsup.shared.ts';
+
+export default defineConfig({
+  ...packageBuild({ index: 'src/index.ts', 'device-module': 'src/device-module.ts' }),
+  platform: 'node',
+});

@@ -1,0 +1,2178 @@
+import type { Bus, Cpu, CpuInterruptLine, PlainValue, RamRegion, RunOutcome, StateSection } from '@ftvm/core';
+import { ConfigError, SnapshotError } from '@ftvm/core';
+import { type BlockHost, type CompiledBlock, compileBlock } from './block-compiler.js';
+import * as riscv from './constants.js';
+import {
+  type CounterState,
+  counterHigh,
+  counterInhibit,
+  counterLow,
+  counterSet,
+  newCounter,
+} from './counter.js';
+import { DECODED_PAGE_WORDS, decode16, decode32, SCRATCH_SLOT } from './decode.js';
+import { PhysicalMemoryProtection, PMP_ENTRIES, PMP_R, PMP_W, PMP_X } from './pmp.js';
+
+/**
+ * Operation numbers of decoded instructions (decode.ts has the slot layout). Dense from 1, so the
+ * interpreter's switch compiles to a jump table; defined here, beside that switch, so that a
+ * per-file TypeScript transform (vitest, the `@ftvm/source` condition) still inlines them.
+ */
+export const enum Op {
+  Lui = 1,
+  Auipc,
+  Jal,
+  Jalr,
+  Beq,
+  Bne,
+  Blt,
+  Bge,
+  Bltu,
+  Bgeu,
+  Lb,
+  Lh,
+  Lw,
+  Lbu,
+  Lhu,
+  Sb,
+  Sh,
+  Sw,
+  Addi,
+  Slti,
+  Sltiu,
+  Xori,
+  Ori,
+  Andi,
+  Slli,
+  Srli,
+  Srai,
+  Add,
+  Sub,
+  Sll,
+  Slt,
+  Sltu,
+  Xor,
+  Srl,
+  Sra,
+  Or,
+  And,
+  Mul,
+  Mulh,
+  Mulhsu,
+  Mulhu,
+  Div,
+  Divu,
+  Rem,
+  Remu,
+  /** An instruction with no architectural effect here: FENCE, and ALU operations writing x0. */
+  Nop,
+  FenceI,
+  Ecall,
+  Ebreak,
+  Mret,
+  Sret,
+  Wfi,
+  SfenceVma,
+  Csrrw,
+  Csrrs,
+  Csrrc,
+  Csrrwi,
+  Csrrsi,
+  Csrrci,
+  LrW,
+  ScW,
+  AmoswapW,
+  AmoaddW,
+  AmoxorW,
+  AmoandW,
+  AmoorW,
+  AmominW,
+  AmomaxW,
+  AmominuW,
+  AmomaxuW,
+  /** Illegal or unsupported: raises an illegal-instruction exception with the bits in tval. */
+  Illegal,
+}
+
+/** Options of {@link RiscvCpu}. */
+export interface RiscvCpuOptions {
+  readonly bus: Bus;
+  /**
+   * Returns the 64-bit machine timer (mtime, 10 MHz ticks) as a JS number. Read when the guest
+   * reads the `time`/`timeh` CSRs; without it those CSRs are illegal, as on QEMU without a timer.
+   */
+  readonly readTime?: () => number;
+  /** The value of mhartid; 0 by default. */
+  readonly hartId?: number;
+  /**
+   * Compile hot blocks of instructions into JavaScript functions (with `new Function`); true by
+   * default. Set false where code generation is not allowed (a strict Content-Security-Policy);
+   * the interpreter alone behaves identically, only slower.
+   */
+  readonly compileBlocks?: boolean;
+}
+
+const TLB_ENTRIES = 256;
+const TLB_MASK = TLB_ENTRIES - 1;
+const ACCESS_FETCH = 0;
+const ACCESS_LOAD = 1;
+const ACCESS_STORE = 2;
+/** Returned by instruction helpers instead of a next pc when they took a trap (pcs are even). */
+const TRAPPED = 1;
+const PTE_V = 1;
+const PTE_R = 2;
+const PTE_W = 4;
+const PTE_X = 8;
+const PTE_U = 16;
+const PTE_A = 64;
+const PTE_D = 128;
+const TWO_POW_32 = 0x1_0000_0000;
+/** Interrupts in the order the privileged spec takes them (3.1.9), with LCOFI last. */
+const INTERRUPT_PRIORITY = [
+  riscv.IRQ_MEI,
+  riscv.IRQ_MSI,
+  riscv.IRQ_MTI,
+  riscv.IRQ_SEI,
+  riscv.IRQ_SSI,
+  riscv.IRQ_STI,
+  riscv.IRQ_LCOFI,
+];
+const INTERRUPT_LINE_BITS: Record<CpuInterruptLine, number> = {
+  'machine-software': riscv.MIP_MSIP,
+  'machine-timer': riscv.MIP_MTIP,
+  'machine-external': riscv.MIP_MEIP,
+  'supervisor-external': riscv.MIP_SEIP,
+};
+/** Executions of an instruction by the interpreter before a block is compiled starting there. */
+const BLOCK_COMPILE_THRESHOLD = 40;
+const STATE_KIND = 'riscv-cpu';
+const STATE_VERSION = 1;
+
+/** Names of the plain CSR fields saved in a snapshot, in a fixed order. */
+const SAVED_CSR_NAMES = [
+  'mstatus',
+  'mstatush',
+  'medeleg',
+  'mideleg',
+  'mie',
+  'mipSoftware',
+  'mtvec',
+  'mcounteren',
+  'mcountinhibit',
+  'menvcfg',
+  'menvcfgh',
+  'mscratch',
+  'mepc',
+  'mcause',
+  'mtval',
+  'stvec',
+  'scounteren',
+  'senvcfg',
+  'sscratch',
+  'sepc',
+  'scause',
+  'stval',
+  'satp',
+  'tselect',
+] as const;
+type SavedCsrName = (typeof SAVED_CSR_NAMES)[number];
+
+/**
+ * An RV32IMAC hart with M, S and U modes, Sv32 paging and PMP, behaving as QEMU 7.2's `rv32` CPU
+ * on the virt board where the ISA manual leaves a choice.
+ *
+ * The interpreter executes pre-decoded instructions cached per physical page and compiles hot
+ * straight-line code into JavaScript functions (block-compiler.ts); both reach RAM through small
+ * TLBs that map virtual pages straight to offsets in the RAM byte array, and count every step so
+ * that `run(budget)` is exact.
+ *
+ * RAM is read through typed-array views, which use the host's byte order: the CPU requires a
+ * little-endian host (every platform Node and browsers run on).
+ */
+export class RiscvCpu implements Cpu {
+  private readonly bus: Bus;
+  private readonly readTime: (() => number) | undefined;
+  private readonly hartId: number;
+  private readonly compileBlocksEnabled: boolean;
+
+  // ---- architectural state ----
+  private readonly x = new Int32Array(32);
+  private pcValue = 0;
+  private privilege = riscv.PRIVILEGE_MACHINE;
+  private icountValue = 0;
+  /** Traps taken since boot: icount minus this is the number of instructions retired. */
+  private trapCount = 0;
+  private waitingForInterrupt = false;
+  private reservationValid = false;
+  private reservationAddress = 0;
+  private reservationValue = 0;
+  private mstatus = 0;
+  private mstatush = 0;
+  private medeleg = 0;
+  private mideleg = 0;
+  private mie = 0;
+  /** The software-writable bits of mip. */
+  private mipSoftware = 0;
+  /** The interrupt lines driven by devices (MSIP, MTIP, MEIP, SEIP). */
+  private mipLines = 0;
+  private mtvec = 0;
+  private mcounteren = 0;
+  private mcountinhibit = 0;
+  private menvcfg = 0;
+  private menvcfgh = 0;
+  private mscratch = 0;
+  private mepc = 0;
+  private mcause = 0;
+  private mtval = 0;
+  private stvec = 0;
+  private scounteren = 0;
+  private senvcfg = 0;
+  private sscratch = 0;
+  private sepc = 0;
+  private scause = 0;
+  private stval = 0;
+  private satp = 0;
+  private tselect = 0;
+  private readonly tdata2 = new Int32Array(2);
+  private readonly mhpmcounter = new Float64Array(32);
+  private readonly mhpmcounterh = new Float64Array(32);
+  private readonly mhpmevent = new Float64Array(32);
+  private readonly cycleCounter: CounterState = newCounter();
+  private readonly instretCounter: CounterState = newCounter();
+  private readonly pmp = new PhysicalMemoryProtection();
+
+  // ---- run control ----
+  private stopRequested = false;
+  /** Set by anything that needs the run loop to look again between steps (traps, CSR writes, lines). */
+  private breakLoop = false;
+  private trapRaised = false;
+
+  // ---- derived state and caches ----
+  /** Privilege that loads and stores use (MPRV applied). */
+  private dataPrivilege = riscv.PRIVILEGE_MACHINE;
+  private translationKey = -1;
+  private readonly ram: RamRegion | undefined;
+  private readonly ramBase: number;
+  private readonly ramSize: number;
+  private readonly ram8: Uint8Array;
+  private readonly ramI8: Int8Array;
+  private readonly ram16: Uint16Array;
+  private readonly ramI16: Int16Array;
+  private readonly ram32: Int32Array;
+  private readonly dirtyPages: Uint8Array;
+  private readonly otherRam: readonly RamRegion[];
+  /** Decoded instructions per page of the first RAM region. */
+  private readonly decodedPages: (Int32Array | undefined)[];
+  /** Compiled blocks per page (indexed by halfword), created with the decoded page. */
+  private readonly pageBlocks: ((CompiledBlock | undefined)[] | undefined)[];
+  /** How often the interpreter ran each halfword of a page (saturating), for compiling blocks. */
+  private readonly pageHeat: (Uint8Array | undefined)[];
+  /** Byte range of each page that compiled blocks cover, [low, high); low >= high when none. */
+  private readonly pageBlockLow: Int32Array;
+  private readonly pageBlockHigh: Int32Array;
+  /** The pc after a compiled block (set by the block). */
+  blockNextPc = 0;
+  private compiledBlockCount = 0;
+  private readonly scratchDecoded = new Int32Array(DECODED_PAGE_WORDS);
+  private readonly tlbLoadTag = new Int32Array(TLB_ENTRIES).fill(-1);
+  private readonly tlbLoadOffset = new Int32Array(TLB_ENTRIES);
+  private readonly tlbStoreTag = new Int32Array(TLB_ENTRIES).fill(-1);
+  private readonly tlbStoreOffset = new Int32Array(TLB_ENTRIES);
+  /**
+   * Stores into RAM pages that hold decoded code: still translated and checked, but they must drop
+   * the decoded instructions they overwrite, so they take this second, slower TLB.
+   */
+  private readonly tlbCodeStoreTag = new Int32Array(TLB_ENTRIES).fill(-1);
+  private readonly tlbCodeStoreOffset = new Int32Array(TLB_ENTRIES);
+  private readonly tlbFetchTag = new Int32Array(TLB_ENTRIES).fill(-1);
+  private readonly tlbFetchPage = new Int32Array(TLB_ENTRIES);
+  /** Virtual page of the page last returned by fetchPage, or -1 when it is not cacheable. */
+  private fetchedVpn = -1;
+  /** Byte offset in RAM of the page last returned by fetchPage. */
+  private fetchedPageOffset = 0;
+
+  constructor(options: RiscvCpuOptions) {
+    if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
+      throw new ConfigError('RiscvCpu needs a little-endian host');
+    }
+    this.bus = options.bus;
+    this.readTime = options.readTime;
+    this.hartId = options.hartId ?? 0;
+    this.compileBlocksEnabled = options.compileBlocks ?? true;
+    const regions = options.bus.ram;
+    const first = regions[0];
+    this.otherRam = regions.slice(1);
+    if (first !== undefined && first.bytes.byteOffset % 4 === 0 && first.size % 4096 === 0) {
+      this.ram = first;
+      this.ramBase = first.base;
+      this.ramSize = first.size;
+      const buffer = first.bytes.buffer;
+      const offset = first.bytes.byteOffset;
+      this.ram8 = first.bytes;
+      this.ramI8 = new Int8Array(buffer, offset, first.size);
+      this.ram16 = new Uint16Array(buffer, offset, first.size >>> 1);
+      this.ramI16 = new Int16Array(buffer, offset, first.size >>> 1);
+      this.ram32 = new Int32Array(buffer, offset, first.size >>> 2);
+      this.dirtyPages = first.dirtyPages;
+    } else {
+      this.ram = undefined;
+      this.otherRam = regions;
+      this.ramBase = 0;
+      this.ramSize = 0;
+      this.ram8 = new Uint8Array(0);
+      this.ramI8 = new Int8Array(0);
+      this.ram16 = new Uint16Array(0);
+      this.ramI16 = new Int16Array(0);
+      this.ram32 = new Int32Array(0);
+      this.dirtyPages = new Uint8Array(0);
+    }
+    const pages = this.ramSize >>> 12;
+    this.decodedPages = new Array<Int32Array | undefined>(pages).fill(undefined);
+    this.pageBlocks = new Array<(CompiledBlock | undefined)[] | undefined>(pages).fill(undefined);
+    this.pageHeat = new Array<Uint8Array | undefined>(pages).fill(undefined);
+    this.pageBlockLow = new Int32Array(pages);
+    this.pageBlockHigh = new Int32Array(pages);
+    this.reset(0, 0, 0);
+  }
+
+  get icount(): number {
+    return this.icountValue;
+  }
+
+  get pc(): number {
+    return this.pcValue >>> 0;
+  }
+
+  get waiting(): boolean {
+    return this.waitingForInterrupt;
+  }
+
+  /** How many blocks were compiled since construction (a statistic; not architectural state). */
+  get compiledBlocks(): number {
+    return this.compiledBlockCount;
+  }
+
+  /** The current privilege mode: 0 user, 1 supervisor, 3 machine. */
+  get privilegeMode(): number {
+    return this.privilege;
+  }
+
+  getRegister(index: number): number {
+    return (this.x[index & 31] as number) >>> 0;
+  }
+
+  /** Sets general-purpose register `index` (writes to x0 are ignored). For tests and loaders. */
+  setRegister(index: number, value: number): void {
+    if ((index & 31) !== 0) this.x[index & 31] = value;
+  }
+
+  /**
+   * Reads a CSR as the hart in M mode would, without side effects on the guest (reading
+   * `time`/`timeh` does call readTime), or undefined when it does not exist. For tests and
+   * debuggers.
+   */
+  readCsr(csr: number): number | undefined {
+    const value = this.csrRead(csr & 0xfff);
+    return value === undefined ? undefined : value >>> 0;
+  }
+
+  reset(pc: number, a0: number, a1: number): void {
+    this.x.fill(0);
+    this.x[10] = a0;
+    this.x[11] = a1;
+    this.pcValue = pc | 0;
+    this.privilege = riscv.PRIVILEGE_MACHINE;
+    this.waitingForInterrupt = false;
+    this.reservationValid = false;
+    this.mstatus = 0;
+    this.mstatush = 0;
+    this.medeleg = 0;
+    this.mideleg = 0;
+    this.mie = 0;
+    this.mipSoftware = 0;
+    this.mtvec = 0;
+    this.mcounteren = 0;
+    this.mcountinhibit = 0;
+    this.menvcfg = 0;
+    this.menvcfgh = 0;
+    this.mscratch = 0;
+    this.mepc = 0;
+    this.mcause = 0;
+    this.mtval = 0;
+    this.stvec = 0;
+    this.scounteren = 0;
+    this.senvcfg = 0;
+    this.sscratch = 0;
+    this.sepc = 0;
+    this.scause = 0;
+    this.stval = 0;
+    this.satp = 0;
+    this.tselect = 0;
+    this.tdata2.fill(0);
+    this.mhpmcounter.fill(0);
+    this.mhpmcounterh.fill(0);
+    this.mhpmevent.fill(0);
+    const retired = this.retired();
+    this.cycleCounter.inhibited = false;
+    this.instretCounter.inhibited = false;
+    counterSet(this.cycleCounter, retired, 0, 0);
+    counterSet(this.instretCounter, retired, 0, 0);
+    this.pmp.reset();
+    this.breakLoop = true;
+    this.trapRaised = false;
+    this.updateTranslation(true);
+    this.invalidateMemoryCaches();
+  }
+
+  requestStop(): void {
+    this.stopRequested = true;
+    this.breakLoop = true;
+  }
+
+  setInterruptLine(line: CpuInterruptLine, level: boolean): void {
+    const bit = INTERRUPT_LINE_BITS[line];
+    if (level) this.mipLines |= bit;
+    else this.mipLines &= ~bit;
+    this.breakLoop = true;
+  }
+
+  invalidateMemoryCaches(): void {
+    this.decodedPages.fill(undefined);
+    this.pageBlocks.fill(undefined);
+    this.pageHeat.fill(undefined);
+    this.pageBlockLow.fill(0);
+    this.pageBlockHigh.fill(0);
+    this.flushTlb();
+  }
+
+  /**
+   * A cheaper {@link invalidateMemoryCaches} for writes behind the CPU's back (DMA): drops only
+   * the decoded instructions and compiled blocks that overlap the guest-physical bytes
+   * [address, address + sizeBytes). Call it between runs. (Not part of the `Cpu` contract.)
+   */
+  invalidateMemoryRange(address: number, sizeBytes: number): void {
+    const start = Math.max(address - this.ramBase, 0);
+    const end = Math.min(address - this.ramBase + sizeBytes, this.ramSize);
+    if (this.ram === undefined || start >= end) return;
+    this.forgetDecoded(start, end - start);
+    this.breakLoop = true;
+  }
+
+  /**
+   * A cheaper {@link invalidateMemoryCaches} for when the machine cleared `dirtyPages` but wrote
+   * no memory: forgets only which pages this CPU already marked dirty (its store TLBs), keeping
+   * decoded instructions and compiled blocks. Call it between runs. (Not part of the `Cpu`
+   * contract.)
+   */
+  resetDirtyTracking(): void {
+    this.tlbStoreTag.fill(-1);
+    this.tlbCodeStoreTag.fill(-1);
+  }
+
+  run(budget: number): RunOutcome {
+    if (this.stopRequested) {
+      this.stopRequested = false;
+      return { steps: 0, reason: 'stop' };
+    }
+    let done = 0;
+    while (done < budget) {
+      if (this.waitingForInterrupt) {
+        if ((this.mipValue() & this.mie) === 0) return { steps: done, reason: 'wfi' };
+        this.waitingForInterrupt = false;
+      }
+      if (this.takePendingInterrupt()) {
+        done++;
+        continue;
+      }
+      this.breakLoop = false;
+      done += this.executeSteps(budget - done);
+      if (this.stopRequested) {
+        this.stopRequested = false;
+        return { steps: done, reason: 'stop' };
+      }
+    }
+    return { steps: done, reason: 'budget' };
+  }
+
+  // ======================================================================================
+  // The interpreter
+  // ======================================================================================
+
+  /**
+   * Executes up to `limit` steps, stopping early (after the step) when something sets breakLoop.
+   * A trap ends the call and counts as one step. Returns the steps done.
+   *
+   * Only the slow paths (method calls) can set breakLoop, so only they check it, by dropping
+   * `limit` to 0; the fast paths test nothing but the loop condition.
+   */
+  private executeSteps(limit: number): number {
+    const x = this.x;
+    const ram8 = this.ram8;
+    const ramI8 = this.ramI8;
+    const ram16 = this.ram16;
+    const ramI16 = this.ramI16;
+    const ram32 = this.ram32;
+    const tlbLoadTag = this.tlbLoadTag;
+    const tlbLoadOffset = this.tlbLoadOffset;
+    const tlbStoreTag = this.tlbStoreTag;
+    const tlbStoreOffset = this.tlbStoreOffset;
+    const icountStart = this.icountValue;
+    let pc = this.pcValue;
+    let steps = 0;
+    let fetchVpn = -1;
+    let decoded: Int32Array = this.scratchDecoded;
+    let blocks: (CompiledBlock | undefined)[] | undefined;
+    let heat: Uint8Array | undefined;
+    const host = this as unknown as BlockHost;
+    loop: while (steps < limit) {
+      if (pc >>> 12 !== fetchVpn) {
+        this.pcValue = pc;
+        this.icountValue = icountStart + steps;
+        const page = this.fetchPage(pc);
+        if (page === null) break;
+        if (this.breakLoop) limit = 0;
+        decoded = page;
+        fetchVpn = this.fetchedVpn;
+        if (fetchVpn !== -1 && this.compileBlocksEnabled) {
+          blocks = this.pageBlocks[this.fetchedPageOffset >>> 12];
+          heat = this.pageHeat[this.fetchedPageOffset >>> 12];
+        } else {
+          blocks = undefined;
+        }
+      }
+      let slot = pc & 0xffe;
+      if (blocks !== undefined) {
+        const block = blocks[slot >>> 1];
+        if (block !== undefined) {
+          if (block.pc === pc && block.steps <= limit - steps) {
+            const done = block.run(
+              host,
+              x,
+              icountStart + steps,
+              ram8,
+              ramI8,
+              ram16,
+              ramI16,
+              ram32,
+              tlbLoadTag,
+              tlbLoadOffset,
+              tlbStoreTag,
+              tlbStoreOffset,
+              limit - steps,
+            );
+            steps += done;
+            if (this.trapRaised) break;
+            pc = this.blockNextPc;
+            if (this.breakLoop) limit = 0;
+            continue;
+          }
+        } else {
+          const count = (heat as Uint8Array)[slot >>> 1] as number;
+          if (count < 255) {
+            (heat as Uint8Array)[slot >>> 1] = count + 1;
+            if (count + 1 === BLOCK_COMPILE_THRESHOLD) {
+              const compiled = this.compileBlockAt(decoded, slot, pc);
+              if (compiled !== undefined) {
+                blocks[slot >>> 1] = compiled;
+                continue; // run it
+              }
+            }
+          }
+        }
+      }
+      let meta = decoded[slot] as number;
+      if (meta === 0) {
+        this.pcValue = pc;
+        this.icountValue = icountStart + steps;
+        slot = this.decodeSlot(decoded, slot, pc);
+        if (slot < 0) break;
+        if (this.breakLoop) limit = 0;
+        meta = decoded[slot] as number;
+      }
+      const imm = decoded[slot + 1] as number;
+      const rd = (meta >>> 8) & 31;
+      const rs1 = (meta >>> 13) & 31;
+      const rs2 = (meta >>> 18) & 31;
+      const nextPc = (pc + 2 + ((meta >>> 22) & 2)) | 0;
+      switch (meta & 0xff) {
+        case Op.Lui:
+          x[rd] = imm;
+          pc = nextPc;
+          break;
+        case Op.Auipc:
+          x[rd] = pc + imm;
+          pc = nextPc;
+          break;
+        case Op.Jal:
+          x[rd] = nextPc;
+          x[0] = 0;
+          pc = (pc + imm) | 0;
+          break;
+        case Op.Jalr: {
+          const target = ((x[rs1] as number) + imm) & ~1;
+          x[rd] = nextPc;
+          x[0] = 0;
+          pc = target;
+          break;
+        }
+        case Op.Beq:
+          pc = (x[rs1] as number) === (x[rs2] as number) ? (pc + imm) | 0 : nextPc;
+          break;
+        case Op.Bne:
+          pc = (x[rs1] as number) !== (x[rs2] as number) ? (pc + imm) | 0 : nextPc;
+          break;
+        case Op.Blt:
+          pc = (x[rs1] as number) < (x[rs2] as number) ? (pc + imm) | 0 : nextPc;
+          break;
+        case Op.Bge:
+          pc = (x[rs1] as number) >= (x[rs2] as number) ? (pc + imm) | 0 : nextPc;
+          break;
+        case Op.Bltu:
+          pc = (x[rs1] as number) >>> 0 < (x[rs2] as number) >>> 0 ? (pc + imm) | 0 : nextPc;
+          break;
+        case Op.Bgeu:
+          pc = (x[rs1] as number) >>> 0 >= (x[rs2] as number) >>> 0 ? (pc + imm) | 0 : nextPc;
+          break;
+        case Op.Lb: {
+          const va = ((x[rs1] as number) + imm) | 0;
+          const entry = (va >>> 12) & TLB_MASK;
+          let value: number;
+          if (tlbLoadTag[entry] === va >>> 12) {
+            value = ramI8[(tlbLoadOffset[entry] as number) + (va & 0xfff)] as number;
+          } else {
+            this.pcValue = pc;
+            this.icountValue = icountStart + steps;
+            value = (this.loadSlow(va, 1) << 24) >> 24;
+            if (this.trapRaised) break loop;
+            if (this.breakLoop) limit = 0;
+          }
+          x[rd] = value;
+          x[0] = 0;
+          pc = nextPc;
+          break;
+        }
+        case Op.Lbu: {
+          const va = ((x[rs1] as number) + imm) | 0;
+          const entry = (va >>> 12) & TLB_MASK;
+          let value: number;
+          if (tlbLoadTag[entry] === va >>> 12) {
+            value = ram8[(tlbLoadOffset[entry] as number) + (va & 0xfff)] as number;
+          } else {
+            this.pcValue = pc;
+            this.icountValue = icountStart + steps;
+            value = this.loadSlow(va, 1);
+            if (this.trapRaised) break loop;
+            if (this.breakLoop) limit = 0;
+          }
+          x[rd] = value;
+          x[0] = 0;
+          pc = nextPc;
+          break;
+        }
+        case Op.Lh: {
+          const va = ((x[rs1] as number) + imm) | 0;
+          const entry = (va >>> 12) & TLB_MASK;
+          let value: number;
+          if (tlbLoadTag[entry] === va >>> 12 && (va & 1) === 0) {
+            value = ramI16[((tlbLoadOffset[entry] as number) + (va & 0xfff)) >> 1] as number;
+          } else {
+            this.pcValue = pc;
+            this.icountValue = icountStart + steps;
+            value = (this.loadSlow(va, 2) << 16) >> 16;
+            if (this.trapRaised) break loop;
+            if (this.breakLoop) limit = 0;
+          }
+          x[rd] = value;
+          x[0] = 0;
+          pc = nextPc;
+          break;
+        }
+        case Op.Lhu: {
+          const va = ((x[rs1] as number) + imm) | 0;
+          const entry = (va >>> 12) & TLB_MASK;
+          let value: number;
+          if (tlbLoadTag[entry] === va >>> 12 && (va & 1) === 0) {
+            value = ram16[((tlbLoadOffset[entry] as number) + (va & 0xfff)) >> 1] as number;
+          } else {
+            this.pcValue = pc;
+            this.icountValue = icountStart + steps;
+            value = this.loadSlow(va, 2);
+            if (this.trapRaised) break loop;
+            if (this.breakLoop) limit = 0;
+          }
+          x[rd] = value;
+          x[0] = 0;
+          pc = nextPc;
+          break;
+        }
+        case Op.Lw: {
+          const va = ((x[rs1] as number) + imm) | 0;
+          const entry = (va >>> 12) & TLB_MASK;
+          let value: number;
+          if (tlbLoadTag[entry] === va >>> 12 && (va & 3) === 0) {
+            value = ram32[((tlbLoadOffset[entry] as number) + (va & 0xfff)) >> 2] as number;
+          } else {
+            this.pcValue = pc;
+            this.icountValue = icountStart + steps;
+            value = this.loadSlow(va, 4);
+            if (this.trapRaised) break loop;
+            if (this.breakLoop) limit = 0;
+          }
+          x[rd] = value;
+          x[0] = 0;
+          pc = nextPc;
+          break;
+        }
+        case Op.Sb: {
+          const va = ((x[rs1] as number) + imm) | 0;
+          const entry = (va >>> 12) & TLB_MASK;
+          if (tlbStoreTag[entry] === va >>> 12) {
+            ram8[(tlbStoreOffset[entry] as number) + (va & 0xfff)] = x[rs2] as number;
+          } else {
+            this.pcValue = pc;
+            this.icountValue = icountStart + steps;
+            this.storeSlow(va, 1, x[rs2] as number);
+            if (this.trapRaised) break loop;
+            if (this.breakLoop) limit = 0;
+          }
+          pc = nextPc;
+          break;
+        }
+        case Op.Sh: {
+          const va = ((x[rs1] as number) + imm) | 0;
+          const entry = (va >>> 12) & TLB_MASK;
+          if (tlbStoreTag[entry] === va >>> 12 && (va & 1) === 0) {
+            ram16[((tlbStoreOffset[entry] as number) + (va & 0xfff)) >> 1] = x[rs2] as number;
+          } else {
+            this.pcValue = pc;
+            this.icountValue = icountStart + steps;
+            this.storeSlow(va, 2, x[rs2] as number);
+            if (this.trapRaised) break loop;
+            if (this.breakLoop) limit = 0;
+          }
+          pc = nextPc;
+          break;
+        }
+        case Op.Sw: {
+          const va = ((x[rs1] as number) + imm) | 0;
+          const entry = (va >>> 12) & TLB_MASK;
+          if (tlbStoreTag[entry] === va >>> 12 && (va & 3) === 0) {
+            ram32[((tlbStoreOffset[entry] as number) + (va & 0xfff)) >> 2] = x[rs2] as number;
+          } else {
+            this.pcValue = pc;
+            this.icountValue = icountStart + steps;
+            this.storeSlow(va, 4, x[rs2] as number);
+            if (this.trapRaised) break loop;
+            if (this.breakLoop) limit = 0;
+          }
+          pc = nextPc;
+          break;
+        }
+        case Op.Addi:
+          x[rd] = (x[rs1] as number) + imm;
+          pc = nextPc;
+          break;
+        case Op.Slti:
+          x[rd] = (x[rs1] as number) < imm ? 1 : 0;
+          pc = nextPc;
+          break;
+        case Op.Sltiu:
+          x[rd] = (x[rs1] as number) >>> 0 < imm >>> 0 ? 1 : 0;
+          pc = nextPc;
+          break;
+        case Op.Xori:
+          x[rd] = (x[rs1] as number) ^ imm;
+          pc = nextPc;
+          break;
+        case Op.Ori:
+          x[rd] = (x[rs1] as number) | imm;
+          pc = nextPc;
+          break;
+        case Op.Andi:
+          x[rd] = (x[rs1] as number) & imm;
+          pc = nextPc;
+          break;
+        case Op.Slli:
+          x[rd] = (x[rs1] as number) << imm;
+          pc = nextPc;
+          break;
+        case Op.Srli:
+          x[rd] = (x[rs1] as number) >>> imm;
+          pc = nextPc;
+          break;
+        case Op.Srai:
+          x[rd] = (x[rs1] as number) >> imm;
+          pc = nextPc;
+          break;
+        case Op.Add:
+          x[rd] = (x[rs1] as number) + (x[rs2] as number);
+          pc = nextPc;
+          break;
+        case Op.Sub:
+          x[rd] = (x[rs1] as number) - (x[rs2] as number);
+          pc = nextPc;
+          break;
+        case Op.Sll:
+          x[rd] = (x[rs1] as number) << (x[rs2] as number);
+          pc = nextPc;
+          break;
+        case Op.Slt:
+          x[rd] = (x[rs1] as number) < (x[rs2] as number) ? 1 : 0;
+          pc = nextPc;
+          break;
+        case Op.Sltu:
+          x[rd] = (x[rs1] as number) >>> 0 < (x[rs2] as number) >>> 0 ? 1 : 0;
+          pc = nextPc;
+          break;
+        case Op.Xor:
+          x[rd] = (x[rs1] as number) ^ (x[rs2] as number);
+          pc = nextPc;
+          break;
+        case Op.Srl:
+          x[rd] = (x[rs1] as number) >>> (x[rs2] as number);
+          pc = nextPc;
+          break;
+        case Op.Sra:
+          x[rd] = (x[rs1] as number) >> (x[rs2] as number);
+          pc = nextPc;
+          break;
+        case Op.Or:
+          x[rd] = (x[rs1] as number) | (x[rs2] as number);
+          pc = nextPc;
+          break;
+        case Op.And:
+          x[rd] = (x[rs1] as number) & (x[rs2] as number);
+          pc = nextPc;
+          break;
+        case Op.Mul:
+          x[rd] = Math.imul(x[rs1] as number, x[rs2] as number);
+          pc = nextPc;
+          break;
+        case Op.Mulh:
+          x[rd] = multiplyHighSigned(x[rs1] as number, x[rs2] as number);
+          pc = nextPc;
+          break;
+        case Op.Mulhsu:
+          x[rd] = multiplyHighSignedUnsigned(x[rs1] as number, x[rs2] as number);
+          pc = nextPc;
+          break;
+        case Op.Mulhu:
+          x[rd] = multiplyHighUnsigned(x[rs1] as number, x[rs2] as number);
+          pc = nextPc;
+          break;
+        case Op.Div: {
+          const dividend = x[rs1] as number;
+          const divisor = x[rs2] as number;
+          if (divisor === 0) x[rd] = -1;
+          else if (divisor === -1)
+            x[rd] = -dividend; // INT_MIN / -1 wraps to INT_MIN
+          else x[rd] = (dividend / divisor) | 0;
+          pc = nextPc;
+          break;
+        }
+        case Op.Divu: {
+          const divisor = (x[rs2] as number) >>> 0;
+          x[rd] = divisor === 0 ? -1 : ((x[rs1] as number) >>> 0) / divisor;
+          pc = nextPc;
+          break;
+        }
+        case Op.Rem: {
+          const dividend = x[rs1] as number;
+          const divisor = x[rs2] as number;
+          if (divisor === 0) x[rd] = dividend;
+          else if (divisor === -1) x[rd] = 0;
+          else x[rd] = dividend % divisor;
+          pc = nextPc;
+          break;
+        }
+        case Op.Remu: {
+          const divisor = (x[rs2] as number) >>> 0;
+          x[rd] = divisor === 0 ? (x[rs1] as number) : ((x[rs1] as number) >>> 0) % divisor;
+          pc = nextPc;
+          break;
+        }
+        case Op.Nop:
+          pc = nextPc;
+          break;
+        default: {
+          // Everything else is rare: system instructions, atomics, illegal instructions.
+          this.pcValue = pc;
+          this.icountValue = icountStart + steps;
+          const result = this.executeRare(meta, imm, nextPc);
+          if (result === TRAPPED) break loop;
+          if (this.breakLoop) limit = 0;
+          pc = result;
+          break;
+        }
+      }
+      steps++;
+    }
+    if (this.trapRaised) {
+      this.trapRaised = false;
+      steps++;
+    } else {
+      this.pcValue = pc;
+    }
+    this.icountValue = icountStart + steps;
+    return steps;
+  }
+
+  /** Executes a rare instruction; returns the next pc, or TRAPPED. */
+  private executeRare(meta: number, imm: number, nextPc: number): number {
+    const x = this.x;
+    const rd = (meta >>> 8) & 31;
+    const rs1 = (meta >>> 13) & 31;
+    const rs2 = (meta >>> 18) & 31;
+    const op = meta & 0xff;
+    switch (op) {
+      case Op.FenceI:
+        // Decoded code is kept coherent with every store, so there is nothing to drop.
+        return nextPc;
+      case Op.Ecall:
+        this.raiseException(riscv.CAUSE_ECALL_FROM_U + this.privilege, 0);
+        return TRAPPED;
+      case Op.Ebreak:
+        this.raiseException(riscv.CAUSE_BREAKPOINT, 0);
+        return TRAPPED;
+      case Op.Mret:
+        return this.executeMret();
+      case Op.Sret:
+        return this.executeSret();
+      case Op.Wfi:
+        return this.executeWfi(nextPc);
+      case Op.SfenceVma:
+        if (
+          this.privilege === riscv.PRIVILEGE_USER ||
+          (this.privilege === riscv.PRIVILEGE_SUPERVISOR && (this.mstatus & riscv.MSTATUS_TVM) !== 0)
+        ) {
+          return this.illegalInstruction(0x12000073 | (rs1 << 15) | (rs2 << 20));
+        }
+        this.flushTlb();
+        this.breakLoop = true;
+        return nextPc;
+      case Op.Csrrw:
+      case Op.Csrrs:
+      case Op.Csrrc:
+        return this.executeCsr(op, imm, rd, rs1, x[rs1] as number, nextPc);
+      case Op.Csrrwi:
+      case Op.Csrrsi:
+      case Op.Csrrci:
+        return this.executeCsr(op, imm, rd, rs1, rs1, nextPc);
+      case Op.LrW:
+      case Op.ScW:
+      case Op.AmoswapW:
+      case Op.AmoaddW:
+      case Op.AmoxorW:
+      case Op.AmoandW:
+      case Op.AmoorW:
+      case Op.AmominW:
+      case Op.AmomaxW:
+      case Op.AmominuW:
+      case Op.AmomaxuW:
+        return this.executeAtomic(op, rd, x[rs1] as number, x[rs2] as number, nextPc);
+      default:
+        // Op.Illegal carries the instruction bits in imm.
+        return this.illegalInstruction(imm);
+    }
+  }
+
+  private illegalInstruction(bits: number): number {
+    this.raiseException(riscv.CAUSE_ILLEGAL_INSTRUCTION, bits);
+    return TRAPPED;
+  }
+
+  // ======================================================================================
+  // Instruction fetch and the decode cache
+  // ======================================================================================
+
+  /**
+   * Returns the decoded page that holds `pc` (and sets fetchedVpn), or the scratch page with the
+   * instruction at `pc` decoded (fetchedVpn = -1) when the page cannot be cached, or null after
+   * raising a fetch exception.
+   */
+  private fetchPage(pc: number): Int32Array | null {
+    const vpn = pc >>> 12;
+    const entry = vpn & TLB_MASK;
+    let pageIndex: number;
+    if (this.tlbFetchTag[entry] === vpn) {
+      pageIndex = this.tlbFetchPage[entry] as number;
+    } else {
+      const physical = this.translate(pc, ACCESS_FETCH, this.privilege);
+      if (physical < 0) return null;
+      const pageStart = physical - (physical % 4096);
+      const offset = pageStart - this.ramBase;
+      if (
+        this.ram !== undefined &&
+        offset >= 0 &&
+        offset < this.ramSize &&
+        this.pmp.rangePermissions(pageStart, 4096, this.privilege) !== -1
+      ) {
+        if ((this.pmp.rangePermissions(pageStart, 4096, this.privilege) & PMP_X) === 0) {
+          this.raiseException(riscv.CAUSE_FETCH_ACCESS, pc);
+          return null;
+        }
+        pageIndex = offset >>> 12;
+        this.tlbFetchTag[entry] = vpn;
+        this.tlbFetchPage[entry] = pageIndex;
+      } else {
+        // Not cacheable: fetch and decode this one instruction into the scratch page.
+        const scratch = this.scratchDecoded;
+        const slot = pc & 0xffe;
+        const low = this.fetchHalfword(pc, physical);
+        if (low < 0) return null;
+        if ((low & 3) !== 3) {
+          decode16(low, scratch, slot);
+        } else {
+          const high = this.fetchHalfword((pc + 2) | 0, -1);
+          if (high < 0) return null;
+          decode32(low | (high << 16), scratch, slot);
+        }
+        this.fetchedVpn = -1;
+        return scratch;
+      }
+    }
+    let page = this.decodedPages[pageIndex];
+    if (page === undefined) {
+      page = new Int32Array(DECODED_PAGE_WORDS);
+      this.decodedPages[pageIndex] = page;
+      this.pageBlocks[pageIndex] = new Array<CompiledBlock | undefined>(2048).fill(undefined);
+      this.pageHeat[pageIndex] = new Uint8Array(2048);
+      this.pageBlockLow[pageIndex] = 0;
+      this.pageBlockHigh[pageIndex] = 0;
+      this.dropStoreTlbEntriesFor(pageIndex << 12);
+    }
+    this.fetchedVpn = vpn;
+    this.fetchedPageOffset = pageIndex << 12;
+    return page;
+  }
+
+  /**
+   * Decodes the instruction at `pc` of the current cached page into `page[slot]`. Returns the slot
+   * that holds it: `slot`, or the scratch slot for an instruction that crosses into the next page
+   * (never cached, its second half may change independently), or -1 after a fetch exception.
+   */
+  private decodeSlot(page: Int32Array, slot: number, pc: number): number {
+    if (page === this.scratchDecoded) return slot; // already decoded by fetchPage
+    const offset = this.fetchedPageOffset + (pc & 0xfff);
+    const low = this.ram16[offset >>> 1] as number;
+    if ((low & 3) !== 3) {
+      decode16(low, page, slot);
+      return slot;
+    }
+    if ((pc & 0xfff) === 0xffe) {
+      const high = this.fetchHalfword((pc + 2) | 0, -1);
+      if (high < 0) return -1;
+      decode32(low | (high << 16), page, SCRATCH_SLOT);
+      return SCRATCH_SLOT;
+    }
+    decode32(low | ((this.ram16[(offset + 2) >>> 1] as number) << 16), page, slot);
+    return slot;
+  }
+
+  /** Compiles the block starting at `pc` (slot `slot` of the current cached page). */
+  private compileBlockAt(decoded: Int32Array, slot: number, pc: number): CompiledBlock | undefined {
+    const pageOffset = this.fetchedPageOffset;
+    const ram16 = this.ram16;
+    const block = compileBlock(
+      decoded,
+      slot,
+      pc,
+      (at) => {
+        const existing = decoded[at] as number;
+        if (existing !== 0) return existing;
+        const low = ram16[(pageOffset + at) >>> 1] as number;
+        if ((low & 3) !== 3) return decode16(low, decoded, at);
+        if (at === 0xffe) return 0; // crosses into the next page: the interpreter's business
+        return decode32(low | ((ram16[(pageOffset + at + 2) >>> 1] as number) << 16), decoded, at);
+      },
+      multiplyHighSigned,
+      multiplyHighSignedUnsigned,
+      multiplyHighUnsigned,
+    );
+    if (block !== undefined) {
+      this.compiledBlockCount++;
+      const pageIndex = pageOffset >>> 12;
+      const low = this.pageBlockLow[pageIndex] as number;
+      const high = this.pageBlockHigh[pageIndex] as number;
+      if (low >= high) {
+        this.pageBlockLow[pageIndex] = block.startOffset;
+        this.pageBlockHigh[pageIndex] = block.endOffset;
+      } else {
+        this.pageBlockLow[pageIndex] = Math.min(low, block.startOffset);
+        this.pageBlockHigh[pageIndex] = Math.max(high, block.endOffset);
+      }
+    }
+    return block;
+  }
+
+  /**
+   * Fetches the halfword at virtual address `va` through the slow path (translation, PMP, any
+   * RAM region); `physical` is its translation when already known, else -1. Returns the halfword
+   * or -1 after raising a fetch exception.
+   */
+  private fetchHalfword(va: number, physical: number): number {
+    if (physical < 0) {
+      physical = this.translate(va, ACCESS_FETCH, this.privilege);
+      if (physical < 0) return -1;
+    }
+    if (!this.pmp.allows(physical, 2, this.privilege, PMP_X)) {
+      this.raiseException(riscv.CAUSE_FETCH_ACCESS, va);
+      return -1;
+    }
+    const value = this.readRam(physical, 2);
+    if (value < 0) {
+      this.raiseException(riscv.CAUSE_FETCH_ACCESS, va);
+      return -1;
+    }
+    return value;
+  }
+
+  // ======================================================================================
+  // Loads and stores (slow path), address translation, TLBs
+  // ======================================================================================
+
+  /**
+   * A load the TLB did not serve: any alignment, MMIO, page crossing. Returns the value
+   * zero-extended (as int32 for width 4); on an exception sets trapRaised and returns 0.
+   */
+  private loadSlow(va: number, width: number): number {
+    if ((va & 0xfff) + width > 0x1000) {
+      // Crosses a page: read byte by byte, each byte translated on its own.
+      let value = 0;
+      for (let i = 0; i < width; i++) {
+        const byte = this.loadSlow((va + i) | 0, 1);
+        if (this.trapRaised) return 0;
+        value |= byte << (8 * i);
+      }
+      return value;
+    }
+    const privilege = this.dataPrivilege;
+    const physical = this.translate(va, ACCESS_LOAD, privilege);
+    if (physical < 0) return 0;
+    const pageStart = physical - (physical % 4096);
+    const offset = pageStart - this.ramBase;
+    if (this.ram !== undefined && offset >= 0 && offset < this.ramSize) {
+      const permissions = this.pmp.rangePermissions(pageStart, 4096, privilege);
+      if (permissions !== -1 && (permissions & PMP_R) !== 0) {
+        const entry = (va >>> 12) & TLB_MASK;
+        this.tlbLoadTag[entry] = va >>> 12;
+        this.tlbLoadOffset[entry] = offset;
+      }
+    }
+    if (!this.pmp.allows(physical, width, privilege, PMP_R)) {
+      this.raiseException(riscv.CAUSE_LOAD_ACCESS, va);
+      return 0;
+    }
+    const value = this.readPhysical(physical, width);
+    if (value === undefined) {
+      this.raiseException(riscv.CAUSE_LOAD_ACCESS, va);
+      return 0;
+    }
+    return width === 4 ? value | 0 : value;
+  }
+
+  /** A store the TLB did not serve. On an exception sets trapRaised. */
+  private storeSlow(va: number, width: number, value: number): void {
+    const vpn = va >>> 12;
+    const entry = vpn & TLB_MASK;
+    if (this.tlbCodeStoreTag[entry] === vpn && (va & 0xfff) + width <= 0x1000) {
+      const offset = (this.tlbCodeStoreOffset[entry] as number) + (va & 0xfff);
+      const bytes = this.ram8;
+      for (let i = 0; i < width; i++) bytes[offset + i] = value >>> (8 * i);
+      this.forgetDecoded(offset, width);
+      return;
+    }
+    const privilege = this.dataPrivilege;
+    if ((va & 0xfff) + width > 0x1000) {
+      // Crosses a page: both pages must be writable before any byte is written.
+      const secondVa = (va + width) & ~0xfff;
+      const firstPhysical = this.translate(va, ACCESS_STORE, privilege);
+      if (firstPhysical < 0) return;
+      const secondPhysical = this.translate(secondVa, ACCESS_STORE, privilege);
+      if (secondPhysical < 0) return;
+      const firstWidth = 0x1000 - (va & 0xfff);
+      if (!this.pmp.allows(firstPhysical, firstWidth, privilege, PMP_W)) {
+        this.raiseException(riscv.CAUSE_STORE_ACCESS, va);
+        return;
+      }
+      if (!this.pmp.allows(secondPhysical, width - firstWidth, privilege, PMP_W)) {
+        this.raiseException(riscv.CAUSE_STORE_ACCESS, secondVa);
+        return;
+      }
+      for (let i = 0; i < width; i++) {
+        const physical = i < firstWidth ? firstPhysical + i : secondPhysical + (i - firstWidth);
+        if (!this.writePhysical(physical, 1, (value >>> (8 * i)) & 0xff)) {
+          this.raiseException(riscv.CAUSE_STORE_ACCESS, (va + i) | 0);
+          return;
+        }
+      }
+      return;
+    }
+    const physical = this.translate(va, ACCESS_STORE, privilege);
+    if (physical < 0) return;
+    if (!this.pmp.allows(physical, width, privilege, PMP_W)) {
+      this.raiseException(riscv.CAUSE_STORE_ACCESS, va);
+      return;
+    }
+    if (!this.writePhysical(physical, width, value)) {
+      this.raiseException(riscv.CAUSE_STORE_ACCESS, va);
+      return;
+    }
+    const pageStart = physical - (physical % 4096);
+    const offset = pageStart - this.ramBase;
+    if (this.ram !== undefined && offset >= 0 && offset < this.ramSize) {
+      const permissions = this.pmp.rangePermissions(pageStart, 4096, privilege);
+      if (permissions !== -1 && (permissions & PMP_W) !== 0) {
+        // writePhysical has marked the page dirty; later stores through a TLB need not.
+        if (this.decodedPages[offset >>> 12] === undefined) {
+          this.tlbStoreTag[entry] = vpn;
+          this.tlbStoreOffset[entry] = offset;
+        } else {
+          this.tlbCodeStoreTag[entry] = vpn;
+          this.tlbCodeStoreOffset[entry] = offset;
+        }
+      }
+    }
+  }
+
+  /**
+   * Translates `va` for an access of `accessType` at `privilege`, setting A/D bits. Returns the
+   * physical address (a number up to 2^34), or -1 after raising the exception.
+   */
+  private translate(va: number, accessType: number, privilege: number): number {
+    if (privilege === riscv.PRIVILEGE_MACHINE || this.satp >= 0) return va >>> 0;
+    const vpn1 = va >>> 22;
+    const vpn0 = (va >>> 12) & 0x3ff;
+    let pteAddress = (this.satp & 0x3fffff) * 4096 + vpn1 * 4;
+    let pte = this.readPte(pteAddress, accessType, va);
+    if (this.trapRaised) return -1;
+    let superpage = true;
+    if ((pte & PTE_V) === 0 || ((pte & PTE_R) === 0 && (pte & PTE_W) !== 0))
+      return this.pageFault(va, accessType);
+    if ((pte & (PTE_R | PTE_X)) === 0) {
+      superpage = false;
+      pteAddress = (pte >>> 10) * 4096 + vpn0 * 4;
+      pte = this.readPte(pteAddress, accessType, va);
+      if (this.trapRaised) return -1;
+      if ((pte & PTE_V) === 0 || ((pte & PTE_R) === 0 && (pte & PTE_W) !== 0))
+        return this.pageFault(va, accessType);
+      if ((pte & (PTE_R | PTE_X)) === 0) return this.pageFault(va, accessType);
+    } else if (((pte >>> 10) & 0x3ff) !== 0) {
+      return this.pageFault(va, accessType); // misaligned superpage
+    }
+    if ((pte & PTE_U) !== 0) {
+      if (
+        privilege === riscv.PRIVILEGE_SUPERVISOR &&
+        (accessType === ACCESS_FETCH || (this.mstatus & riscv.MSTATUS_SUM) === 0)
+      ) {
+        return this.pageFault(va, accessType);
+      }
+    } else if (privilege === riscv.PRIVILEGE_USER) {
+      return this.pageFault(va, accessType);
+    }
+    if (accessType === ACCESS_FETCH) {
+      if ((pte & PTE_X) === 0) return this.pageFault(va, accessType);
+    } else if (accessType === ACCESS_LOAD) {
+      if ((pte & PTE_R) === 0 && ((this.mstatus & riscv.MSTATUS_MXR) === 0 || (pte & PTE_X) === 0)) {
+        return this.pageFault(va, accessType);
+      }
+    } else if ((pte & PTE_W) === 0) {
+      return this.pageFault(va, accessType);
+    }
+    // As QEMU: the hardware sets A (and D on a store) instead of faulting.
+    const wanted = pte | PTE_A | (accessType === ACCESS_STORE ? PTE_D : 0);
+    if (wanted !== pte) {
+      if (!this.writePhysical(pteAddress, 4, wanted)) return this.pageFault(va, accessType);
+    }
+    if (superpage) return (pte >>> 20) * 0x400000 + (va & 0x3fffff);
+    return (pte >>> 10) * 4096 + (va & 0xfff);
+  }
+
+  /** Reads a page-table entry (as an S-mode access for PMP); sets trapRaised after an access fault. */
+  private readPte(address: number, accessType: number, va: number): number {
+    let value: number | undefined;
+    if (this.pmp.allows(address, 4, riscv.PRIVILEGE_SUPERVISOR, PMP_R)) value = this.readPhysical(address, 4);
+    if (value === undefined || address >= TWO_POW_32) {
+      const cause =
+        accessType === ACCESS_FETCH
+          ? riscv.CAUSE_FETCH_ACCESS
+          : accessType === ACCESS_LOAD
+            ? riscv.CAUSE_LOAD_ACCESS
+            : riscv.CAUSE_STORE_ACCESS;
+      this.raiseException(cause, va);
+      return 0;
+    }
+    return value | 0;
+  }
+
+  private pageFault(va: number, accessType: number): number {
+    const cause =
+      accessType === ACCESS_FETCH
+        ? riscv.CAUSE_FETCH_PAGE_FAULT
+        : accessType === ACCESS_LOAD
+          ? riscv.CAUSE_LOAD_PAGE_FAULT
+          : riscv.CAUSE_STORE_PAGE_FAULT;
+    this.raiseException(cause, va);
+    return -1;
+  }
+
+  /** Reads RAM (any region) at a physical address; -1 when not RAM. Values are unsigned. */
+  private readRam(physical: number, width: number): number {
+    const offset = physical - this.ramBase;
+    if (this.ram !== undefined && offset >= 0 && offset + width <= this.ramSize) {
+      const bytes = this.ram8;
+      let value = 0;
+      for (let i = width - 1; i >= 0; i--) value = (value << 8) | (bytes[offset + i] as number);
+      return value >>> 0;
+    }
+    for (const region of this.otherRam) {
+      const regionOffset = physical - region.base;
+      if (regionOffset >= 0 && regionOffset + width <= region.size) {
+        let value = 0;
+        for (let i = width - 1; i >= 0; i--)
+          value = (value << 8) | (region.bytes[regionOffset + i] as number);
+        return value >>> 0;
+      }
+    }
+    return -1;
+  }
+
+  /** Reads RAM or MMIO at a physical address; undefined when nothing claims it. Unsigned. */
+  private readPhysical(physical: number, width: number): number | undefined {
+    const value = this.readRam(physical, width);
+    if (value >= 0) return value;
+    if (physical + width > TWO_POW_32) return undefined;
+    if ((physical & (width - 1)) === 0) {
+      const result = this.bus.readMmio(physical, width as 1 | 2 | 4);
+      return result === undefined ? undefined : result >>> 0;
+    }
+    // A misaligned MMIO access is split into bytes.
+    let combined = 0;
+    for (let i = 0; i < width; i++) {
+      const byte = this.bus.readMmio(physical + i, 1);
+      if (byte === undefined) return undefined;
+      combined |= (byte & 0xff) << (8 * i);
+    }
+    return combined >>> 0;
+  }
+
+  /**
+   * Writes RAM or MMIO at a physical address; false when nothing claims it. Marks RAM pages dirty
+   * and drops decoded instructions the bytes belonged to.
+   */
+  private writePhysical(physical: number, width: number, value: number): boolean {
+    const offset = physical - this.ramBase;
+    if (this.ram !== undefined && offset >= 0 && offset + width <= this.ramSize) {
+      const bytes = this.ram8;
+      for (let i = 0; i < width; i++) bytes[offset + i] = value >>> (8 * i);
+      this.dirtyPages[offset >>> 12] = 1;
+      this.dirtyPages[(offset + width - 1) >>> 12] = 1;
+      this.forgetDecoded(offset, width);
+      return true;
+    }
+    for (const region of this.otherRam) {
+      const regionOffset = physical - region.base;
+      if (regionOffset >= 0 && regionOffset + width <= region.size) {
+        for (let i = 0; i < width; i++) region.bytes[regionOffset + i] = value >>> (8 * i);
+        region.dirtyPages[regionOffset >>> 12] = 1;
+        region.dirtyPages[(regionOffset + width - 1) >>> 12] = 1;
+        return true;
+      }
+    }
+    if (physical + width > TWO_POW_32) return false;
+    if ((physical & (width - 1)) === 0)
+      return this.bus.writeMmio(physical, width as 1 | 2 | 4, value & widthMask(width));
+    for (let i = 0; i < width; i++) {
+      if (!this.bus.writeMmio(physical + i, 1, (value >>> (8 * i)) & 0xff)) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Drops the decoded instructions that overlap the RAM bytes [offset, offset + width): those that
+   * start up to 2 bytes before (a 4-byte instruction) or inside the range.
+   */
+  private forgetDecoded(offset: number, width: number): void {
+    const first = Math.max(0, offset - 2);
+    const last = offset + width - 1;
+    for (let page = first >>> 12; page <= last >>> 12; page++) {
+      const decoded = this.decodedPages[page];
+      if (decoded === undefined) continue;
+      const pageStart = page << 12;
+      const from = Math.max(first, pageStart) - pageStart;
+      const to = Math.min(last, pageStart + 0xfff) - pageStart;
+      for (let byte = from & ~1; byte <= to; byte += 2) decoded[byte] = 0;
+      // Compiled blocks that cover the bytes go too (all of the page's, which is simpler); the
+      // block running now, if any, returns after this store since breakLoop is set.
+      const low = this.pageBlockLow[page] as number;
+      const high = this.pageBlockHigh[page] as number;
+      if (low < high && from < high && to >= low) {
+        this.pageBlocks[page]?.fill(undefined);
+        this.pageHeat[page]?.fill(0);
+        this.pageBlockLow[page] = 0;
+        this.pageBlockHigh[page] = 0;
+        this.breakLoop = true;
+      }
+    }
+  }
+
+  private dropStoreTlbEntriesFor(pageOffset: number): void {
+    for (let i = 0; i < TLB_ENTRIES; i++) {
+      if (this.tlbStoreOffset[i] === pageOffset) this.tlbStoreTag[i] = -1;
+    }
+  }
+
+  private flushTlb(): void {
+    this.tlbLoadTag.fill(-1);
+    this.tlbStoreTag.fill(-1);
+    this.tlbCodeStoreTag.fill(-1);
+    this.tlbFetchTag.fill(-1);
+    this.fetchedVpn = -1;
+    this.breakLoop = true;
+  }
+
+  /**
+   * Recomputes the privilege loads and stores use and flushes the TLBs when anything that
+   * translation or protection depends on changed (privilege, MPRV/MPP, SUM, MXR, satp mode).
+   */
+  private updateTranslation(force = false): void {
+    const mstatus = this.mstatus;
+    this.dataPrivilege =
+      this.privilege === riscv.PRIVILEGE_MACHINE && (mstatus & riscv.MSTATUS_MPRV) !== 0
+        ? (mstatus >>> riscv.MSTATUS_MPP_SHIFT) & 3
+        : this.privilege;
+    const key =
+      this.privilege |
+      (this.dataPrivilege << 2) |
+      (mstatus & (riscv.MSTATUS_SUM | riscv.MSTATUS_MXR)) |
+      (this.satp < 0 ? 1 << 30 : 0);
+    if (force || key !== this.translationKey) {
+      this.translationKey = key;
+      this.flushTlb();
+    }
+  }
+
+  // ======================================================================================
+  // Atomics
+  // ======================================================================================
+
+  private executeAtomic(op: number, rd: number, address: number, source: number, nextPc: number): number {
+    const isLoadReserved = op === Op.LrW;
+    if ((address & 3) !== 0) {
+      this.raiseException(
+        isLoadReserved ? riscv.CAUSE_LOAD_MISALIGNED : riscv.CAUSE_STORE_MISALIGNED,
+        address,
+      );
+      return TRAPPED;
+    }
+    const privilege = this.dataPrivilege;
+    if (op === Op.ScW) {
+      // As QEMU: succeeds when the reserved address still holds the value LR read.
+      if (!this.reservationValid || this.reservationAddress !== address) {
+        this.reservationValid = false;
+        if (rd !== 0) this.x[rd] = 1;
+        return nextPc;
+      }
+      this.reservationValid = false;
+      const physical = this.translate(address, ACCESS_STORE, privilege);
+      if (physical < 0) return TRAPPED;
+      if (!this.pmp.allows(physical, 4, privilege, PMP_R | PMP_W)) {
+        this.raiseException(riscv.CAUSE_STORE_ACCESS, address);
+        return TRAPPED;
+      }
+      const current = this.readPhysical(physical, 4);
+      if (current === undefined) {
+        this.raiseException(riscv.CAUSE_STORE_ACCESS, address);
+        return TRAPPED;
+      }
+      if ((current | 0) !== this.reservationValue) {
+        if (rd !== 0) this.x[rd] = 1;
+        return nextPc;
+      }
+      if (!this.writePhysical(physical, 4, source)) {
+        this.raiseException(riscv.CAUSE_STORE_ACCESS, address);
+        return TRAPPED;
+      }
+      if (rd !== 0) this.x[rd] = 0;
+      this.breakLoop = true; // the store may have hit decoded code
+      return nextPc;
+    }
+    const accessType = isLoadReserved ? ACCESS_LOAD : ACCESS_STORE;
+    const physical = this.translate(address, accessType, privilege);
+    if (physical < 0) return TRAPPED;
+    const accessCause = isLoadReserved ? riscv.CAUSE_LOAD_ACCESS : riscv.CAUSE_STORE_ACCESS;
+    if (!this.pmp.allows(physical, 4, privilege, isLoadReserved ? PMP_R : PMP_R | PMP_W)) {
+      this.raiseException(accessCause, address);
+      return TRAPPED;
+    }
+    const loaded = this.readPhysical(physical, 4);
+    if (loaded === undefined) {
+      this.raiseException(accessCause, address);
+      return TRAPPED;
+    }
+    const old = loaded | 0;
+    if (isLoadReserved) {
+      this.reservationValid = true;
+      this.reservationAddress = address;
+      this.reservationValue = old;
+      if (rd !== 0) this.x[rd] = old;
+      return nextPc;
+    }
+    let result: number;
+    switch (op) {
+      case Op.AmoswapW:
+        result = source;
+        break;
+      case Op.AmoaddW:
+        result = (old + source) | 0;
+        break;
+      case Op.AmoxorW:
+        result = old ^ source;
+        break;
+      case Op.AmoandW:
+        result = old & source;
+        break;
+      case Op.AmoorW:
+        result = old | source;
+        break;
+      case Op.AmominW:
+        result = Math.min(old, source);
+        break;
+      case Op.AmomaxW:
+        result = Math.max(old, source);
+        break;
+      case Op.AmominuW:
+        result = old >>> 0 < source >>> 0 ? old : source;
+        break;
+      default:
+        result = old >>> 0 > source >>> 0 ? old : source;
+        break;
+    }
+    if (!this.writePhysical(physical, 4, result)) {
+      this.raiseException(riscv.CAUSE_STORE_ACCESS, address);
+      return TRAPPED;
+    }
+    if (rd !== 0) this.x[rd] = old;
+    this.breakLoop = true;
+    return nextPc;
+  }
+
+  // ======================================================================================
+  // Traps, interrupts, xRET, WFI
+  // ======================================================================================
+
+  /**
+   * Enters the trap handler for exception `cause` with `tval`, at the pc of the current
+   * instruction (pcValue). The trap is one step; the caller ends the block.
+   */
+  private raiseException(cause: number, tval: number): void {
+    this.enterTrap(cause, false, tval);
+    this.trapRaised = true;
+  }
+
+  private enterTrap(cause: number, interrupt: boolean, tval: number): void {
+    const privilege = this.privilege;
+    const delegation = interrupt ? this.mideleg : this.medeleg;
+    this.trapCount++;
+    if (privilege <= riscv.PRIVILEGE_SUPERVISOR && ((delegation >>> cause) & 1) !== 0) {
+      this.scause = interrupt ? cause | 0x80000000 | 0 : cause;
+      this.sepc = this.pcValue;
+      this.stval = tval | 0;
+      let status = this.mstatus;
+      status =
+        (status & riscv.MSTATUS_SIE) !== 0 ? status | riscv.MSTATUS_SPIE : status & ~riscv.MSTATUS_SPIE;
+      status =
+        privilege === riscv.PRIVILEGE_SUPERVISOR ? status | riscv.MSTATUS_SPP : status & ~riscv.MSTATUS_SPP;
+      this.mstatus = status & ~riscv.MSTATUS_SIE;
+      this.privilege = riscv.PRIVILEGE_SUPERVISOR;
+      this.pcValue = trapVector(this.stvec, cause, interrupt);
+    } else {
+      this.mcause = interrupt ? cause | 0x80000000 | 0 : cause;
+      this.mepc = this.pcValue;
+      this.mtval = tval | 0;
+      let status = this.mstatus;
+      status =
+        (status & riscv.MSTATUS_MIE) !== 0 ? status | riscv.MSTATUS_MPIE : status & ~riscv.MSTATUS_MPIE;
+      status = (status & ~riscv.MSTATUS_MPP) | (privilege << riscv.MSTATUS_MPP_SHIFT);
+      this.mstatus = status & ~riscv.MSTATUS_MIE;
+      this.privilege = riscv.PRIVILEGE_MACHINE;
+      this.pcValue = trapVector(this.mtvec, cause, interrupt);
+    }
+    this.breakLoop = true;
+    this.updateTranslation();
+  }
+
+  private mipValue(): number {
+    return this.mipSoftware | this.mipLines;
+  }
+
+  /** Takes the highest-priority pending and enabled interrupt, if any (one step). */
+  private takePendingInterrupt(): boolean {
+    const pending = this.mipValue() & this.mie;
+    if (pending === 0) return false;
+    const privilege = this.privilege;
+    const machineEnabled = privilege < riscv.PRIVILEGE_MACHINE || (this.mstatus & riscv.MSTATUS_MIE) !== 0;
+    const supervisorEnabled =
+      privilege < riscv.PRIVILEGE_SUPERVISOR ||
+      (privilege === riscv.PRIVILEGE_SUPERVISOR && (this.mstatus & riscv.MSTATUS_SIE) !== 0);
+    let takeable = 0;
+    if (machineEnabled) takeable |= pending & ~this.mideleg;
+    if (supervisorEnabled) takeable |= pending & this.mideleg;
+    if (takeable === 0) return false;
+    for (const cause of INTERRUPT_PRIORITY) {
+      if (((takeable >>> cause) & 1) !== 0) {
+        this.enterTrap(cause, true, 0);
+        this.icountValue++;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private executeMret(): number {
+    if (this.privilege !== riscv.PRIVILEGE_MACHINE) return this.illegalInstruction(0x30200073);
+    const status = this.mstatus;
+    const previous = (status >>> riscv.MSTATUS_MPP_SHIFT) & 3;
+    // QEMU 7.2: returning to S or U mode with no PMP entry active is an illegal instruction.
+    if (previous !== riscv.PRIVILEGE_MACHINE && this.pmp.activeCount === 0)
+      return this.illegalInstruction(0x30200073);
+    let next = (status & riscv.MSTATUS_MPIE) !== 0 ? status | riscv.MSTATUS_MIE : status & ~riscv.MSTATUS_MIE;
+    next = (next | riscv.MSTATUS_MPIE) & ~riscv.MSTATUS_MPP;
+    if (previous !== riscv.PRIVILEGE_MACHINE) next &= ~riscv.MSTATUS_MPRV;
+    this.mstatus = next;
+    this.privilege = previous === 2 ? riscv.PRIVILEGE_USER : previous;
+    this.breakLoop = true;
+    this.updateTranslation();
+    return this.mepc & ~1;
+  }
+
+  private executeSret(): number {
+    const privilege = this.privilege;
+    if (
+      privilege === riscv.PRIVILEGE_USER ||
+      (privilege === riscv.PRIVILEGE_SUPERVISOR && (this.mstatus & riscv.MSTATUS_TSR) !== 0)
+    ) {
+      return this.illegalInstruction(0x10200073);
+    }
+    const status = this.mstatus;
+    const previous = (status & riscv.MSTATUS_SPP) !== 0 ? riscv.PRIVILEGE_SUPERVISOR : riscv.PRIVILEGE_USER;
+    let next = (status & riscv.MSTATUS_SPIE) !== 0 ? status | riscv.MSTATUS_SIE : status & ~riscv.MSTATUS_SIE;
+    next = (next | riscv.MSTATUS_SPIE) & ~riscv.MSTATUS_SPP & ~riscv.MSTATUS_MPRV;
+    this.mstatus = next;
+    this.privilege = previous;
+    this.breakLoop = true;
+    this.updateTranslation();
+    return this.sepc & ~1;
+  }
+
+  private executeWfi(nextPc: number): number {
+    const privilege = this.privilege;
+    // As QEMU 7.2: U mode may never wait; S mode may not when TW is set.
+    if (
+      privilege === riscv.PRIVILEGE_USER ||
+      (privilege === riscv.PRIVILEGE_SUPERVISOR && (this.mstatus & riscv.MSTATUS_TW) !== 0)
+    ) {
+      return this.illegalInstruction(0x10500073);
+    }
+    if ((this.mipValue() & this.mie) === 0) this.waitingForInterrupt = true;
+    this.breakLoop = true;
+    return nextPc;
+  }
+
+  // ======================================================================================
+  // CSRs
+  // ======================================================================================
+
+  /** Instructions retired before the current one. */
+  private retired(): number {
+    return this.icountValue - this.trapCount;
+  }
+
+  private executeCsr(
+    op: number,
+    csr: number,
+    rd: number,
+    rs1: number,
+    source: number,
+    nextPc: number,
+  ): number {
+    const funct3 =
+      op === Op.Csrrw
+        ? 1
+        : op === Op.Csrrs
+          ? 2
+          : op === Op.Csrrc
+            ? 3
+            : op === Op.Csrrwi
+              ? 5
+              : op === Op.Csrrsi
+                ? 6
+                : 7;
+    const bits = (csr << 20) | (rs1 << 15) | (funct3 << 12) | (rd << 7) | 0x73;
+    const isWrite = funct3 === 1 || funct3 === 5;
+    const writes = isWrite || rs1 !== 0;
+    const privilege = this.privilege;
+    if (privilege < ((csr >>> 8) & 3)) return this.illegalInstruction(bits);
+    if (writes && csr >>> 10 === 3) return this.illegalInstruction(bits);
+    if (!this.csrAccessible(csr)) return this.illegalInstruction(bits);
+    let old = 0;
+    if (!(isWrite && rd === 0)) {
+      const value = this.csrRead(csr);
+      if (value === undefined) return this.illegalInstruction(bits);
+      old = value;
+    } else if (this.csrRead(csr) === undefined) {
+      return this.illegalInstruction(bits);
+    }
+    if (writes) {
+      const value = isWrite ? source : funct3 === 2 || funct3 === 6 ? old | source : old & ~source;
+      this.csrWrite(csr, value | 0);
+    }
+    if (rd !== 0) this.x[rd] = old;
+    this.breakLoop = true;
+    return nextPc;
+  }
+
+  /** Privilege-dependent access rules beyond the CSR number's privilege field. */
+  private csrAccessible(csr: number): boolean {
+    const privilege = this.privilege;
+    if (csr === riscv.CSR_SATP) {
+      return !(privilege === riscv.PRIVILEGE_SUPERVISOR && (this.mstatus & riscv.MSTATUS_TVM) !== 0);
+    }
+    if ((csr >= 0xc00 && csr <= 0xc1f) || (csr >= 0xc80 && csr <= 0xc9f)) {
+      const bit = 1 << (csr & 31);
+      if (privilege < riscv.PRIVILEGE_MACHINE && (this.mcounteren & bit) === 0) return false;
+      if (privilege === riscv.PRIVILEGE_USER && (this.scounteren & bit) === 0) return false;
+    }
+    return true;
+  }
+
+  /** Reads a CSR (int32), or undefined when it does not exist. No privilege checks. */
+  private csrRead(csr: number): number | undefined {
+    switch (csr) {
+      case riscv.CSR_SSTATUS:
+        return this.readMstatus() & riscv.SSTATUS_MASK;
+      case riscv.CSR_SIE:
+        return this.mie & this.mideleg & riscv.S_INTERRUPTS;
+      case riscv.CSR_STVEC:
+        return this.stvec;
+      case riscv.CSR_SCOUNTEREN:
+        return this.scounteren;
+      case riscv.CSR_SENVCFG:
+        return this.senvcfg;
+      case riscv.CSR_SSCRATCH:
+        return this.sscratch;
+      case riscv.CSR_SEPC:
+        return this.sepc;
+      case riscv.CSR_SCAUSE:
+        return this.scause;
+      case riscv.CSR_STVAL:
+        return this.stval;
+      case riscv.CSR_SIP:
+        return this.mipValue() & this.mideleg & riscv.S_INTERRUPTS;
+      case riscv.CSR_SATP:
+        return this.satp;
+      case riscv.CSR_MSTATUS:
+        return this.readMstatus();
+      case riscv.CSR_MISA:
+        return riscv.MISA_VALUE;
+      case riscv.CSR_MEDELEG:
+        return this.medeleg;
+      case riscv.CSR_MIDELEG:
+        return this.mideleg;
+      case riscv.CSR_MIE:
+        return this.mie;
+      case riscv.CSR_MTVEC:
+        return this.mtvec;
+      case riscv.CSR_MCOUNTEREN:
+        return this.mcounteren;
+      case riscv.CSR_MENVCFG:
+        return this.menvcfg;
+      case riscv.CSR_MSTATUSH:
+        return this.mstatush;
+      case riscv.CSR_MENVCFGH:
+        return this.menvcfgh;
+      case riscv.CSR_MCOUNTINHIBIT:
+        return this.mcountinhibit;
+      case riscv.CSR_MSCRATCH:
+        return this.mscratch;
+      case riscv.CSR_MEPC:
+        return this.mepc;
+      case riscv.CSR_MCAUSE:
+        return this.mcause;
+      case riscv.CSR_MTVAL:
+        return this.mtval;
+      case riscv.CSR_MIP:
+        return this.mipValue();
+      case riscv.CSR_TSELECT:
+        return this.tselect;
+      case riscv.CSR_TDATA1:
+        return 0x20000000; // an mcontrol trigger that is never armed (triggers are not modelled)
+      case riscv.CSR_TDATA2:
+        return this.tdata2[this.tselect] as number;
+      case riscv.CSR_TDATA3:
+        return 0;
+      case riscv.CSR_TINFO:
+        return 0x44;
+      case riscv.CSR_MCYCLE:
+      case riscv.CSR_CYCLE:
+        return counterLow(this.cycleCounter, this.retired()) | 0;
+      case riscv.CSR_MCYCLEH:
+      case riscv.CSR_CYCLEH:
+        return counterHigh(this.cycleCounter, this.retired()) | 0;
+      case riscv.CSR_MINSTRET:
+      case riscv.CSR_INSTRET:
+        return counterLow(this.instretCounter, this.retired()) | 0;
+      case riscv.CSR_MINSTRETH:
+      case riscv.CSR_INSTRETH:
+        return counterHigh(this.instretCounter, this.retired()) | 0;
+      case riscv.CSR_TIME:
+      case riscv.CSR_TIMEH: {
+        if (this.readTime === undefined) return undefined;
+        const time = this.readTime();
+        return csr === riscv.CSR_TIME ? (time % TWO_POW_32) | 0 : Math.floor(time / TWO_POW_32) | 0;
+      }
+      case riscv.CSR_MVENDORID:
+      case riscv.CSR_MARCHID:
+      case riscv.CSR_MIMPID:
+      case riscv.CSR_MCONFIGPTR:
+        return 0;
+      case riscv.CSR_MHARTID:
+        return this.hartId | 0;
+      default:
+        break;
+    }
+    if (csr >= riscv.CSR_PMPCFG0 && csr < riscv.CSR_PMPCFG0 + 4)
+      return this.pmp.readConfigRegister(csr - riscv.CSR_PMPCFG0) | 0;
+    if (csr >= riscv.CSR_PMPADDR0 && csr < riscv.CSR_PMPADDR0 + PMP_ENTRIES) {
+      return (this.pmp.address[csr - riscv.CSR_PMPADDR0] as number) | 0;
+    }
+    if (csr >= riscv.CSR_MHPMEVENT3 && csr <= riscv.CSR_MHPMEVENT31)
+      return (this.mhpmevent[csr & 31] as number) | 0;
+    const counter = csr & 31;
+    if (counter >= riscv.HPM_COUNTER_FIRST && counter <= riscv.HPM_COUNTER_LAST) {
+      const base = csr & ~31;
+      if (base === 0xb00 || base === 0xc00) return (this.mhpmcounter[counter] as number) | 0;
+      if (base === 0xb80 || base === 0xc80) return (this.mhpmcounterh[counter] as number) | 0;
+    }
+    return undefined;
+  }
+
+  private readMstatus(): number {
+    const status = this.mstatus;
+    return (status & riscv.MSTATUS_VS) === riscv.MSTATUS_VS ? status | riscv.MSTATUS_SD : status;
+  }
+
+  /** Writes a CSR that exists (checked by csrRead before). `value` is int32. */
+  private csrWrite(csr: number, value: number): void {
+    switch (csr) {
+      case riscv.CSR_SSTATUS:
+        this.writeMstatus((this.mstatus & ~riscv.SSTATUS_WRITABLE) | (value & riscv.SSTATUS_WRITABLE));
+        return;
+      case riscv.CSR_SIE: {
+        const mask = this.mideleg & riscv.S_INTERRUPTS;
+        this.mie = (this.mie & ~mask) | (value & mask);
+        return;
+      }
+      case riscv.CSR_STVEC:
+        if ((value & 3) < 2) this.stvec = value;
+        return;
+      case riscv.CSR_SCOUNTEREN:
+        this.scounteren = value;
+        return;
+      case riscv.CSR_SENVCFG:
+        this.senvcfg = value & 0xf1;
+        return;
+      case riscv.CSR_SSCRATCH:
+        this.sscratch = value;
+        return;
+      case riscv.CSR_SEPC:
+        this.sepc = value;
+        return;
+      case riscv.CSR_SCAUSE:
+        this.scause = value;
+        return;
+      case riscv.CSR_STVAL:
+        this.stval = value;
+        return;
+      case riscv.CSR_SIP: {
+        const mask = this.mideleg & riscv.MIP_SSIP;
+        this.mipSoftware = (this.mipSoftware & ~mask) | (value & mask);
+        return;
+      }
+      case riscv.CSR_SATP:
+        this.satp = value;
+        this.flushTlb();
+        this.updateTranslation(true);
+        return;
+      case riscv.CSR_MSTATUS:
+        this.writeMstatus((this.mstatus & ~riscv.MSTATUS_WRITABLE) | (value & riscv.MSTATUS_WRITABLE));
+        return;
+      case riscv.CSR_MEDELEG:
+        this.medeleg = value & riscv.MEDELEG_WRITABLE;
+        return;
+      case riscv.CSR_MIDELEG:
+        this.mideleg = value & riscv.MIDELEG_WRITABLE;
+        return;
+      case riscv.CSR_MIE:
+        this.mie = value & riscv.MIE_WRITABLE;
+        return;
+      case riscv.CSR_MTVEC:
+        if ((value & 3) < 2) this.mtvec = value;
+        return;
+      case riscv.CSR_MCOUNTEREN:
+        this.mcounteren = value;
+        return;
+      case riscv.CSR_MENVCFG:
+        this.menvcfg = value & 0xf1;
+        return;
+      case riscv.CSR_MSTATUSH:
+        this.mstatush = value & 0xc0;
+        return;
+      case riscv.CSR_MENVCFGH:
+        this.menvcfgh = value & (0xc0000000 | 0);
+        return;
+      case riscv.CSR_MCOUNTINHIBIT: {
+        // The new setting applies from the next instruction on.
+        const retiredAfter = this.retired() + 1;
+        this.mcountinhibit = value;
+        counterInhibit(this.cycleCounter, retiredAfter, (value & 1) !== 0);
+        counterInhibit(this.instretCounter, retiredAfter, (value & 4) !== 0);
+        return;
+      }
+      case riscv.CSR_MSCRATCH:
+        this.mscratch = value;
+        return;
+      case riscv.CSR_MEPC:
+        this.mepc = value;
+        return;
+      case riscv.CSR_MCAUSE:
+        this.mcause = value;
+        return;
+      case riscv.CSR_MTVAL:
+        this.mtval = value;
+        return;
+      case riscv.CSR_MIP:
+        this.mipSoftware = (this.mipSoftware & ~riscv.MIP_WRITABLE) | (value & riscv.MIP_WRITABLE);
+        return;
+      case riscv.CSR_TSELECT:
+        if (value >>> 0 < 2) this.tselect = value;
+        return;
+      case riscv.CSR_TDATA2:
+        this.tdata2[this.tselect] = value;
+        return;
+      case riscv.CSR_MCYCLE:
+      case riscv.CSR_MCYCLEH:
+      case riscv.CSR_MINSTRET:
+      case riscv.CSR_MINSTRETH: {
+        // The value written is what the next instruction reads: this one's retirement is not added.
+        const counter =
+          csr === riscv.CSR_MCYCLE || csr === riscv.CSR_MCYCLEH ? this.cycleCounter : this.instretCounter;
+        const retiredAfter = this.retired() + 1;
+        const high =
+          csr === riscv.CSR_MCYCLEH || csr === riscv.CSR_MINSTRETH
+            ? value
+            : counterHigh(counter, retiredAfter - 1);
+        const low =
+          csr === riscv.CSR_MCYCLE || csr === riscv.CSR_MINSTRET
+            ? value
+            : counterLow(counter, retiredAfter - 1);
+        counterSet(counter, retiredAfter, high, low);
+        return;
+      }
+      default:
+        break;
+    }
+    if (csr >= riscv.CSR_PMPCFG0 && csr < riscv.CSR_PMPCFG0 + 4) {
+      this.pmp.writeConfigRegister(csr - riscv.CSR_PMPCFG0, value);
+      this.flushTlb();
+      return;
+    }
+    if (csr >= riscv.CSR_PMPADDR0 && csr < riscv.CSR_PMPADDR0 + PMP_ENTRIES) {
+      this.pmp.writeAddressRegister(csr - riscv.CSR_PMPADDR0, value);
+      this.flushTlb();
+      return;
+    }
+    if (csr >= riscv.CSR_MHPMEVENT3 && csr <= riscv.CSR_MHPMEVENT31) {
+      this.mhpmevent[csr & 31] = value >>> 0;
+      return;
+    }
+    const base = csr & ~31;
+    if (base === 0xb00) this.mhpmcounter[csr & 31] = value >>> 0;
+    else if (base === 0xb80) this.mhpmcounterh[csr & 31] = value >>> 0;
+    // Everything else that exists is read-only to writes that reach here (misa, tdata1/3, tinfo).
+  }
+
+  private writeMstatus(value: number): void {
+    this.mstatus = value & ~riscv.MSTATUS_SD;
+    this.updateTranslation();
+  }
+
+  // ======================================================================================
+  // Snapshots
+  // ======================================================================================
+
+  saveState(): StateSection {
+    const csrs: Record<string, PlainValue> = {};
+    for (const name of SAVED_CSR_NAMES) csrs[name] = (this[name] as number) >>> 0;
+    const state: { [key: string]: PlainValue } = {
+      x: Array.from(this.x, (value) => value >>> 0),
+      pc: this.pcValue >>> 0,
+      privilege: this.privilege,
+      icount: this.icountValue,
+      trapCount: this.trapCount,
+      waiting: this.waitingForInterrupt,
+      reservation: {
+        valid: this.reservationValid,
+        address: this.reservationAddress >>> 0,
+        value: this.reservationValue >>> 0,
+      },
+      mipLines: this.mipLines >>> 0,
+      csrs,
+      tdata2: Array.from(this.tdata2, (value) => value >>> 0),
+      mhpmcounter: Array.from(this.mhpmcounter),
+      mhpmcounterh: Array.from(this.mhpmcounterh),
+      mhpmevent: Array.from(this.mhpmevent),
+      cycle: { ...this.cycleCounter },
+      instret: { ...this.instretCounter },
+      pmpConfig: Array.from(this.pmp.config),
+      pmpAddress: Array.from(this.pmp.address),
+    };
+    return { kind: STATE_KIND, version: STATE_VERSION, state };
+  }
+
+  restoreState(section: StateSection): void {
+    if (section.kind !== STATE_KIND)
+      throw new SnapshotError(`expected a ${STATE_KIND} section, got ${section.kind}`);
+    if (section.version !== STATE_VERSION) {
+      throw new SnapshotError(`${STATE_KIND} state version ${section.version} is not supported`);
+    }
+    const state = readRecord(section.state, 'state');
+    const x = readNumberArray(state.x, 'x', 32, TWO_POW_32);
+    const pc = readInteger(state.pc, 'pc', TWO_POW_32);
+    const privilege = readInteger(state.privilege, 'privilege', 4);
+    if (privilege === 2) throw new SnapshotError('riscv-cpu state: privilege 2 does not exist');
+    const icount = readInteger(state.icount, 'icount', 2 ** 53);
+    const trapCount = readInteger(state.trapCount, 'trapCount', icount + 1);
+    const waiting = readBoolean(state.waiting, 'waiting');
+    const reservation = readRecord(state.reservation, 'reservation');
+    const reservationValid = readBoolean(reservation.valid, 'reservation.valid');
+    const reservationAddress = readInteger(reservation.address, 'reservation.address', TWO_POW_32);
+    const reservationValue = readInteger(reservation.value, 'reservation.value', TWO_POW_32);
+    const mipLines = readInteger(state.mipLines, 'mipLines', TWO_POW_32);
+    const csrRecord = readRecord(state.csrs, 'csrs');
+    const csrValues = SAVED_CSR_NAMES.map((name) => readInteger(csrRecord[name], `csrs.${name}`, TWO_POW_32));
+    const tdata2 = readNumberArray(state.tdata2, 'tdata2', 2, TWO_POW_32);
+    const mhpmcounter = readNumberArray(state.mhpmcounter, 'mhpmcounter', 32, TWO_POW_32);
+    const mhpmcounterh = readNumberArray(state.mhpmcounterh, 'mhpmcounterh', 32, TWO_POW_32);
+    const mhpmevent = readNumberArray(state.mhpmevent, 'mhpmevent', 32, TWO_POW_32);
+    const cycle = readCounter(state.cycle, 'cycle');
+    const instret = readCounter(state.instret, 'instret');
+    const pmpConfig = readNumberArray(state.pmpConfig, 'pmpConfig', PMP_ENTRIES, 256);
+    const pmpAddress = readNumberArray(state.pmpAddress, 'pmpAddress', PMP_ENTRIES, TWO_POW_32);
+    if ((csrValues[SAVED_CSR_NAMES.indexOf('tselect')] as number) >= 2) {
+      throw new SnapshotError('riscv-cpu state: tselect out of range');
+    }
+
+    // Everything is valid: apply.
+    for (let i = 0; i < 32; i++) this.x[i] = x[i] as number;
+    this.x[0] = 0;
+    this.pcValue = pc & ~1;
+    this.privilege = privilege;
+    this.icountValue = icount;
+    this.trapCount = trapCount;
+    this.waitingForInterrupt = waiting;
+    this.reservationValid = reservationValid;
+    this.reservationAddress = reservationAddress | 0;
+    this.reservationValue = reservationValue | 0;
+    this.mipLines = mipLines | 0;
+    SAVED_CSR_NAMES.forEach((name: SavedCsrName, index) => {
+      this[name] = (csrValues[index] as number) | 0;
+    });
+    this.tdata2.set(tdata2);
+    this.mhpmcounter.set(mhpmcounter);
+    this.mhpmcounterh.set(mhpmcounterh);
+    this.mhpmevent.set(mhpmevent);
+    Object.assign(this.cycleCounter, cycle);
+    Object.assign(this.instretCounter, instret);
+    this.pmp.load(pmpConfig, pmpAddress);
+    this.trapRaised = false;
+    this.breakLoop = true;
+    this.updateTranslation(true);
+    this.invalidateMemoryCaches();
+  }
+}
+
+function widthMask(width: number): number {
+  return width === 4 ? -1 : (1 << (8 * width)) - 1;
+}
+
+function trapVector(tvec: number, cause: number, interrupt: boolean): number {
+  const base = tvec & ~3;
+  return interrupt && (tvec & 3) === 1 ? (base + 4 * cause) | 0 : base;
+}
+
+/** The high 32 bits of the unsigned 64-bit product of two 32-bit values (as int32). */
+export function multiplyHighUnsigned(a: number, b: number): number {
+  const aLow = a & 0xffff;
+  const aHigh = a >>> 16;
+  const bLow = b & 0xffff;
+  const bHigh = b >>> 16;
+  const lowLow = aLow * bLow;
+  const lowHigh = aLow * bHigh;
+  const highLow = aHigh * bLow;
+  const middle = (lowLow >>> 16) + (lowHigh & 0xffff) + (highLow & 0xffff);
+  return (
+    (aHigh * bHigh + Math.floor(lowHigh / 65536) + Math.floor(highLow / 65536) + Math.floor(middle / 65536)) |
+    0
+  );
+}
+
+/** The high 32 bits of the signed 64-bit product (mulh). */
+export function multiplyHighSigned(a: number, b: number): number {
+  let high = multiplyHighUnsigned(a, b);
+  if (a < 0) high = (high - b) | 0;
+  if (b < 0) high = (high - a) | 0;
+  return high;
+}
+
+/** The high 32 bits of signed a times unsigned b (mulhsu). */
+export function multiplyHighSignedUnsigned(a: number, b: number): number {
+  let high = multiplyHighUnsigned(a, b);
+  if (a < 0) high = (high - b) | 0;
+  return high;
+}
+
+function readRecord(value: unknown, name: string): { readonly [key: string]: PlainValue } {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) {
+    throw new SnapshotError(`riscv-cpu state: ${name} is not a record`);
+  }
+  return value as { readonly [key: string]: PlainValue };
+}
+
+function readInteger(value: unknown, name: string, limit: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value >= limit) {
+    throw new SnapshotError(`riscv-cpu state: ${name} is not an integer in [0, ${limit})`);
+  }
+  return value;
+}
+
+function readBoolean(value: unknown, name: string): boolean {
+  if (typeof value !== 'boolean') throw new SnapshotError(`riscv-cpu state: ${name} is not a boolean`);
+  return value;
+}
+
+function readNumberArray(value: unknown, name: string, length: number, limit: number): number[] {
+  if (!Array.isArray(value) || value.length !== length) {
+    throw new SnapshotError(`riscv-cpu state: ${name} is not an array of ${length} numbers`);
+  }
+  return value.map((item, index) => readInteger(item, `${name}[${index}]`, limit));
+}
+
+function readCounter(value: unknown, name: string): CounterState {
+  const record = readRecord(value, name);
+  return {
+    offsetHigh: readInteger(record.offsetHigh, `${name}.offsetHigh`, TWO_POW_32),
+    offsetLow: readInteger(record.offsetLow, `${name}.offsetLow`, TWO_POW_32),
+    inhibited: readBoolean(record.inhibited, `${name}.inhibited`),
+  };
+}

@@ -1,0 +1,53 @@
+/**
+ * The board: a single-hart RV32 machine laid out like QEMU 7.2's `virt`, so one guest image runs
+ * on both (DESIGN.md, "The guest platform").
+ */
+
+export const TEST_FINISHER_BASE = 0x0010_0000;
+export const RTC_BASE = 0x0010_1000;
+export const CLINT_BASE = 0x0200_0000;
+export const PLIC_BASE = 0x0c00_0000;
+export const UART_BASE = 0x1000_0000;
+export const VIRTIO_MMIO_BASE = 0x1000_1000;
+export const VIRTIO_MMIO_SLOT_BYTES = 0x1000;
+export const VIRTIO_MMIO_SLOT_COUNT = 8;
+/** Where user-added devices go: QEMU virt's platform bus window. */
+export const PLATFORM_BUS_BASE = 0x0400_0000;
+export const PLATFORM_BUS_BYTES = 0x0200_0000;
+
+export const UART_IRQ = 10;
+export const RTC_IRQ = 11;
+/** virtio-mmio slot n uses PLIC source VIRTIO_IRQ_FIRST + n. */
+export const VIRTIO_IRQ_FIRST = 1;
+/** PLIC sources for platform-bus devices, as QEMU virt numbers them. */
+export const PLATFORM_BUS_IRQ_FIRST = 64;
+export const PLATFORM_BUS_IRQ_COUNT = 32;
+
+/** CLINT timebase: mtime counts at 10 MHz. */
+export const TIMEBASE_FREQUENCY_HZ = 10_000_000;
+
+/** Default guest RAM, as in DESIGN's reference command line (`-m 64M`). */
+export const DEFAULT_RAM_SIZE_BYTES = 64 * 1024 * 1024;
+
+/** Phandles as QEMU 7.2 virt numbers them for one hart. */
+export const PHANDLE_CPU = 1;
+export const PHANDLE_CPU_INTERRUPT_CONTROLLER = 2;
+export const PHANDLE_PLIC = 3;
+export const PHANDLE_TEST_FINISHER = 4;
+
+/**
+ * Where the device tree blob goes: as QEMU 7.2 computes it for `-bios none`, the top of RAM
+ * (capped at 3 GiB) minus the blob, aligned down to 2 MiB.
+ */
+export function deviceTreeAddress(ramBase: number, ramSizeBytes: number, blobBytes: number): number {
+  const twoMiB = 2 * 1024 * 1024;
+  const top = Math.min(ramBase + ramSizeBytes, 0xc000_0000);
+  return Math.floor((top - blobBytes) / twoMiB) * twoMiB;
+}
+
+/**
+ * QEMU's reset vector (in its ROM at 0x1000) leaves these in the registers when it jumps to the
+ * kernel: a0 = hart id, a1 = device tree, a2 = its `fw_dynamic_info` block at 0x1028, t0 = entry.
+ * We start the hart at the entry with the same registers instead of executing a ROM.
+ */
+export const QEMU_FW_DYNAMIC_INFO_ADDRESS = 0x1028;

@@ -1,0 +1,72 @@
+import type { HostScheduler } from './host.js';
+import type { Machine } from './machine.js';
+
+/** Steps per slice: long enough to amortise the host round trip, short enough for prompt I/O. */
+export const DEFAULT_SLICE_STEPS = 2_000_000;
+
+export interface RunOptions {
+  readonly sliceSteps?: number;
+  /** Ends the run early (the machine stays usable). */
+  readonly signal?: AbortSignal;
+  /** Called after every slice with the total steps so far. */
+  readonly onProgress?: (steps: number) => void;
+}
+
+export interface RunResult {
+  /** Steps executed by this run. */
+  readonly steps: number;
+  /** The guest's exit status when it powered off; undefined when the run ended otherwise. */
+  readonly exitStatus: number | undefined;
+  /** Why the run ended. */
+  readonly end: 'stopped' | 'aborted' | 'log-ended';
+}
+
+/**
+ * Drives a machine until it stops: runs slices, lets the host's event loop in between (so host
+ * inputs arrive), and sleeps while the hart waits for an interrupt (until a timer is due or an
+ * input arrives) instead of spinning.
+ */
+export async function runMachine(
+  machine: Machine,
+  host: HostScheduler,
+  options: RunOptions = {},
+): Promise<RunResult> {
+  const sliceSteps = options.sliceSteps ?? DEFAULT_SLICE_STEPS;
+  let steps = 0;
+  let currentSleep: { cancel(): void } | undefined;
+  machine.onWake(() => currentSleep?.cancel());
+  const aborted = () => options.signal?.aborted === true;
+  options.signal?.addEventListener('abort', () => currentSleep?.cancel(), { once: true });
+  try {
+    for (;;) {
+      if (aborted()) return { steps, exitStatus: undefined, end: 'aborted' };
+      const outcome = machine.runSlice(sliceSteps);
+      steps += outcome.steps;
+      options.onProgress?.(steps);
+      switch (outcome.end) {
+        case 'stopped':
+          return {
+            steps,
+            exitStatus: machine.exitStatus,
+            end: machine.exitStatus === undefined ? 'log-ended' : 'stopped',
+          };
+        case 'budget':
+          await host.yieldToHost();
+          break;
+        case 'waiting':
+        case 'log-starved': {
+          if (machine.hasPendingInput) break;
+          const delayNs = machine.nextTimerDelayNs();
+          // Without a timer, wait for an input; wake now and then to notice an abort.
+          const sleep = host.sleep(delayNs ?? 1e9);
+          currentSleep = sleep;
+          await sleep.done;
+          currentSleep = undefined;
+          break;
+        }
+      }
+    }
+  } finally {
+    machine.onWake(undefined);
+  }
+}

@@ -1,0 +1,1181 @@
+import type {
+  Cpu,
+  Device,
+  DeviceEnv,
+  DeviceEventPayload,
+  DevicePlacement,
+  DeviceTreeNode,
+  GuestClock,
+  InterruptLine,
+  LogEntry,
+  LogSink,
+  LogSource,
+  MachineSnapshot,
+  PlainValue,
+  RamRegion,
+  StateSection,
+} from '@ftvm/core';
+import {
+  ConfigError,
+  DeviceError,
+  DivergenceError,
+  isInStepEntry,
+  isPlainValue,
+  PAGE_SHIFT,
+  PAGE_SIZE_BYTES,
+  plainValuesEqual,
+  SnapshotError,
+} from '@ftvm/core';
+import { RiscvCpu } from '@ftvm/cpu-riscv';
+import { Clint, GoldfishRtc, Ns16550aUart, Plic, SifiveTestFinisher } from '@ftvm/devices';
+import { pack } from 'msgpackr';
+import {
+  CLINT_BASE,
+  DEFAULT_RAM_SIZE_BYTES,
+  deviceTreeAddress,
+  PHANDLE_CPU,
+  PHANDLE_CPU_INTERRUPT_CONTROLLER,
+  PHANDLE_PLIC,
+  PHANDLE_TEST_FINISHER,
+  PLATFORM_BUS_BASE,
+  PLATFORM_BUS_BYTES,
+  PLATFORM_BUS_IRQ_COUNT,
+  PLATFORM_BUS_IRQ_FIRST,
+  PLIC_BASE,
+  QEMU_FW_DYNAMIC_INFO_ADDRESS,
+  RTC_BASE,
+  RTC_IRQ,
+  TEST_FINISHER_BASE,
+  TIMEBASE_FREQUENCY_HZ,
+  UART_BASE,
+  UART_IRQ,
+  VIRTIO_IRQ_FIRST,
+  VIRTIO_MMIO_BASE,
+  VIRTIO_MMIO_SLOT_BYTES,
+  VIRTIO_MMIO_SLOT_COUNT,
+} from './board.js';
+import { buildDeviceTreeBlob } from './device-tree.js';
+import { EmptyVirtioSlot } from './empty-virtio-slot.js';
+import type { HostClock } from './host.js';
+import { type LoadedImage, parseImage } from './image.js';
+import { createRam, MachineBus, RAM_BASE, RamGuestMemory } from './memory.js';
+import { ReplayCursor } from './replay-cursor.js';
+import { hashBytes, RamHasher } from './state-hash.js';
+
+/**
+ * How the machine treats its doors (DESIGN.md, "The device contract"):
+ * - `standalone`: host inputs are applied at the next step boundary, outputs delivered at once.
+ * - `record`: as standalone, and every event and non-deterministic read is appended to a log.
+ * - `replay`: host inputs are ignored; events come from a log at their icount, reads are answered
+ *   from it and checked; outputs are dropped (or handed on for checking).
+ */
+export type MachineMode = 'standalone' | 'record' | 'replay';
+
+/**
+ * Guest time: `host` follows the host clock (each read is a logged non-deterministic input);
+ * `icount` derives it from the execution point (fully deterministic runs).
+ */
+export type ClockMode = 'host' | 'icount';
+
+/** Guest nanoseconds per step with the deterministic clock: a nominal 100 MIPS. */
+export const ICOUNT_CLOCK_NS_PER_STEP = 10;
+
+/**
+ * The real-time clock at boot with the deterministic clock, unless configured: 2026-01-01T00:00Z.
+ * (Nanoseconds since the epoch exceed 2^53: such values are exact to 256 ns, and deterministic.)
+ */
+export const DEFAULT_REALTIME_BASE_NS = 1_767_225_600 * 1e9;
+
+/** A device added by the user, next to the board's own. */
+export interface UserDeviceSpec {
+  /** Unique name (letters, digits, `-`, `_`). */
+  readonly name: string;
+  readonly device: Device;
+  /** Guest-physical base; by default the next free place on the platform bus (0x0400_0000). */
+  readonly base?: number;
+  /** PLIC source; by default the next free platform-bus source (64…95); 0 for none. */
+  readonly irq?: number;
+}
+
+export interface MachineOptions {
+  /** Guest RAM in bytes (default 64 MiB). */
+  readonly ramSizeBytes?: number;
+  readonly mode?: MachineMode;
+  readonly clock?: ClockMode;
+  /** Host time for the `host` clock mode. Required unless `clock` is `icount` or mode is replay. */
+  readonly hostClock?: HostClock;
+  /** With the `icount` clock: the real-time clock's value at boot, ns since the epoch (default 2026-01-01). */
+  readonly realtimeBaseNs?: number;
+  /** Record mode: where log entries go. */
+  readonly log?: LogSink;
+  /** Replay mode: the log to follow. */
+  readonly replayLog?: LogSource;
+  /**
+   * Record mode: log every output too (for record files), so a replay can check it produces the
+   * same. Replay mode: the log holds outputs; check them. Part of the machine configuration.
+   */
+  readonly logOutputs?: boolean;
+  /** Record mode: append a state-hash checkpoint every this many steps (0 = none). */
+  readonly checkpointIntervalSteps?: number;
+  /** Outputs of the devices (console bytes, frames). Not called in replay unless `replayOutputs`. */
+  readonly onOutput?: (output: MachineOutput) => void;
+  /** Replay mode: hand outputs to `onOutput` too (to check or show them). */
+  readonly replayOutputs?: boolean;
+  /** The kernel command line, as QEMU's `-append`: the guest finds it in `/chosen/bootargs`. */
+  readonly bootArgs?: string;
+  /** Devices beyond the board's. */
+  readonly devices?: readonly UserDeviceSpec[];
+  /** Virtio devices for the slots, in slot order (slot n at 0x1000_1000 + n·0x1000). */
+  readonly virtioSlots?: readonly (Device | undefined)[];
+}
+
+/** One output of a device, with the point it was produced at. */
+export interface MachineOutput {
+  readonly device: string;
+  readonly kind: string;
+  readonly data: Uint8Array;
+  readonly icount: number;
+  /** Number of log entries appended before it (record mode): the backup must have acked them. */
+  readonly logLength: number;
+}
+
+/** Why a slice of execution ended. */
+export type SliceEnd =
+  /** The step budget was used; more can run. */
+  | 'budget'
+  /** The hart waits for an interrupt; a host input or a timer must come first. */
+  | 'waiting'
+  /** Replay: the log has nothing more yet (a live stream); more can run once it arrives. */
+  | 'log-starved'
+  /** The machine stopped: powered off, or (replay) the log ended. */
+  | 'stopped';
+
+export interface SliceOutcome {
+  readonly steps: number;
+  readonly end: SliceEnd;
+}
+
+interface PendingTimer {
+  readonly device: string;
+  readonly deadlineNs: number;
+  readonly event: DeviceEventPayload;
+}
+
+/** The machine's own name in the log, for the events it raises itself. */
+export const MACHINE_LOG_NAME = '@machine';
+
+const DEVICE_NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+interface AttachedDevice {
+  readonly placement: DevicePlacement;
+  readonly device: Device;
+}
+
+/**
+ * The VMM: the board, its devices, the run loop that applies inputs at exact execution points,
+ * record and replay, snapshots, dirty pages and state hashes. Synchronous: `runSlice` executes a
+ * bounded number of steps and returns; the asynchronous driver in `driver.ts` (or the FT roles)
+ * decide when to call it.
+ */
+export class Machine {
+  readonly mode: MachineMode;
+  readonly clockMode: ClockMode;
+  readonly ram: RamRegion;
+  readonly bus: MachineBus;
+  readonly cpu: RiscvCpu;
+  readonly uart: Ns16550aUart;
+  readonly clint: Clint;
+  readonly plic: Plic;
+  readonly rtc: GoldfishRtc;
+  readonly testFinisher: SifiveTestFinisher;
+  /** The device tree handed to the guest in a1. */
+  readonly deviceTree: DeviceTreeNode;
+  readonly deviceTreeBlob: Uint8Array;
+  readonly deviceTreeAddress: number;
+
+  private readonly options: MachineOptions;
+  private readonly attached: AttachedDevice[] = [];
+  private readonly devicesByName = new Map<string, Device>();
+  private readonly memory: RamGuestMemory;
+  private readonly pendingEvents: { device: string; event: DeviceEventPayload }[] = [];
+  private readonly timers = new Map<string, PendingTimer>();
+  private readonly cursor: ReplayCursor | undefined;
+  private image: LoadedImage | undefined;
+  private logLength = 0;
+  private stopped = false;
+  private exit: number | undefined;
+  private resetRequested = false;
+  /** Guest time skipped while the hart idled, with the deterministic clock. */
+  private idleSkipNs = 0;
+  /** Host clock at boot: guest monotonic time is host time minus this. */
+  private hostMonotonicBaseNs = 0;
+  private nextCheckpointIcount: number;
+  private hasher: RamHasher | undefined;
+  /** Pages written since the last collection, per consumer (hash, dirty trackers). */
+  private readonly hashChangedPages: Uint8Array;
+  private readonly dirtyTrackers = new Set<Uint8Array>();
+  private wakeListener: (() => void) | undefined;
+
+  constructor(options: MachineOptions = {}) {
+    this.options = options;
+    this.mode = options.mode ?? 'standalone';
+    this.clockMode = options.clock ?? 'host';
+    if (this.mode === 'record' && !options.log) throw new ConfigError('record mode needs a log to write to');
+    if (this.mode === 'replay' && !options.replayLog)
+      throw new ConfigError('replay mode needs a log to follow');
+    if (this.clockMode === 'host' && this.mode !== 'replay' && !options.hostClock) {
+      throw new ConfigError('the host clock mode needs a host clock');
+    }
+    this.cursor =
+      this.mode === 'replay' && options.replayLog ? new ReplayCursor(options.replayLog) : undefined;
+    const checkpointInterval = options.checkpointIntervalSteps ?? 0;
+    if (!Number.isSafeInteger(checkpointInterval) || checkpointInterval < 0) {
+      throw new ConfigError(`bad checkpoint interval ${checkpointInterval}`);
+    }
+    this.nextCheckpointIcount =
+      checkpointInterval > 0 && this.mode === 'record' ? checkpointInterval : Infinity;
+
+    this.ram = createRam(RAM_BASE, options.ramSizeBytes ?? DEFAULT_RAM_SIZE_BYTES);
+    this.hashChangedPages = new Uint8Array(this.ram.dirtyPages.length);
+    this.bus = new MachineBus(this.ram);
+    this.memory = new RamGuestMemory(this.ram, () => this.cpu);
+    if (options.hostClock) this.hostMonotonicBaseNs = options.hostClock.monotonicNs();
+
+    const nowhere: InterruptLine = { set() {} };
+    const cpuLine = (line: Parameters<Cpu['setInterruptLine']>[0]): InterruptLine => ({
+      set: (level) => this.cpu.setInterruptLine(line, level),
+    });
+    this.clint = new Clint({
+      softwareInterrupt: cpuLine('machine-software'),
+      timerInterrupt: cpuLine('machine-timer'),
+    });
+    this.cpu = new RiscvCpu({ bus: this.bus, readTime: () => this.clint.readMtime() });
+    this.plic = new Plic({ contexts: [cpuLine('machine-external'), cpuLine('supervisor-external')] });
+    this.uart = new Ns16550aUart();
+    this.rtc = new GoldfishRtc();
+    this.testFinisher = new SifiveTestFinisher();
+
+    this.attach('test', this.testFinisher, TEST_FINISHER_BASE, 0, nowhere);
+    this.attach('rtc', this.rtc, RTC_BASE, RTC_IRQ);
+    this.attach('clint', this.clint, CLINT_BASE, 0, nowhere);
+    this.attach('plic', this.plic, PLIC_BASE, 0, nowhere);
+    this.attach('uart', this.uart, UART_BASE, UART_IRQ);
+    for (let slot = 0; slot < VIRTIO_MMIO_SLOT_COUNT; slot++) {
+      const device = options.virtioSlots?.[slot] ?? new EmptyVirtioSlot();
+      this.attach(
+        `virtio${slot}`,
+        device,
+        VIRTIO_MMIO_BASE + slot * VIRTIO_MMIO_SLOT_BYTES,
+        VIRTIO_IRQ_FIRST + slot,
+      );
+    }
+    this.attachUserDevices(options.devices ?? []);
+
+    this.deviceTree = this.buildDeviceTree();
+    this.deviceTreeBlob = buildDeviceTreeBlob(this.deviceTree);
+    this.deviceTreeAddress = deviceTreeAddress(this.ram.base, this.ram.size, this.deviceTreeBlob.length);
+  }
+
+  private attachUserDevices(specs: readonly UserDeviceSpec[]): void {
+    let nextBase = PLATFORM_BUS_BASE;
+    let nextIrq = PLATFORM_BUS_IRQ_FIRST;
+    for (const spec of specs) {
+      const size = Math.ceil(spec.device.mmioSize / PAGE_SIZE_BYTES) * PAGE_SIZE_BYTES;
+      const base = spec.base ?? nextBase;
+      if (spec.base === undefined) {
+        if (base + size > PLATFORM_BUS_BASE + PLATFORM_BUS_BYTES) {
+          throw new DeviceError(`${spec.name}: the platform bus is full`);
+        }
+        nextBase += size;
+      }
+      let irq = spec.irq;
+      if (irq === undefined) {
+        if (nextIrq >= PLATFORM_BUS_IRQ_FIRST + PLATFORM_BUS_IRQ_COUNT) {
+          throw new DeviceError(`${spec.name}: no free platform-bus interrupt`);
+        }
+        irq = nextIrq++;
+      }
+      this.attach(spec.name, spec.device, base, irq);
+    }
+  }
+
+  private attach(name: string, device: Device, base: number, irq: number, line?: InterruptLine): void {
+    if (!DEVICE_NAME_PATTERN.test(name)) throw new DeviceError(`bad device name '${name}'`);
+    if (this.devicesByName.has(name)) throw new DeviceError(`two devices are named '${name}'`);
+    if (!Number.isInteger(irq) || irq < 0 || irq >= 96)
+      throw new DeviceError(`${name}: bad interrupt ${irq}`);
+    const placement: DevicePlacement = { name, base, irq };
+    this.bus.addWindow({ name, base, size: device.mmioSize, device });
+    const irqLine = line ?? (irq > 0 ? this.plic.sourceLine(irq) : { set() {} });
+    device.attach(this.envFor(name, irqLine), placement);
+    this.attached.push({ placement, device });
+    this.devicesByName.set(name, device);
+  }
+
+  /** The doors of the device contract, for one device. */
+  private envFor(name: string, irq: InterruptLine): DeviceEnv {
+    const clock: GuestClock = {
+      monotonicNs: () => this.guestMonotonicNs(name),
+      realtimeNs: () => this.guestRealtimeNs(name),
+    };
+    return {
+      name,
+      inject: (event) => this.injectEvent(name, event),
+      injectAt: (key, monotonicNs, event) => this.setTimer(name, key, monotonicNs, event),
+      cancelInjectAt: (key) => {
+        this.timers.delete(`${name}\u0000${key}`);
+      },
+      nondet: (key, read) => this.nondet(name, key, read),
+      output: (kind, data) => this.deliverOutput(name, kind, data),
+      memory: this.memory,
+      irq,
+      clock,
+      icount: () => this.cpu.icount,
+      control: {
+        powerOff: (exitStatus) => {
+          this.exit = exitStatus;
+          this.stopped = true;
+          this.cpu.requestStop();
+        },
+        reset: () => {
+          this.resetRequested = true;
+          this.cpu.requestStop();
+        },
+      },
+    };
+  }
+
+  // ---- the doors ----
+
+  private injectEvent(device: string, event: DeviceEventPayload): void {
+    if (this.mode === 'replay' || this.stopped) return; // the log supplies events on a replay
+    this.pendingEvents.push({ device, event });
+    this.wakeListener?.();
+  }
+
+  /**
+   * Timers are kept on a replay too (never fired there: the log has their events), so a backup that
+   * goes live holds the timers its devices armed.
+   */
+  private setTimer(device: string, key: string, deadlineNs: number, event: DeviceEventPayload): void {
+    this.timers.set(`${device}\u0000${key}`, { device, deadlineNs, event });
+    this.wakeListener?.();
+  }
+
+  private nondet<T extends PlainValue>(device: string, key: string, read: () => T): T {
+    if (this.mode === 'standalone') return read();
+    const icount = this.cpu.icount;
+    if (this.mode === 'record') {
+      const value = read();
+      this.append({ kind: 'nondet', seq: this.logLength, icount, device, key, value });
+      return value;
+    }
+    const cursor = this.cursor as ReplayCursor;
+    const entry = cursor.peek();
+    if (entry === undefined) {
+      throw new DivergenceError('extra-entry', icount, 'no further log entry', `a read of ${device}/${key}`);
+    }
+    if (entry.kind !== 'nondet' || entry.icount !== icount || entry.device !== device || entry.key !== key) {
+      if (entry.kind === 'output' && entry.icount <= icount) {
+        throw new DivergenceError(
+          'output',
+          entry.icount,
+          describeEntry(entry),
+          `a read of ${device}/${key} at icount ${icount}`,
+        );
+      }
+      throw new DivergenceError(
+        'nondet-mismatch',
+        icount,
+        describeEntry(entry),
+        `a read of ${device}/${key} at icount ${icount}`,
+      );
+    }
+    cursor.advance();
+    return entry.value as T;
+  }
+
+  private deliverOutput(device: string, kind: string, data: Uint8Array): void {
+    if (this.options.logOutputs) {
+      if (this.mode === 'record') {
+        this.append({
+          kind: 'output',
+          seq: this.logLength,
+          icount: this.cpu.icount,
+          device,
+          stream: kind,
+          data: data.slice(),
+        });
+      } else if (this.mode === 'replay') {
+        this.checkOutput(device, kind, data);
+      }
+    }
+    if (this.mode === 'replay' && !this.options.replayOutputs) return;
+    this.options.onOutput?.({ device, kind, data, icount: this.cpu.icount, logLength: this.logLength });
+  }
+
+  /** Replay: the output must be the next logged one, byte for byte. */
+  private checkOutput(device: string, stream: string, data: Uint8Array): void {
+    const icount = this.cpu.icount;
+    const cursor = this.cursor as ReplayCursor;
+    const entry = cursor.peek();
+    const actual = `${device}/${stream} output ${describeBytes(data)} at icount ${icount}`;
+    if (entry?.kind !== 'output') {
+      throw new DivergenceError(
+        'output',
+        icount,
+        entry ? describeEntry(entry) : 'no further log entry',
+        actual,
+      );
+    }
+    if (
+      entry.icount !== icount ||
+      entry.device !== device ||
+      entry.stream !== stream ||
+      !plainValuesEqual(entry.data, data)
+    ) {
+      throw new DivergenceError('output', icount, describeEntry(entry), actual);
+    }
+    cursor.advance();
+  }
+
+  private append(entry: LogEntry): void {
+    this.logLength++;
+    (this.options.log as LogSink).append(entry);
+  }
+
+  // ---- guest time ----
+
+  private guestMonotonicNs(device: string): number {
+    if (this.clockMode === 'icount') return this.cpu.icount * ICOUNT_CLOCK_NS_PER_STEP + this.idleSkipNs;
+    return this.nondet(device, 'monotonic-ns', () => this.hostMonotonicNow());
+  }
+
+  private guestRealtimeNs(device: string): number {
+    if (this.clockMode === 'icount')
+      return (this.options.realtimeBaseNs ?? DEFAULT_REALTIME_BASE_NS) + this.guestMonotonicNs(device);
+    return this.nondet(device, 'realtime-ns', () =>
+      Math.floor((this.options.hostClock as HostClock).realtimeNs()),
+    );
+  }
+
+  private hostMonotonicNow(): number {
+    return Math.max(
+      0,
+      Math.floor((this.options.hostClock as HostClock).monotonicNs() - this.hostMonotonicBaseNs),
+    );
+  }
+
+  /** Guest monotonic time as the host side sees it now (not a guest read: never logged). */
+  private currentTimeForTimers(): number {
+    return this.clockMode === 'icount'
+      ? this.cpu.icount * ICOUNT_CLOCK_NS_PER_STEP + this.idleSkipNs
+      : this.hostMonotonicNow();
+  }
+
+  // ---- loading and booting ----
+
+  /**
+   * Loads a guest image (ELF or raw binary) and the device tree into RAM and points the hart at the
+   * image's entry with the registers QEMU's reset vector would leave.
+   */
+  loadImage(bytes: Uint8Array, name = 'image'): void {
+    const image = parseImage(bytes, this.ram, name);
+    const blobEnd = this.deviceTreeAddress + this.deviceTreeBlob.length;
+    for (const segment of image.segments) {
+      if (segment.address < blobEnd && this.deviceTreeAddress < segment.address + segment.bytes.length) {
+        throw new ConfigError(
+          `${name}: the image overlaps the device tree at the top of RAM; give the guest more memory`,
+        );
+      }
+    }
+    this.image = image;
+    this.boot();
+  }
+
+  private boot(): void {
+    const image = this.image;
+    if (!image) throw new ConfigError('no image loaded');
+    for (const segment of image.segments) {
+      this.ram.bytes.set(segment.bytes, segment.address - this.ram.base);
+      this.markPagesWritten(segment.address - this.ram.base, segment.bytes.length);
+    }
+    this.ram.bytes.set(this.deviceTreeBlob, this.deviceTreeAddress - this.ram.base);
+    this.markPagesWritten(this.deviceTreeAddress - this.ram.base, this.deviceTreeBlob.length);
+    this.cpu.invalidateMemoryCaches();
+    this.cpu.reset(image.entry, 0, this.deviceTreeAddress);
+    this.cpu.setRegister(12, QEMU_FW_DYNAMIC_INFO_ADDRESS); // a2
+    this.cpu.setRegister(5, image.entry); // t0
+  }
+
+  private markPagesWritten(offset: number, length: number): void {
+    if (length <= 0) return;
+    this.ram.dirtyPages.fill(1, offset >>> PAGE_SHIFT, ((offset + length - 1) >>> PAGE_SHIFT) + 1);
+  }
+
+  /** A board reset (the test finisher's 0x7777): devices to power-on state, image reloaded. */
+  private resetBoard(): void {
+    this.resetRequested = false;
+    for (const { device } of this.attached) device.reset();
+    this.timers.clear();
+    this.boot();
+  }
+
+  // ---- running ----
+
+  /** True once the guest powered the machine off (or a replay reached the end of its log). */
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  /** The guest's exit status once it powered off (test finisher), else undefined. */
+  get exitStatus(): number | undefined {
+    return this.exit;
+  }
+
+  /** Called whenever a host input or a timer arrives: the driver uses it to end an idle wait. */
+  onWake(listener: (() => void) | undefined): void {
+    this.wakeListener = listener;
+  }
+
+  /**
+   * Host-side: how long until the earliest device timer fires, in guest nanoseconds, or undefined
+   * when none is armed. The driver sleeps this long while the hart idles.
+   */
+  nextTimerDelayNs(): number | undefined {
+    let earliest: number | undefined;
+    for (const timer of this.timers.values()) {
+      if (earliest === undefined || timer.deadlineNs < earliest) earliest = timer.deadlineNs;
+    }
+    return earliest === undefined ? undefined : Math.max(0, earliest - this.currentTimeForTimers());
+  }
+
+  /** True when a host input is waiting to be applied at the next boundary. */
+  get hasPendingInput(): boolean {
+    return this.pendingEvents.length > 0;
+  }
+
+  /** Executes at most `maxSteps` steps, applying inputs at their exact points. */
+  runSlice(maxSteps: number): SliceOutcome {
+    if (this.stopped) return { steps: 0, end: 'stopped' };
+    return this.mode === 'replay' ? this.replaySlice(maxSteps) : this.liveSlice(maxSteps);
+  }
+
+  private liveSlice(maxSteps: number): SliceOutcome {
+    let steps = 0;
+    while (steps < maxSteps) {
+      this.fireDueTimers();
+      this.applyPendingEvents();
+      if (this.stopped) break;
+      let budget = maxSteps - steps;
+      budget = Math.min(budget, this.nextCheckpointIcount - this.cpu.icount);
+      if (this.clockMode === 'icount') {
+        const delay = this.nextTimerDelayNs();
+        if (delay !== undefined)
+          budget = Math.min(budget, Math.max(1, Math.ceil(delay / ICOUNT_CLOCK_NS_PER_STEP)));
+      }
+      const outcome = this.cpu.run(budget);
+      steps += outcome.steps;
+      this.afterRun(outcome.reason);
+      if (this.cpu.icount >= this.nextCheckpointIcount) {
+        this.append({
+          kind: 'checkpoint',
+          seq: this.logLength,
+          icount: this.cpu.icount,
+          stateHash: this.stateHash(),
+        });
+        this.nextCheckpointIcount += this.options.checkpointIntervalSteps ?? 0;
+      }
+      if (this.stopped) break;
+      if (outcome.reason === 'wfi') {
+        if (this.pendingEvents.length > 0) continue;
+        if (this.clockMode === 'icount' && this.timers.size > 0) {
+          this.skipIdleTimeToNextTimer();
+          continue;
+        }
+        this.fireDueTimers();
+        if (this.pendingEvents.length > 0) continue;
+        return { steps, end: 'waiting' };
+      }
+    }
+    if (this.stopped && this.mode === 'record') {
+      this.append({ kind: 'stop', seq: this.logLength, icount: this.cpu.icount, exitStatus: this.exit ?? 0 });
+    }
+    return { steps, end: this.stopped ? 'stopped' : 'budget' };
+  }
+
+  private afterRun(reason: string): void {
+    if (reason === 'stop' && this.resetRequested && !this.stopped) this.resetBoard();
+  }
+
+  /** Deterministic clock, idle hart: jump guest time to the next timer (logged as an event). */
+  private skipIdleTimeToNextTimer(): void {
+    const delay = this.nextTimerDelayNs() ?? 0;
+    if (delay > 0)
+      this.pendingEvents.push({ device: MACHINE_LOG_NAME, event: { type: 'clock-advance', data: delay } });
+    this.applyPendingEvents();
+    this.fireDueTimers();
+  }
+
+  /** Replay: the logged event of a timer fired on the recording side; that timer is gone. */
+  private forgetFiredTimer(device: string, event: DeviceEventPayload): void {
+    for (const [key, timer] of this.timers) {
+      if (
+        timer.device === device &&
+        timer.event.type === event.type &&
+        plainValuesEqual(timer.event.data ?? null, event.data ?? null)
+      ) {
+        this.timers.delete(key);
+        return;
+      }
+    }
+  }
+
+  private fireDueTimers(): void {
+    if (this.timers.size === 0) return;
+    const now = this.currentTimeForTimers();
+    for (const [key, timer] of this.timers) {
+      if (timer.deadlineNs <= now) {
+        this.timers.delete(key);
+        this.pendingEvents.push({ device: timer.device, event: timer.event });
+      }
+    }
+  }
+
+  private applyPendingEvents(): void {
+    while (this.pendingEvents.length > 0) {
+      const { device, event } = this.pendingEvents.shift() as { device: string; event: DeviceEventPayload };
+      if (this.mode === 'record') {
+        this.append({ kind: 'event', seq: this.logLength, icount: this.cpu.icount, device, event });
+      }
+      this.applyEvent(device, event);
+    }
+  }
+
+  private applyEvent(device: string, event: DeviceEventPayload): void {
+    if (device === MACHINE_LOG_NAME) {
+      if (event.type === 'clock-advance' && typeof event.data === 'number' && event.data >= 0) {
+        this.idleSkipNs += event.data;
+      }
+      return;
+    }
+    this.devicesByName.get(device)?.applyEvent(event);
+  }
+
+  private replaySlice(maxSteps: number): SliceOutcome {
+    const cursor = this.cursor as ReplayCursor;
+    let steps = 0;
+    while (steps < maxSteps) {
+      this.applyLoggedEntriesAtCurrentPoint();
+      if (this.stopped) return { steps, end: 'stopped' };
+      const boundary = cursor.nextBoundaryIcount();
+      if (boundary === undefined) {
+        if (!cursor.ended) return { steps, end: 'log-starved' };
+        const leftover = cursor.peek();
+        if (leftover) {
+          throw new DivergenceError(
+            'missing-entry',
+            this.cpu.icount,
+            describeEntry(leftover),
+            'the end of the run',
+          );
+        }
+        this.stopped = true;
+        return { steps, end: 'stopped' };
+      }
+      const budget = Math.min(maxSteps - steps, boundary - this.cpu.icount);
+      const outcome = this.cpu.run(budget);
+      steps += outcome.steps;
+      this.afterRun(outcome.reason);
+      this.checkNoSkippedReads();
+      if (outcome.reason === 'wfi' && this.cpu.icount < boundary) {
+        throw new DivergenceError(
+          'missing-entry',
+          this.cpu.icount,
+          `execution up to icount ${boundary}`,
+          'the guest waiting for an interrupt',
+        );
+      }
+      if (this.stopped) {
+        const entry = cursor.peek();
+        if (entry?.kind !== 'stop' || entry.icount !== this.cpu.icount || entry.exitStatus !== this.exit) {
+          throw new DivergenceError(
+            'end',
+            this.cpu.icount,
+            entry ? describeEntry(entry) : 'the log to go on',
+            `power-off with status ${this.exit}`,
+          );
+        }
+        cursor.advance();
+        return { steps, end: 'stopped' };
+      }
+    }
+    return { steps, end: 'budget' };
+  }
+
+  /** Replay: applies the events, checkpoints and marks logged at exactly the current icount. */
+  private applyLoggedEntriesAtCurrentPoint(): void {
+    const cursor = this.cursor as ReplayCursor;
+    for (let entry = cursor.peek(); entry !== undefined; entry = cursor.peek()) {
+      if (entry.icount < this.cpu.icount) {
+        throw new DivergenceError(
+          'missing-entry',
+          this.cpu.icount,
+          describeEntry(entry),
+          'execution past it',
+        );
+      }
+      if (entry.icount > this.cpu.icount || isInStepEntry(entry)) return;
+      switch (entry.kind) {
+        case 'event':
+          cursor.advance();
+          if (
+            typeof entry.device !== 'string' ||
+            typeof entry.event?.type !== 'string' ||
+            !isPlainValue(entry.event.data ?? null)
+          ) {
+            throw new DivergenceError(
+              'missing-entry',
+              entry.icount,
+              'a well-formed event',
+              describeEntry(entry),
+            );
+          }
+          if (entry.device !== MACHINE_LOG_NAME && !this.devicesByName.has(entry.device)) {
+            throw new DivergenceError(
+              'missing-entry',
+              entry.icount,
+              `an event for a device of this machine`,
+              describeEntry(entry),
+            );
+          }
+          this.forgetFiredTimer(entry.device, entry.event);
+          this.applyEvent(entry.device, entry.event);
+          break;
+        case 'checkpoint': {
+          cursor.advance();
+          const actual = this.stateHash();
+          if (!plainValuesEqual(actual, entry.stateHash)) {
+            throw new DivergenceError('state-hash', entry.icount, hex(entry.stateHash), hex(actual));
+          }
+          break;
+        }
+        case 'progress':
+          cursor.advance();
+          break;
+        case 'stop':
+          throw new DivergenceError(
+            'end',
+            entry.icount,
+            `power-off with status ${entry.exitStatus}`,
+            'the guest running on',
+          );
+        default:
+          throw new DivergenceError(
+            'missing-entry',
+            this.cpu.icount,
+            describeEntry(entry as LogEntry),
+            'an entry of a known kind',
+          );
+      }
+    }
+  }
+
+  private checkNoSkippedReads(): void {
+    const entry = (this.cursor as ReplayCursor).peek();
+    if (entry && isInStepEntry(entry) && entry.icount < this.cpu.icount) {
+      const kind = entry.kind === 'output' ? 'output' : 'missing-entry';
+      throw new DivergenceError(kind, entry.icount, describeEntry(entry), 'nothing of the kind by the guest');
+    }
+  }
+
+  /** Record mode: marks the end of a recording that did not end by a power-off. */
+  endRecording(): void {
+    if (this.mode !== 'record' || this.stopped) return;
+    this.applyPendingEvents();
+    this.append({ kind: 'progress', seq: this.logLength, icount: this.cpu.icount });
+  }
+
+  // ---- state: hash, dirty pages, snapshots ----
+
+  /** Hands the pages written since the last call to every consumer, then clears the bitmap. */
+  private collectDirtyPages(): void {
+    const dirty = this.ram.dirtyPages;
+    for (let page = dirty.indexOf(1); page !== -1; page = dirty.indexOf(1, page + 1)) {
+      this.hashChangedPages[page] = 1;
+      for (const tracker of this.dirtyTrackers) tracker[page] = 1;
+    }
+    dirty.fill(0);
+    this.cpu.resetDirtyTracking();
+  }
+
+  /**
+   * Starts tracking written pages. `collect()` returns the page numbers written since the tracker
+   * started or since the previous collect; `stop()` ends tracking. Used by live state transfer.
+   */
+  trackDirtyPages(): { collect(): number[]; stop(): void } {
+    const pages = new Uint8Array(this.ram.dirtyPages.length);
+    this.dirtyTrackers.add(pages);
+    return {
+      collect: () => {
+        this.collectDirtyPages();
+        const written: number[] = [];
+        for (let page = pages.indexOf(1); page !== -1; page = pages.indexOf(1, page + 1)) written.push(page);
+        pages.fill(0);
+        return written;
+      },
+      stop: () => {
+        this.dirtyTrackers.delete(pages);
+      },
+    };
+  }
+
+  /**
+   * A 16-byte digest of the whole guest-visible state (CPU, RAM, devices), updated incrementally:
+   * only pages written since the previous hash are rehashed.
+   */
+  stateHash(): Uint8Array {
+    this.collectDirtyPages();
+    if (this.hasher === undefined) {
+      this.hasher = new RamHasher(this.ram);
+    } else {
+      this.hasher.updateChanged(this.hashChangedPages);
+    }
+    this.hashChangedPages.fill(0);
+    const [ramFirst, ramSecond] = this.hasher.digest();
+    // Armed host timers are host-side scheduling, not guest state: a replay fires none of them.
+    const [stateFirst, stateSecond] = hashBytes(pack(this.saveComponentState(false)), 0x51a7e);
+    const digest = new Uint8Array(16);
+    const view = new DataView(digest.buffer);
+    view.setUint32(0, ramFirst);
+    view.setUint32(4, ramSecond);
+    view.setUint32(8, stateFirst);
+    view.setUint32(12, stateSecond);
+    return digest;
+  }
+
+  private saveComponentState(withTimers: boolean): {
+    cpu: StateSection;
+    devices: Record<string, StateSection>;
+    machine: PlainValue;
+  } {
+    const devices: Record<string, StateSection> = {};
+    for (const { placement, device } of this.attached) devices[placement.name] = device.saveState();
+    return { cpu: this.cpu.saveState(), devices, machine: this.saveMachineState(withTimers) };
+  }
+
+  private saveMachineState(withTimers: boolean): PlainValue {
+    const timers = [...(withTimers ? this.timers.entries() : [])]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([key, timer]) => ({
+        key,
+        device: timer.device,
+        deadlineNs: timer.deadlineNs,
+        event: timer.event as unknown as PlainValue,
+      }));
+    return {
+      idleSkipNs: this.idleSkipNs,
+      stopped: this.stopped,
+      exitStatus: this.exit ?? null,
+      timers,
+    };
+  }
+
+  /** The machine's configuration, as stored in snapshots and record files. */
+  get config(): PlainValue {
+    return {
+      ramSizeBytes: this.ram.size,
+      clock: this.clockMode,
+      logOutputs: this.options.logOutputs === true,
+      bootArgs: this.options.bootArgs ?? null,
+
+      realtimeBaseNs: this.options.realtimeBaseNs ?? DEFAULT_REALTIME_BASE_NS,
+      devices: this.attached.map(({ placement, device }) => ({
+        name: placement.name,
+        kind: device.kind,
+        base: placement.base,
+        irq: placement.irq,
+      })),
+    };
+  }
+
+  /** Saves the whole machine at the current step boundary. Pending host inputs are applied first. */
+  saveSnapshot(): MachineSnapshot {
+    if (this.mode !== 'replay') this.applyPendingEvents();
+    const pageNumbers: number[] = [];
+    const pageCount = this.ram.size >>> PAGE_SHIFT;
+    const words = new Int32Array(this.ram.bytes.buffer, this.ram.bytes.byteOffset, this.ram.size >>> 2);
+    const wordsPerPage = PAGE_SIZE_BYTES >>> 2;
+    for (let page = 0; page < pageCount; page++) {
+      for (let word = page * wordsPerPage; word < (page + 1) * wordsPerPage; word++) {
+        if (words[word] !== 0) {
+          pageNumbers.push(page);
+          break;
+        }
+      }
+    }
+    const pages = new Uint8Array(pageNumbers.length * PAGE_SIZE_BYTES);
+    pageNumbers.forEach((page, index) => {
+      pages.set(
+        this.ram.bytes.subarray(page * PAGE_SIZE_BYTES, (page + 1) * PAGE_SIZE_BYTES),
+        index * PAGE_SIZE_BYTES,
+      );
+    });
+    const components = this.saveComponentState(true);
+    return {
+      format: 'ftvm-machine-snapshot',
+      version: 1,
+      icount: this.cpu.icount,
+      config: {
+        ...(this.config as Record<string, PlainValue>),
+        machine: components.machine,
+        image: this.imageState(),
+      },
+      cpu: components.cpu,
+      devices: components.devices,
+      ram: { base: this.ram.base, size: this.ram.size, pageNumbers, pages },
+    };
+  }
+
+  private imageState(): PlainValue {
+    if (!this.image) return null;
+    return {
+      entry: this.image.entry,
+      segments: this.image.segments.map((segment) => ({ address: segment.address, bytes: segment.bytes })),
+    };
+  }
+
+  /**
+   * Restores a snapshot into this machine, which must have the same configuration (RAM size,
+   * devices and their places). Afterwards it continues exactly as the original would.
+   */
+  restoreSnapshot(snapshot: MachineSnapshot): void {
+    if (snapshot?.format !== 'ftvm-machine-snapshot' || snapshot.version !== 1) {
+      throw new SnapshotError('not an ftvm machine snapshot of version 1');
+    }
+    const config = snapshot.config as Record<string, PlainValue>;
+    const mine = this.config as Record<string, PlainValue>;
+    for (const key of ['ramSizeBytes', 'clock', 'devices'] as const) {
+      if (!plainValuesEqual(config[key] ?? null, mine[key] ?? null)) {
+        throw new SnapshotError(`the snapshot's ${key} differs from this machine's`);
+      }
+    }
+    const { ram } = snapshot;
+    if (
+      ram.base !== this.ram.base ||
+      ram.size !== this.ram.size ||
+      ram.pages.length !== ram.pageNumbers.length * PAGE_SIZE_BYTES
+    ) {
+      throw new SnapshotError('the snapshot RAM does not fit this machine');
+    }
+    this.ram.bytes.fill(0);
+    ram.pageNumbers.forEach((page, index) => {
+      if (!Number.isInteger(page) || page < 0 || page >= this.ram.size >>> PAGE_SHIFT) {
+        throw new SnapshotError(`bad page number ${page} in snapshot`);
+      }
+      this.ram.bytes.set(
+        ram.pages.subarray(index * PAGE_SIZE_BYTES, (index + 1) * PAGE_SIZE_BYTES),
+        page * PAGE_SIZE_BYTES,
+      );
+    });
+    this.ram.dirtyPages.fill(1);
+    this.hasher = undefined;
+    this.cpu.restoreState(snapshot.cpu);
+    this.cpu.invalidateMemoryCaches();
+    for (const { placement, device } of this.attached) {
+      const section = snapshot.devices[placement.name];
+      if (!section) throw new SnapshotError(`the snapshot has no state for device ${placement.name}`);
+      device.restoreState(section);
+    }
+    this.restoreMachineState(config.machine, config.image);
+  }
+
+  private restoreMachineState(state: PlainValue | undefined, image: PlainValue | undefined): void {
+    const machine = state as {
+      idleSkipNs?: unknown;
+      stopped?: unknown;
+      exitStatus?: unknown;
+      timers?: unknown;
+    } | null;
+    if (!machine || typeof machine.idleSkipNs !== 'number' || !Array.isArray(machine.timers)) {
+      throw new SnapshotError('the snapshot has no machine state');
+    }
+    this.idleSkipNs = machine.idleSkipNs;
+    this.stopped = machine.stopped === true;
+    this.exit = typeof machine.exitStatus === 'number' ? machine.exitStatus : undefined;
+    this.timers.clear();
+    for (const timer of machine.timers as {
+      key: string;
+      device: string;
+      deadlineNs: number;
+      event: DeviceEventPayload;
+    }[]) {
+      this.timers.set(timer.key, { device: timer.device, deadlineNs: timer.deadlineNs, event: timer.event });
+    }
+    const loaded = image as { entry: number; segments: { address: number; bytes: Uint8Array }[] } | null;
+    this.image = loaded ? { entry: loaded.entry, segments: loaded.segments } : undefined;
+  }
+
+  /** Restarts the host-mode guest clock so that it continues from `monotonicNs` (after a restore). */
+  continueClockFrom(monotonicNs: number): void {
+    if (this.options.hostClock) this.hostMonotonicBaseNs = this.options.hostClock.monotonicNs() - monotonicNs;
+  }
+
+  /** Releases host resources of every device. */
+  dispose(): void {
+    for (const { device } of this.attached) device.dispose?.();
+  }
+
+  /** The device attached under `name`, if any. */
+  device(name: string): Device | undefined {
+    return this.devicesByName.get(name);
+  }
+
+  // ---- the device tree ----
+
+  private buildDeviceTree(): DeviceTreeNode {
+    const nodeOf = (name: string): DeviceTreeNode | undefined => {
+      const entry = this.attached.find((item) => item.placement.name === name);
+      return entry?.device.deviceTree?.(entry.placement);
+    };
+    const socChildren: DeviceTreeNode[] = [];
+    const push = (node: DeviceTreeNode | undefined) => {
+      if (node) socChildren.push(node);
+    };
+    // QEMU's order, so `dtc` output of both trees compares line by line.
+    push(nodeOf('rtc'));
+    push(nodeOf('uart'));
+    push(nodeOf('test'));
+    for (let slot = VIRTIO_MMIO_SLOT_COUNT - 1; slot >= 0; slot--) push(nodeOf(`virtio${slot}`));
+    push(nodeOf('plic'));
+    push(nodeOf('clint'));
+    const boardNames = new Set(['rtc', 'uart', 'test', 'plic', 'clint']);
+    for (const { placement, device } of this.attached) {
+      if (boardNames.has(placement.name) || placement.name.startsWith('virtio')) continue;
+      push(device.deviceTree?.(placement));
+    }
+    const ramCells = [0, this.ram.base, 0, this.ram.size];
+    return {
+      name: '',
+      properties: {
+        '#address-cells': [2],
+        '#size-cells': [2],
+        compatible: 'riscv-virtio',
+        model: 'riscv-virtio,qemu',
+      },
+      children: [
+        {
+          name: 'chosen',
+          properties: {
+            ...(this.options.bootArgs === undefined ? {} : { bootargs: this.options.bootArgs }),
+            'stdout-path': `/soc/serial@${UART_BASE.toString(16)}`,
+          },
+        },
+
+        {
+          name: 'poweroff',
+          properties: {
+            value: [0x5555],
+            offset: [0],
+            regmap: [PHANDLE_TEST_FINISHER],
+            compatible: 'syscon-poweroff',
+          },
+        },
+        {
+          name: 'reboot',
+          properties: {
+            value: [0x7777],
+            offset: [0],
+            regmap: [PHANDLE_TEST_FINISHER],
+            compatible: 'syscon-reboot',
+          },
+        },
+        {
+          name: `memory@${this.ram.base.toString(16)}`,
+          properties: { device_type: 'memory', reg: ramCells },
+        },
+        {
+          name: 'cpus',
+          properties: {
+            '#address-cells': [1],
+            '#size-cells': [0],
+            'timebase-frequency': [TIMEBASE_FREQUENCY_HZ],
+          },
+          children: [
+            {
+              name: 'cpu@0',
+              properties: {
+                phandle: [PHANDLE_CPU],
+                device_type: 'cpu',
+                reg: [0],
+                status: 'okay',
+                compatible: 'riscv',
+                'riscv,isa': 'rv32imac_zicsr_zifencei_zihintpause',
+                'mmu-type': 'riscv,sv32',
+              },
+              children: [
+                {
+                  name: 'interrupt-controller',
+                  properties: {
+                    '#interrupt-cells': [1],
+                    'interrupt-controller': [],
+                    compatible: 'riscv,cpu-intc',
+                    phandle: [PHANDLE_CPU_INTERRUPT_CONTROLLER],
+                  },
+                },
+              ],
+            },
+            {
+              name: 'cpu-map',
+              properties: {},
+              children: [
+                {
+                  name: 'cluster0',
+                  properties: {},
+                  children: [{ name: 'core0', properties: { cpu: [PHANDLE_CPU] } }],
+                },
+              ],
+            },
+          ],
+        },
+        {
+          name: 'soc',
+          properties: { '#address-cells': [2], '#size-cells': [2], compatible: 'simple-bus', ranges: [] },
+          children: socChildren,
+        },
+      ],
+    };
+  }
+}
+
+export { PHANDLE_PLIC };
+
+function describeEntry(entry: LogEntry): string {
+  switch (entry.kind) {
+    case 'event':
+      return `event ${entry.device}/${entry.event?.type} at icount ${entry.icount} (entry ${entry.seq})`;
+    case 'nondet':
+      return `a read of ${entry.device}/${entry.key} at icount ${entry.icount} (entry ${entry.seq})`;
+    case 'checkpoint':
+      return `checkpoint at icount ${entry.icount} (entry ${entry.seq})`;
+    case 'progress':
+      return `progress mark at icount ${entry.icount} (entry ${entry.seq})`;
+    case 'stop':
+      return `power-off with status ${entry.exitStatus} at icount ${entry.icount} (entry ${entry.seq})`;
+    case 'output':
+      return `${entry.device}/${entry.stream} output ${describeBytes(entry.data)} at icount ${entry.icount} (entry ${entry.seq})`;
+    default:
+      return `an entry of unknown kind (entry ${(entry as LogEntry).seq})`;
+  }
+}
+
+function describeBytes(data: Uint8Array): string {
+  const printable = data.length <= 16 && data.every((byte) => byte >= 0x20 && byte < 0x7f);
+  return printable
+    ? JSON.stringify(new TextDecoder().decode(data))
+    : `${data.length} bytes ${hex(data.subarray(0, 16))}`;
+}
+
+function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('');
+}

@@ -1,0 +1,111 @@
+import type { LogEntry, LogSource } from '@ftvm/core';
+import { DivergenceError, isInStepEntry } from '@ftvm/core';
+
+/**
+ * Reads ahead in the log a replay follows, so the machine knows how far it may run before the next
+ * entry that must happen at an exact point (an event, a checkpoint, a stop, a progress mark).
+ * Non-deterministic reads and outputs are consumed during execution, in order, by the instruction
+ * that makes them.
+ *
+ * Order within one icount, as the recorder writes it: events (applied at the boundary), then a
+ * checkpoint (the state after those events), then the reads made by the next step.
+ */
+export class ReplayCursor {
+  private readonly buffered: LogEntry[] = [];
+  private head = 0;
+  private expectedSeq = 0;
+
+  constructor(private readonly source: LogSource) {}
+
+  /** Pulls whatever the source has now. */
+  private fill(): void {
+    for (;;) {
+      const entry = this.source.next();
+      if (entry === undefined) return;
+      if (entry.seq !== this.expectedSeq) {
+        throw new DivergenceError(
+          'missing-entry',
+          entry.icount,
+          `log entry ${this.expectedSeq}`,
+          `entry ${entry.seq}`,
+          'the log has a gap or is out of order',
+        );
+      }
+      this.expectedSeq++;
+      this.buffered.push(entry);
+    }
+  }
+
+  private compact(): void {
+    if (this.head > 4096 && this.head * 2 > this.buffered.length) {
+      this.buffered.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+
+  /** The next unconsumed entry, or undefined when none has arrived (or the log ended). */
+  peek(): LogEntry | undefined {
+    if (this.head >= this.buffered.length) this.fill();
+    return this.buffered[this.head];
+  }
+
+  /** Consumes the entry `peek` returned. */
+  advance(): void {
+    this.head++;
+    this.compact();
+  }
+
+  /**
+   * The icount of the next entry that is not a non-deterministic read: the machine may run up to
+   * it. Undefined when no such entry has arrived yet.
+   */
+  nextBoundaryIcount(): number | undefined {
+    this.fill();
+    for (let index = this.head; index < this.buffered.length; index++) {
+      const entry = this.buffered[index] as LogEntry;
+      if (!isInStepEntry(entry)) return entry.icount;
+    }
+    return undefined;
+  }
+
+  /** True when every entry was consumed and none will come. */
+  get finished(): boolean {
+    return this.peek() === undefined && this.source.ended;
+  }
+
+  get ended(): boolean {
+    return this.source.ended;
+  }
+}
+
+/** A log held in memory: a sink for a recording machine and a source for a replaying one. */
+export class MemoryLog {
+  readonly entries: LogEntry[] = [];
+  private closed = false;
+
+  append(entry: LogEntry): void {
+    this.entries.push(entry);
+  }
+
+  /** Marks the log complete: sources reading it report `ended` once they reach its end. */
+  close(): void {
+    this.closed = true;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** A source that reads the entries from the start. */
+  reader(): LogSource {
+    let position = 0;
+    const log = this;
+    return {
+      peek: () => log.entries[position],
+      next: () => log.entries[position++],
+      get ended() {
+        return log.closed && position >= log.entries.length;
+      },
+    };
+  }
+}

@@ -1,0 +1,83 @@
+import { readFileSync } from 'node:fs';
+import type { LogSink, LogSource } from '@ftvm/core';
+import { type ImageName, imagePath } from '@ftvm/guests';
+import type { HostClock } from '../src/host.js';
+import { Machine, type MachineOptions } from '../src/machine.js';
+
+/**
+ * A host clock under the test's control: it moves only when the test says, so a run with the
+ * host clock mode is still reproducible in tests (the machine logs every reading anyway).
+ */
+export class ManualHostClock implements HostClock {
+  monotonic = 1_000_000;
+  realtime = 1_764_000_000_000_000_000;
+  monotonicNs(): number {
+    return this.monotonic;
+  }
+  realtimeNs(): number {
+    return this.realtime + this.monotonic;
+  }
+  advance(ns: number): void {
+    this.monotonic += ns;
+  }
+}
+
+export interface GuestRun {
+  machine: Machine;
+  console: string;
+  steps: number;
+}
+
+export function loadGuest(name: ImageName): Uint8Array {
+  return new Uint8Array(readFileSync(imagePath(name)));
+}
+
+/**
+ * Runs a machine synchronously until it stops. When the hart idles, time jumps to the next timer
+ * (the manual clock advances), as a real host would after sleeping.
+ */
+export function runToEnd(machine: Machine, clock: ManualHostClock | undefined, stepLimit = 5e9): number {
+  let steps = 0;
+  let idleRounds = 0;
+  while (!machine.isStopped && steps < stepLimit) {
+    const outcome = machine.runSlice(1_000_000);
+    steps += outcome.steps;
+    // The host's clock moves while the guest runs: 10 ns per step, like a 100 MIPS host.
+    clock?.advance(outcome.steps * 10);
+    if (outcome.end === 'waiting') {
+      const delay = machine.nextTimerDelayNs();
+      if (delay === undefined)
+        throw new Error(`guest waits for input that never comes (icount ${machine.cpu.icount})`);
+      clock?.advance(delay);
+      if (++idleRounds > 1_000_000) throw new Error('guest idles forever');
+    }
+    if (outcome.end === 'log-starved') throw new Error('replay starved: the log is not closed');
+  }
+  return steps;
+}
+
+export interface BootOptions extends Omit<MachineOptions, 'onOutput' | 'hostClock'> {
+  clock?: MachineOptions['clock'];
+  log?: LogSink;
+  replayLog?: LogSource;
+}
+
+/** Boots a guest image and runs it to the end, returning its console output. */
+export function runGuest(image: ImageName | Uint8Array, options: BootOptions = {}): GuestRun {
+  const hostClock = new ManualHostClock();
+  const chunks: number[] = [];
+  const machine = new Machine({
+    ...options,
+    hostClock,
+    replayOutputs: true,
+    onOutput: (output) => {
+      if (output.kind === 'console') chunks.push(...output.data);
+    },
+  });
+  machine.loadImage(
+    typeof image === 'string' ? loadGuest(image) : image,
+    typeof image === 'string' ? image : 'image',
+  );
+  const steps = runToEnd(machine, hostClock);
+  return { machine, console: new TextDecoder().decode(Uint8Array.from(chunks)), steps };
+}

@@ -1,0 +1,201 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { LogEntry, NondetEntry } from '@ftvm/core';
+import { DivergenceError } from '@ftvm/core';
+import {
+  deterministicLines,
+  type ImageName,
+  imagePath,
+  referenceQemuAvailable,
+  referenceQemuCpu,
+  runOnReferenceQemu,
+} from '@ftvm/guests';
+import { describe, expect, it } from 'vitest';
+import { Machine } from '../src/machine.js';
+import { MemoryLog } from '../src/replay-cursor.js';
+import { loadGuest, ManualHostClock, runGuest, runToEnd } from './helpers.js';
+
+const qemu = referenceQemuAvailable();
+const hasDtc = spawnSync('sh', ['-c', 'command -v dtc'], { stdio: 'ignore' }).status === 0;
+const skipWithoutQemu = !qemu ? 'qemu-system-riscv32 is not installed (run scripts/setup.mjs)' : '';
+
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('hex');
+}
+
+/** Removes the nodes the board does not model from `dtc -O dts` text (PCI, flash, fw-cfg, pmu…). */
+function withoutUnmodelledNodes(dts: string): string {
+  let text = dts;
+  for (const name of ['pmu', 'fw-cfg@10100000', 'flash@20000000', 'platform-bus@4000000', 'pci@30000000']) {
+    text = text.replace(
+      new RegExp(`\\n(\\t+)${name.replace('.', '\\.')} \\{\\n[\\s\\S]*?\\n\\1\\};\\n`),
+      '\n',
+    );
+  }
+  // QEMU puts a random seed for the guest's RNG here; the board leaves it out (determinism).
+  return text.replace(/\n\t*rng-seed = <[^>]*>;/, '').replace(/\n{3,}/g, '\n\n');
+}
+
+describe.skipIf(!qemu || !hasDtc)('the board device tree (needs QEMU and dtc)', () => {
+  it('matches QEMU virt for every node the board models', () => {
+    const directory = mkdtempSync(join(tmpdir(), 'ftvm-board-'));
+    const qemuBlob = join(directory, 'qemu.dtb');
+    const ourBlob = join(directory, 'ftvm.dtb');
+    const dump = spawnSync(
+      'qemu-system-riscv32',
+      [
+        '-M',
+        `virt,dumpdtb=${qemuBlob}`,
+        '-bios',
+        'none',
+        '-nographic',
+        '-m',
+        '64M',
+        '-cpu',
+        referenceQemuCpu,
+        '-kernel',
+        imagePath('hello'),
+        '-append',
+        'console=ttyS0 iterations=10',
+      ],
+
+      { encoding: 'utf8' },
+    );
+    expect(dump.status).toBe(0);
+    writeFileSync(
+      ourBlob,
+      new Machine({ clock: 'icount', bootArgs: 'console=ttyS0 iterations=10' }).deviceTreeBlob,
+    );
+
+    const decode = (path: string) =>
+      spawnSync('dtc', ['-I', 'dtb', '-O', 'dts', path], { encoding: 'utf8' }).stdout;
+    expect(decode(ourBlob)).toBe(withoutUnmodelledNodes(decode(qemuBlob)));
+  });
+});
+
+const quickImages: ImageName[] = ['hello', 'clock', 'paging'];
+
+describe('guest images on the board', () => {
+  // bench.elf is cut to 200 iterations (about 100 million instructions) through its command line.
+  const bootArgs: Partial<Record<ImageName, string>> = { bench: 'iterations=200' };
+  for (const image of [...quickImages, 'bench'] as ImageName[]) {
+    it.skipIf(!qemu)(
+      `${image}.elf prints what it prints on QEMU and exits the same ${skipWithoutQemu}`,
+      async () => {
+        const reference = await runOnReferenceQemu(image, { timeoutMs: 120_000, append: bootArgs[image] });
+        const ours = runGuest(image, { bootArgs: bootArgs[image] });
+
+        expect(deterministicLines(ours.console)).toEqual(deterministicLines(reference.output));
+        expect(ours.machine.exitStatus).toBe(reference.exit.status);
+      },
+    );
+  }
+
+  it('hello.elf runs and exits 0 without QEMU too', () => {
+    const run = runGuest('hello', { clock: 'icount' });
+    expect(run.machine.exitStatus).toBe(0);
+    expect(run.console.length).toBeGreaterThan(0);
+  });
+});
+
+describe('record and replay in memory', () => {
+  for (const image of quickImages) {
+    it(`${image}.elf replays to the same console and state hash`, () => {
+      const log = new MemoryLog();
+      const recorded = runGuest(image, {
+        mode: 'record',
+        log,
+        checkpointIntervalSteps: 10_000,
+        logOutputs: true,
+      });
+      log.close();
+      expect(recorded.machine.exitStatus).toBe(0);
+      expect(log.entries.some((entry) => entry.kind === 'checkpoint')).toBe(true);
+      const replayed = runGuest(image, { mode: 'replay', replayLog: log.reader(), logOutputs: true });
+      expect(replayed.console).toBe(recorded.console);
+      expect(replayed.machine.exitStatus).toBe(recorded.machine.exitStatus);
+      expect(replayed.machine.cpu.icount).toBe(recorded.machine.cpu.icount);
+      expect(hex(replayed.machine.stateHash())).toBe(hex(recorded.machine.stateHash()));
+    });
+  }
+
+  function recordClock(): { log: MemoryLog; reads: NondetEntry[] } {
+    const log = new MemoryLog();
+    runGuest('clock', { mode: 'record', log, checkpointIntervalSteps: 20_000, logOutputs: true });
+    log.close();
+    const reads = log.entries.filter((entry): entry is NondetEntry => entry.kind === 'nondet');
+    expect(reads.length).toBeGreaterThan(2);
+    return { log, reads };
+  }
+
+  function replayExpectingDivergence(entries: LogEntry[]): DivergenceError {
+    const log = new MemoryLog();
+    for (const entry of entries) log.append(entry);
+    log.close();
+    try {
+      runGuest('clock', { mode: 'replay', replayLog: log.reader(), logOutputs: true });
+    } catch (error) {
+      if (DivergenceError.is(error)) return error;
+      throw error;
+    }
+    throw new Error('the tampered replay did not diverge');
+  }
+
+  it('names the icount where a tampered read key no longer matches', () => {
+    const { log, reads } = recordClock();
+    const victim = reads[1] as NondetEntry;
+    const tampered = log.entries.map((entry) => (entry === victim ? { ...victim, key: 'entropy' } : entry));
+    const error = replayExpectingDivergence(tampered);
+    expect(error.kind).toBe('nondet-mismatch');
+    expect(error.icount).toBe(victim.icount);
+  });
+
+  it('finds a tampered value where it first changes an output or the state', () => {
+    const { log, reads } = recordClock();
+    // The first RTC reading is printed, so changing it must show up.
+    const victim = reads.find((read) => read.device === 'rtc') as NondetEntry;
+    const tampered = log.entries.map((entry) =>
+      entry === victim ? { ...victim, value: (victim.value as number) + 123_456_789 } : entry,
+    );
+    const error = replayExpectingDivergence(tampered);
+    expect(['state-hash', 'output']).toContain(error.kind);
+    expect(error.icount).toBeGreaterThanOrEqual(victim.icount);
+  });
+
+  it('reports a log that ends early as a divergence, not a silent success', () => {
+    const { log } = recordClock();
+    const error = replayExpectingDivergence(log.entries.slice(0, Math.floor(log.entries.length / 2)));
+    expect(DivergenceError.is(error)).toBe(true);
+  });
+});
+
+describe('snapshots', () => {
+  for (const image of ['paging', 'clock'] as ImageName[]) {
+    it(`${image}.elf restored mid-run into a fresh machine continues exactly as the original`, () => {
+      const clock = new ManualHostClock();
+      const output = (sink: number[]) => (item: { kind: string; data: Uint8Array }) => {
+        if (item.kind === 'console') sink.push(...item.data);
+      };
+      const originalOut: number[] = [];
+      const original = new Machine({ clock: 'icount', hostClock: clock, onOutput: output(originalOut) });
+      original.loadImage(loadGuest(image));
+      original.runSlice(30_000);
+      const snapshot = structuredClone(original.saveSnapshot());
+      const splitAt = originalOut.length;
+
+      const restoredOut: number[] = [];
+      const restored = new Machine({ clock: 'icount', hostClock: clock, onOutput: output(restoredOut) });
+      restored.restoreSnapshot(snapshot);
+      expect(hex(restored.stateHash())).toBe(hex(original.stateHash()));
+
+      runToEnd(original, undefined);
+      runToEnd(restored, undefined);
+      expect(restored.exitStatus).toBe(original.exitStatus);
+      expect(restored.cpu.icount).toBe(original.cpu.icount);
+      expect(Buffer.from(restoredOut).toString()).toBe(Buffer.from(originalOut.slice(splitAt)).toString());
+      expect(hex(restored.stateHash())).toBe(hex(original.stateHash()));
+    });
+  }
+});
