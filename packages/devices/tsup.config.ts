@@ -1,5 +1,12 @@
 import { defineConfig } from 'tsup';
 import { packageBuild } from '../../tsup.shared.ts';
 
-// Two entries: the models, and the test harness behind the `./test` subpath export.
-export default defineConfig(packageBuild({ index: 'src/index.ts', 'testing/index': 'src/testing/index.ts' }));
+// Three entries: the models, the test harness behind the `./test` subpath export, and the Node-only
+// host backends behind `./node`.
+export default defineConfig(
+  packageBuild({
+    index: 'src/index.ts',
+    'testing/index': 'src/testing/index.ts',
+    'node/index': 'src/node/index.ts',
+  }),
+);

@@ -122,3 +122,28 @@ describe.skipIf(!built)('ftvm record and ftvm replay (needs `npm run build`)', (
     expect(ftvm(['replay', join(directory, 'missing.ftlog')]).status).toBe(66);
   });
 });
+
+describe.skipIf(!built)('every guest image records to a file and replays from it (needs `npm run build`)', () => {
+  const cases: { image: Parameters<typeof imagePath>[0]; flags: (disk: string) => string[] }[] = [
+    { image: 'hello', flags: () => [] },
+    { image: 'paging', flags: () => [] },
+    { image: 'bench', flags: () => ['--append', 'iterations=20'] },
+    { image: 'rng', flags: () => ['--device', 'virtio-rng-device'] },
+    { image: 'disk', flags: (disk) => ['--drive', `file=${disk}`] },
+    { image: 'dmarace', flags: (disk) => ['--drive', `file=${disk}`] },
+  ];
+  for (const { image, flags } of cases) {
+    it(`${image}.elf`, () => {
+      const disk = join(directory, `${image}.img`);
+      writeFileSync(disk, new Uint8Array(1 << 20));
+      const recording = join(directory, `${image}.ftlog`);
+      const recorded = ftvm(['record', '--kernel', imagePath(image), ...flags(disk), '-o', recording]);
+      expect(recorded.stderr).toBe('');
+      expect(recorded.status).toBe(0);
+      const replayed = ftvm(['replay', recording]);
+      expect(replayed.stderr).toBe('');
+      expect(replayed.status).toBe(0);
+      expect(replayed.stdout).toBe(recorded.stdout);
+    });
+  }
+});

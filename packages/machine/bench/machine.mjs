@@ -1,13 +1,15 @@
-// Machine benchmarks on bench.elf, side by side in one run: standalone vs record vs replay MIPS,
-// ftvm vs QEMU wall time, snapshot time and size for a 64 MiB guest, host memory.
+// Machine benchmarks on bench.elf, side by side in one run: the bare CPU vs the machine, standalone
+// vs record vs replay (medians of interleaved rounds), ftvm vs QEMU wall time, snapshot time and
+// size for a 64 MiB guest, host memory.
 // Run: npm run bench -w @ftvm/machine   (uses the built packages: npm run build first)
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { imagePath, referenceQemuArgs, referenceQemuAvailable, referenceQemuBinary } from '@ftvm/guests';
-import { encodeSnapshot, Machine, MemoryLog } from '../dist/index.js';
+import { RiscvCpu, createFlatBus } from '@ftvm/cpu-riscv';
+import { encodeSnapshot, Machine, MemoryLog, parseElf } from '../dist/index.js';
 import { createNodeHost } from '../dist/node/index.js';
 
-const image = new Uint8Array(readFileSync(imagePath('bench')));
+const imageBytes = new Uint8Array(readFileSync(imagePath('bench')));
 const host = createNodeHost();
 
 function run(mode, log) {
@@ -20,7 +22,7 @@ function run(mode, log) {
     checkpointIntervalSteps: mode === 'record' ? 10_000_000 : 0,
     onOutput: () => {},
   });
-  machine.loadImage(image, 'bench.elf');
+  machine.loadImage(imageBytes, 'bench.elf');
   const start = process.hrtime.bigint();
   let steps = 0;
   while (!machine.isStopped) {
@@ -33,35 +35,84 @@ function run(mode, log) {
   return { steps, seconds, mips: steps / seconds / 1e6, machine };
 }
 
-const results = {};
-const live = run('standalone');
-results.standaloneMips = +live.mips.toFixed(1);
-const log = new MemoryLog();
-const recorded = run('record', log);
-log.close();
-results.recordMips = +recorded.mips.toFixed(1);
-results.recordOverheadPercent = +((live.mips / recorded.mips - 1) * 100).toFixed(1);
-results.logEntries = log.entries.length;
-const replayed = run('replay', log);
-results.replayMips = +replayed.mips.toFixed(1);
-results.replayToLiveRatio = +(replayed.mips / live.mips).toFixed(2);
-results.steps = live.steps;
+/** The same image on the CPU alone: a flat bus with RAM and stubs for the UART, CLINT and finisher. */
+function runBare() {
+  let exitStatus;
+  let cpu;
+  const bus = createFlatBus({
+    ramBase: 0x8000_0000,
+    ramSizeBytes: 64 * 2 ** 20,
+    mmio: [
+      { base: 0x1000_0000, size: 0x100, read: (offset) => (offset === 5 ? 0x60 : 0), write: () => true },
+      { base: 0x0200_0000, size: 0x10000, read: () => 0, write: () => true },
+      {
+        base: 0x0010_0000,
+        size: 0x1000,
+        read: () => 0,
+        write: (_offset, _width, value) => {
+          exitStatus = (value & 0xffff) === 0x5555 ? 0 : value >>> 16;
+          cpu.requestStop();
+          return true;
+        },
+      },
+    ],
+  });
+  const image = parseElf(imageBytes, bus.ramRegion);
+  for (const segment of image.segments) bus.load(segment.address, segment.bytes);
+  cpu = new RiscvCpu({ bus, readTime: () => 0 });
+  cpu.reset(image.entry, 0, 0);
+  const start = process.hrtime.bigint();
+  let steps = 0;
+  while (exitStatus === undefined) steps += cpu.run(2_000_000).steps;
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  if (exitStatus !== 0) throw new Error(`bench.elf exited ${exitStatus} on the bare CPU`);
+  return { steps, seconds, mips: steps / seconds / 1e6 };
+}
+
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const mips = { bare: [], standalone: [], record: [], replay: [] };
+let steps = 0;
+let logEntries = 0;
+for (let round = 0; round < ROUNDS; round++) {
+  // Interleaved, so the machine's load drifts over every configuration alike.
+  mips.bare.push(runBare().mips);
+  const live = run('standalone');
+  mips.standalone.push(live.mips);
+  steps = live.steps;
+  const log = new MemoryLog();
+  mips.record.push(run('record', log).mips);
+  log.close();
+  logEntries = log.entries.length;
+  mips.replay.push(run('replay', log).mips);
+}
+const results = {
+  rounds: ROUNDS,
+  steps,
+  bareCpuMips: +median(mips.bare).toFixed(1),
+  standaloneMips: +median(mips.standalone).toFixed(1),
+  machineToBareCpuRatio: +(median(mips.standalone) / median(mips.bare)).toFixed(2),
+  recordMips: +median(mips.record).toFixed(1),
+  recordOverheadPercent: +((median(mips.standalone) / median(mips.record) - 1) * 100).toFixed(1),
+  replayMips: +median(mips.replay).toFixed(1),
+  replayToLiveRatio: +(median(mips.replay) / median(mips.standalone)).toFixed(2),
+  logEntries,
+};
 
 if (referenceQemuAvailable()) {
   const args = referenceQemuArgs('bench');
   const start = process.hrtime.bigint();
   const qemu = spawnSync(referenceQemuBinary, args, { encoding: 'utf8' });
-
   const qemuSeconds = Number(process.hrtime.bigint() - start) / 1e9;
+  if (qemu.status !== 0) throw new Error(`bench.elf exited ${qemu.status} on QEMU`);
   results.qemuSeconds = +qemuSeconds.toFixed(2);
-  results.ftvmSeconds = +live.seconds.toFixed(2);
-  results.ftvmToQemuSpeedRatio = +(qemuSeconds / live.seconds).toFixed(2);
-  results.qemuStatus = qemu.status;
+  results.ftvmSeconds = +(steps / median(mips.standalone) / 1e6).toFixed(2);
+  results.ftvmTimeToQemuTimeRatio = +(results.ftvmSeconds / qemuSeconds).toFixed(2);
 }
 
 // Snapshot of a 64 MiB guest that has touched all of its RAM.
 const full = new Machine({ clock: 'icount', onOutput: () => {} });
-full.loadImage(image, 'bench.elf');
+full.loadImage(imageBytes, 'bench.elf');
 full.ram.bytes.fill(0xa5, 0, full.ram.size - 4 * 2 ** 20); // as if the guest had used its memory
 let start = process.hrtime.bigint();
 const snapshot = full.saveSnapshot();

@@ -2,7 +2,6 @@ export * from './board.js';
 export { buildDeviceTreeBlob, formatDeviceTree } from './device-tree.js';
 export type { RunOptions, RunResult } from './driver.js';
 export { DEFAULT_SLICE_STEPS, runMachine } from './driver.js';
-export { EmptyVirtioSlot } from './empty-virtio-slot.js';
 export type { HostClock, HostScheduler, HostSleep } from './host.js';
 export type { LoadedImage } from './image.js';
 export { looksLikeElf, parseElf, parseImage, parseRawImage } from './image.js';

@@ -27,7 +27,14 @@ import {
   SnapshotError,
 } from '@ftvm/core';
 import { RiscvCpu } from '@ftvm/cpu-riscv';
-import { Clint, GoldfishRtc, Ns16550aUart, Plic, SifiveTestFinisher } from '@ftvm/devices';
+import {
+  Clint,
+  GoldfishRtc,
+  Ns16550aUart,
+  Plic,
+  SifiveTestFinisher,
+  VirtioMmioTransport,
+} from '@ftvm/devices';
 import { pack } from 'msgpackr';
 import {
   CLINT_BASE,
@@ -35,7 +42,6 @@ import {
   deviceTreeAddress,
   PHANDLE_CPU,
   PHANDLE_CPU_INTERRUPT_CONTROLLER,
-  PHANDLE_PLIC,
   PHANDLE_TEST_FINISHER,
   PLATFORM_BUS_BASE,
   PLATFORM_BUS_BYTES,
@@ -55,7 +61,6 @@ import {
   VIRTIO_MMIO_SLOT_COUNT,
 } from './board.js';
 import { buildDeviceTreeBlob } from './device-tree.js';
-import { EmptyVirtioSlot } from './empty-virtio-slot.js';
 import type { HostClock } from './host.js';
 import { type LoadedImage, parseImage } from './image.js';
 import { createRam, MachineBus, RAM_BASE, RamGuestMemory } from './memory.js';
@@ -72,10 +77,20 @@ import { hashBytes, RamHasher } from './state-hash.js';
 export type MachineMode = 'standalone' | 'record' | 'replay';
 
 /**
- * Guest time: `host` follows the host clock (each read is a logged non-deterministic input);
- * `icount` derives it from the execution point (fully deterministic runs).
+ * Guest time: `host` follows the host clock, sampled at step boundaries (each sample a logged
+ * event) and interpolated from icount between samples; `icount` derives it from the execution point
+ * alone (fully deterministic runs).
  */
 export type ClockMode = 'host' | 'icount';
+
+/**
+ * With the host clock, guest time advances this many nanoseconds per step between two samples: a
+ * rate faster than any host runs the guest (1000 MIPS), so interpolation stays behind the host
+ * clock and each sample moves guest time forward, never back.
+ */
+export const HOST_CLOCK_INTERPOLATION_NS_PER_STEP = 1;
+/** A host clock sample is logged only when it moves guest time forward by at least this much. */
+export const HOST_CLOCK_SAMPLE_NS_MIN = 10_000;
 
 /** Guest nanoseconds per step with the deterministic clock: a nominal 100 MIPS. */
 export const ICOUNT_CLOCK_NS_PER_STEP = 10;
@@ -207,8 +222,13 @@ export class Machine {
   private resetRequested = false;
   /** Guest time skipped while the hart idled, with the deterministic clock. */
   private idleSkipNs = 0;
-  /** Host clock at boot: guest monotonic time is host time minus this. */
+  /** Host clock at boot: the host's guest-time reading is host time minus this. */
   private hostMonotonicBaseNs = 0;
+  /** Host clock mode: guest time at `clockBaseIcount`, set by the last (logged) sample. */
+  private clockBaseNs = 0;
+  private clockBaseIcount = 0;
+  /** Host clock mode: the real-time clock at guest time 0 (logged at boot); undefined until then. */
+  private realtimeAtBootNs: number | undefined;
   private nextCheckpointIcount: number;
   private hasher: RamHasher | undefined;
   /** Pages written since the last collection, per consumer (hash, dirty trackers). */
@@ -261,7 +281,7 @@ export class Machine {
     this.attach('plic', this.plic, PLIC_BASE, 0, nowhere);
     this.attach('uart', this.uart, UART_BASE, UART_IRQ);
     for (let slot = 0; slot < VIRTIO_MMIO_SLOT_COUNT; slot++) {
-      const device = options.virtioSlots?.[slot] ?? new EmptyVirtioSlot();
+      const device = options.virtioSlots?.[slot] ?? new VirtioMmioTransport(); // an empty slot: device id 0
       this.attach(
         `virtio${slot}`,
         device,
@@ -315,8 +335,8 @@ export class Machine {
   /** The doors of the device contract, for one device. */
   private envFor(name: string, irq: InterruptLine): DeviceEnv {
     const clock: GuestClock = {
-      monotonicNs: () => this.guestMonotonicNs(name),
-      realtimeNs: () => this.guestRealtimeNs(name),
+      monotonicNs: () => this.guestMonotonicNs(),
+      realtimeNs: () => this.guestRealtimeNs(),
     };
     return {
       name,
@@ -446,17 +466,37 @@ export class Machine {
 
   // ---- guest time ----
 
-  private guestMonotonicNs(device: string): number {
+  /**
+   * Guest time now. Reads are not logged: time is a function of the execution point and of the
+   * clock samples, which are logged events.
+   */
+  private guestMonotonicNs(): number {
     if (this.clockMode === 'icount') return this.cpu.icount * ICOUNT_CLOCK_NS_PER_STEP + this.idleSkipNs;
-    return this.nondet(device, 'monotonic-ns', () => this.hostMonotonicNow());
+    return this.clockBaseNs + (this.cpu.icount - this.clockBaseIcount) * HOST_CLOCK_INTERPOLATION_NS_PER_STEP;
   }
 
-  private guestRealtimeNs(device: string): number {
-    if (this.clockMode === 'icount')
-      return (this.options.realtimeBaseNs ?? DEFAULT_REALTIME_BASE_NS) + this.guestMonotonicNs(device);
-    return this.nondet(device, 'realtime-ns', () =>
-      Math.floor((this.options.hostClock as HostClock).realtimeNs()),
-    );
+  private guestRealtimeNs(): number {
+    const atBoot =
+      this.clockMode === 'icount'
+        ? (this.options.realtimeBaseNs ?? DEFAULT_REALTIME_BASE_NS)
+        : (this.realtimeAtBootNs ?? 0);
+    return atBoot + this.guestMonotonicNs();
+  }
+
+  /**
+   * Host clock mode, at a step boundary of a live machine: a sample of the host clock becomes a
+   * logged event that moves guest time forward (and, the first time, fixes the real-time clock).
+   */
+  private sampleHostClock(): void {
+    if (this.clockMode !== 'host' || this.mode === 'replay') return;
+    if (this.realtimeAtBootNs === undefined) {
+      const realtime = Math.floor((this.options.hostClock as HostClock).realtimeNs()) - this.hostMonotonicNow();
+      this.pendingEvents.push({ device: MACHINE_LOG_NAME, event: { type: 'realtime-at-boot', data: realtime } });
+    }
+    const sample = this.hostMonotonicNow();
+    if (sample - this.guestMonotonicNs() >= HOST_CLOCK_SAMPLE_NS_MIN) {
+      this.pendingEvents.push({ device: MACHINE_LOG_NAME, event: { type: 'clock-sample', data: sample } });
+    }
   }
 
   private hostMonotonicNow(): number {
@@ -466,11 +506,13 @@ export class Machine {
     );
   }
 
-  /** Guest monotonic time as the host side sees it now (not a guest read: never logged). */
+  /**
+   * Guest time as the host side sees it, to decide which timers are due: on a live machine with
+   * the host clock, the host clock itself (the sample that follows makes the guest see it).
+   */
   private currentTimeForTimers(): number {
-    return this.clockMode === 'icount'
-      ? this.cpu.icount * ICOUNT_CLOCK_NS_PER_STEP + this.idleSkipNs
-      : this.hostMonotonicNow();
+    if (this.clockMode === 'icount' || this.mode === 'replay') return this.guestMonotonicNs();
+    return Math.max(this.hostMonotonicNow(), this.guestMonotonicNs());
   }
 
   // ---- loading and booting ----
@@ -564,6 +606,7 @@ export class Machine {
   private liveSlice(maxSteps: number): SliceOutcome {
     let steps = 0;
     while (steps < maxSteps) {
+      this.sampleHostClock();
       this.fireDueTimers();
       this.applyPendingEvents();
       if (this.stopped) break;
@@ -654,9 +697,15 @@ export class Machine {
 
   private applyEvent(device: string, event: DeviceEventPayload): void {
     if (device === MACHINE_LOG_NAME) {
-      if (event.type === 'clock-advance' && typeof event.data === 'number' && event.data >= 0) {
-        this.idleSkipNs += event.data;
+      const value = event.data;
+      if (typeof value !== 'number' || !Number.isFinite(value)) return;
+      if (event.type === 'clock-advance' && value >= 0) this.idleSkipNs += value;
+      if (event.type === 'clock-sample') {
+        // Never backwards: guest time is monotonic whatever a (hostile) log says.
+        this.clockBaseNs = Math.max(value, this.guestMonotonicNs());
+        this.clockBaseIcount = this.cpu.icount;
       }
+      if (event.type === 'realtime-at-boot') this.realtimeAtBootNs = value;
       return;
     }
     this.devicesByName.get(device)?.applyEvent(event);
@@ -875,6 +924,9 @@ export class Machine {
       }));
     return {
       idleSkipNs: this.idleSkipNs,
+      clockBaseNs: this.clockBaseNs,
+      clockBaseIcount: this.clockBaseIcount,
+      realtimeAtBootNs: this.realtimeAtBootNs ?? null,
       stopped: this.stopped,
       exitStatus: this.exit ?? null,
       timers,
@@ -993,14 +1045,30 @@ export class Machine {
   private restoreMachineState(state: PlainValue | undefined, image: PlainValue | undefined): void {
     const machine = state as {
       idleSkipNs?: unknown;
+      clockBaseNs?: unknown;
+      clockBaseIcount?: unknown;
+      realtimeAtBootNs?: unknown;
       stopped?: unknown;
       exitStatus?: unknown;
       timers?: unknown;
     } | null;
-    if (!machine || typeof machine.idleSkipNs !== 'number' || !Array.isArray(machine.timers)) {
+    if (
+      !machine ||
+      typeof machine.idleSkipNs !== 'number' ||
+      typeof machine.clockBaseNs !== 'number' ||
+      typeof machine.clockBaseIcount !== 'number' ||
+      !Array.isArray(machine.timers)
+    ) {
       throw new SnapshotError('the snapshot has no machine state');
     }
     this.idleSkipNs = machine.idleSkipNs;
+    this.clockBaseNs = machine.clockBaseNs;
+    this.clockBaseIcount = machine.clockBaseIcount;
+    this.realtimeAtBootNs = typeof machine.realtimeAtBootNs === 'number' ? machine.realtimeAtBootNs : undefined;
+    // The host clock here has another origin: guest time goes on from where the snapshot left it.
+    if (this.options.hostClock) {
+      this.hostMonotonicBaseNs = this.options.hostClock.monotonicNs() - this.guestMonotonicNs();
+    }
     this.stopped = machine.stopped === true;
     this.exit = typeof machine.exitStatus === 'number' ? machine.exitStatus : undefined;
     this.timers.clear();
@@ -1014,11 +1082,6 @@ export class Machine {
     }
     const loaded = image as { entry: number; segments: { address: number; bytes: Uint8Array }[] } | null;
     this.image = loaded ? { entry: loaded.entry, segments: loaded.segments } : undefined;
-  }
-
-  /** Restarts the host-mode guest clock so that it continues from `monotonicNs` (after a restore). */
-  continueClockFrom(monotonicNs: number): void {
-    if (this.options.hostClock) this.hostMonotonicBaseNs = this.options.hostClock.monotonicNs() - monotonicNs;
   }
 
   /** Releases host resources of every device. */
@@ -1147,8 +1210,6 @@ export class Machine {
     };
   }
 }
-
-export { PHANDLE_PLIC };
 
 function describeEntry(entry: LogEntry): string {
   switch (entry.kind) {

@@ -11,6 +11,17 @@ export interface MachineFlags {
   device: string[];
   stats?: boolean;
   append?: string;
+  drive: string[];
+  netdev?: string;
+}
+
+/** Devices built into the board that `--device` names as QEMU's `-device` does. */
+export const BUILTIN_DEVICES = ['virtio-rng-device'] as const;
+
+/** Splits `--device` values into built-in device names and user device modules. */
+export function splitDeviceFlags(values: readonly string[]): { rng: boolean; modules: string[] } {
+  const modules = values.filter((value) => !(BUILTIN_DEVICES as readonly string[]).includes(value));
+  return { rng: values.includes('virtio-rng-device'), modules };
 }
 
 export function addMachineFlags(command: Command): Command {
@@ -27,9 +38,20 @@ export function addMachineFlags(command: Command): Command {
     )
     .option(
       '--device <module[,key=value...]>',
-      'add a device from a module whose default export makes one (repeatable)',
+      'add virtio-rng-device, or a device from a module whose default export makes one (repeatable)',
       (value: string, previous: string[]) => [...previous, value],
       [] as string[],
+    )
+    .option(
+      '--drive <file=PATH[,format=raw][,readonly=on]>',
+      'attach a raw disk image as a virtio-blk device (repeatable)',
+      (value: string, previous: string[]) => [...previous, value],
+      [] as string[],
+    )
+    .option(
+      '--netdev <spec>',
+      'attach a virtio-net device on the user-mode network: user,hostfwd=udp:[HOSTIP]:HOSTPORT-:GUESTPORT[,hostfwd=…]',
+
     )
     .option('--append <cmdline>', 'kernel command line, as QEMU -append (the guest reads /chosen/bootargs)')
     .option('--stats', 'print steps, seconds and MIPS on stderr at exit');

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
+import type { PlainValue } from '@ftvm/core';
 import { ExitStatus, FtvmError } from '@ftvm/core';
 import { RecordFileWriter } from '@ftvm/log-codec';
 import { Machine, runMachine } from '@ftvm/machine';
@@ -10,7 +11,15 @@ import packageJson from '../../package.json' with { type: 'json' };
 import type { CliOutput } from '../index.js';
 import { readInputFile } from '../options.js';
 import { attachConsole, ConsoleWriter } from './console.js';
-import { addMachineFlags, type MachineFlags, ramSize, statsLine, userDevices } from './machine-options.js';
+import {
+  addMachineFlags,
+  type MachineFlags,
+  ramSize,
+  splitDeviceFlags,
+  statsLine,
+  userDevices,
+} from './machine-options.js';
+import { openVirtio } from './virtio-options.js';
 
 interface RecordFlags extends MachineFlags {
   output: string;
@@ -56,7 +65,9 @@ async function recordGuest(flags: RecordFlags, output: CliOutput): Promise<numbe
   const ramSizeBytes = ramSize(flags);
   const checkpointIntervalSteps = Number(flags.checkpointInterval);
   const image = readInputFile(flags.kernel, 'kernel');
-  const devices = await userDevices(flags.device);
+  const deviceFlags = splitDeviceFlags(flags.device);
+  const devices = await userDevices(deviceFlags.modules);
+  const virtio = await openVirtio({ drive: flags.drive, netdev: flags.netdev, rng: deviceFlags.rng });
   const file = openOutput(flags.output);
   const writer = new RecordFileWriter();
   const write = (bytes: Uint8Array) => {
@@ -74,6 +85,7 @@ async function recordGuest(flags: RecordFlags, output: CliOutput): Promise<numbe
   const host = createNodeHost();
   const console = new ConsoleWriter();
   const machine = new Machine({
+    virtioSlots: virtio.slots,
     ramSizeBytes,
     clock: flags.clock,
     bootArgs: flags.append,
@@ -86,18 +98,20 @@ async function recordGuest(flags: RecordFlags, output: CliOutput): Promise<numbe
     log: { append: (entry) => write(writer.append(entry)) },
     onOutput: (item) => {
       if (item.kind === 'console') console.write(item.data);
+      else virtio.handleOutput(item);
     },
   });
   machine.loadImage(image, flags.kernel);
   write(
     writer.start({
-      machine: machine.config,
+      // What a replay needs to build the same machine: its devices beyond the configuration.
+      machine: { ...(machine.config as Record<string, PlainValue>), network: flags.netdev !== undefined, rng: deviceFlags.rng },
       image: {
         name: basename(flags.kernel),
         digest: `sha256:${createHash('sha256').update(image).digest('hex')}`,
         bytes: image,
       },
-      disks: [],
+      disks: virtio.disks.map((disk) => ({ ...disk })),
       writer: `ftvm ${packageJson.version}`,
     }),
   );
@@ -122,5 +136,6 @@ async function recordGuest(flags: RecordFlags, output: CliOutput): Promise<numbe
     input.detach();
     machine.dispose();
     closeSync(file);
+    await virtio.close();
   }
 }

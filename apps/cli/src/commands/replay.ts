@@ -9,7 +9,8 @@ import type { Command } from 'commander';
 import type { CliOutput } from '../index.js';
 import { readInputFile } from '../options.js';
 import { ConsoleWriter } from './console.js';
-import { statsLine, userDevices } from './machine-options.js';
+import { splitDeviceFlags, statsLine, userDevices } from './machine-options.js';
+import { type RecordedDisk, replayVirtio } from './virtio-options.js';
 
 interface ReplayFlags {
   device: string[];
@@ -57,6 +58,8 @@ async function replayRecording(path: string, flags: ReplayFlags, output: CliOutp
     realtimeBaseNs?: unknown;
     logOutputs?: unknown;
     bootArgs?: unknown;
+    network?: unknown;
+    rng?: unknown;
   };
   if (typeof config?.ramSizeBytes !== 'number' || (config.clock !== 'host' && config.clock !== 'icount')) {
     throw badRecording(`${path}: the recording does not describe its machine`);
@@ -80,8 +83,15 @@ async function replayRecording(path: string, flags: ReplayFlags, output: CliOutp
   }
   log.close();
 
+  const disks = header.disks as readonly Partial<RecordedDisk>[];
+  for (const disk of disks) {
+    if (typeof disk.sizeBytes !== 'number' || typeof disk.readOnly !== 'boolean') {
+      throw badRecording(`${path}: the recording does not describe its disks`);
+    }
+  }
   const console = new ConsoleWriter();
   const machine = new Machine({
+    virtioSlots: replayVirtio(disks as RecordedDisk[], config.network === true, config.rng === true),
     ramSizeBytes: config.ramSizeBytes,
     clock: config.clock as ClockMode,
     realtimeBaseNs: typeof config.realtimeBaseNs === 'number' ? config.realtimeBaseNs : undefined,
@@ -91,7 +101,7 @@ async function replayRecording(path: string, flags: ReplayFlags, output: CliOutp
     replayLog: log.reader(),
     logOutputs: config.logOutputs === true,
     replayOutputs: !flags.quiet,
-    devices: await userDevices(flags.device),
+    devices: await userDevices(splitDeviceFlags(flags.device).modules),
     onOutput: (item) => {
       if (item.kind === 'console') console.write(item.data);
     },

@@ -4,7 +4,15 @@ import type { Command } from 'commander';
 import type { CliOutput } from '../index.js';
 import { readInputFile } from '../options.js';
 import { attachConsole, ConsoleWriter } from './console.js';
-import { addMachineFlags, type MachineFlags, ramSize, statsLine, userDevices } from './machine-options.js';
+import {
+  addMachineFlags,
+  type MachineFlags,
+  ramSize,
+  splitDeviceFlags,
+  statsLine,
+  userDevices,
+} from './machine-options.js';
+import { openVirtio } from './virtio-options.js';
 
 /** `ftvm run`: boots a guest image with the console on stdio and exits with the guest's status. */
 export function addRunCommand(
@@ -24,10 +32,13 @@ export function addRunCommand(
 async function runGuest(flags: MachineFlags, output: CliOutput): Promise<number> {
   const ramSizeBytes = ramSize(flags);
   const image = readInputFile(flags.kernel, 'kernel');
-  const devices = await userDevices(flags.device);
+  const deviceFlags = splitDeviceFlags(flags.device);
+  const devices = await userDevices(deviceFlags.modules);
+  const virtio = await openVirtio({ drive: flags.drive, netdev: flags.netdev, rng: deviceFlags.rng });
   const host = createNodeHost();
   const console = new ConsoleWriter();
   const machine = new Machine({
+    virtioSlots: virtio.slots,
     ramSizeBytes,
     clock: flags.clock,
     bootArgs: flags.append,
@@ -36,6 +47,7 @@ async function runGuest(flags: MachineFlags, output: CliOutput): Promise<number>
     devices,
     onOutput: (item) => {
       if (item.kind === 'console') console.write(item.data);
+      else virtio.handleOutput(item);
     },
   });
   machine.loadImage(image, flags.kernel);
@@ -54,5 +66,6 @@ async function runGuest(flags: MachineFlags, output: CliOutput): Promise<number>
     console.flush();
     input.detach();
     machine.dispose();
+    await virtio.close();
   }
 }

@@ -1,0 +1,154 @@
+// kv service benchmarks through the gateway, ftvm vs QEMU on the same image, side by side:
+// requests per second and latency p50/p99 with a closed-loop client; and the log rate of a
+// recording, idle and under that load.
+// Run: npm run bench -w @ftvm/cli   (uses the built packages: npm run build first)
+import { spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { imagePath, referenceQemuArgs, referenceQemuAvailable, referenceQemuBinary } from '@ftvm/guests';
+
+const bin = fileURLToPath(new URL('../bin/ftvm.js', import.meta.url));
+const directory = mkdtempSync(join(tmpdir(), 'ftvm-kv-bench-'));
+const REQUESTS = Number(process.env.REQUESTS ?? 3000);
+const CONCURRENCY = Number(process.env.CONCURRENCY ?? 4);
+const IDLE_SECONDS = Number(process.env.IDLE_SECONDS ?? 5);
+
+async function freePort() {
+  const socket = createSocket('udp4');
+  await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const { port } = socket.address();
+  await new Promise((resolve) => socket.close(resolve));
+  return port;
+}
+
+function startProcess(command, args, ready) {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (chunk) => {
+    output += chunk;
+  });
+  child.stderr.on('data', (chunk) => {
+    output += chunk;
+  });
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  return new Promise((resolve, reject) => {
+    const check = setInterval(() => {
+      if (output.includes(ready)) {
+        clearInterval(check);
+        resolve({ child, exited, output: () => output });
+      } else if (child.exitCode !== null) {
+        clearInterval(check);
+        reject(new Error(`${command} exited: ${output}`));
+      }
+    }, 10);
+  });
+}
+
+/** Closed loop: CONCURRENCY clients, each sends its next request when the answer arrives. */
+async function load(port) {
+  const latenciesMs = [];
+  let sent = 0;
+  const started = process.hrtime.bigint();
+  const worker = async (index) => {
+    const socket = createSocket('udp4');
+    await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve));
+    let pending;
+    socket.on('message', () => pending?.());
+    let id = 0;
+    while (sent < REQUESTS) {
+      sent++;
+      id++;
+      const request = id % 2 === 0 ? `${id} INCR counter${index}` : `${id} PUT key${index} value${id}`;
+      const begin = process.hrtime.bigint();
+      // Retry on loss, as a real client would (same id: applied once).
+      for (;;) {
+        const answered = new Promise((resolve) => {
+          pending = () => resolve(true);
+          setTimeout(() => resolve(false), 1000);
+        });
+        socket.send(request, port, '127.0.0.1');
+        if (await answered) break;
+      }
+      latenciesMs.push(Number(process.hrtime.bigint() - begin) / 1e6);
+    }
+    socket.close();
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, (_, index) => worker(index)));
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  latenciesMs.sort((a, b) => a - b);
+  const at = (fraction) => latenciesMs[Math.min(latenciesMs.length - 1, Math.floor(latenciesMs.length * fraction))];
+  return {
+    requestsPerSecond: Math.round(latenciesMs.length / seconds),
+    p50Ms: +at(0.5).toFixed(3),
+    p99Ms: +at(0.99).toFixed(3),
+  };
+}
+
+function blankDisk(name) {
+  const path = join(directory, name);
+  writeFileSync(path, new Uint8Array(1 << 20));
+  return path;
+}
+
+const results = {};
+
+// ftvm run
+{
+  const port = await freePort();
+  const run = await startProcess(
+    process.execPath,
+    [bin, 'run', '--kernel', imagePath('kv'), '--drive', `file=${blankDisk('run.img')}`, '--netdev', `user,hostfwd=udp:127.0.0.1:${port}-:5555`],
+    'listening',
+  );
+  results.ftvm = await load(port);
+  run.child.kill('SIGTERM');
+  await run.exited;
+}
+
+// QEMU, same image, same disk size, same forward
+if (referenceQemuAvailable()) {
+  const port = await freePort();
+  const args = referenceQemuArgs('kv', {
+    diskPath: blankDisk('qemu.img'),
+    network: { udpForwards: [{ hostAddress: '127.0.0.1', hostPort: port, guestPort: 5555 }] },
+  });
+  const qemu = await startProcess(referenceQemuBinary, args, 'listening');
+  results.qemu = await load(port);
+  qemu.child.kill('SIGTERM');
+  await qemu.exited;
+  results.ftvmToQemuThroughputRatio = +(results.ftvm.requestsPerSecond / results.qemu.requestsPerSecond).toFixed(2);
+}
+
+// ftvm record: log bytes per second, idle and under the same load
+{
+  const port = await freePort();
+  const recording = join(directory, 'kv.ftlog');
+  const recorder = await startProcess(
+    process.execPath,
+    [
+      bin, 'record', '--kernel', imagePath('kv'), '--drive', `file=${blankDisk('record.img')}`,
+      '--netdev', `user,hostfwd=udp:127.0.0.1:${port}-:5555`, '-o', recording,
+    ],
+    'listening',
+  );
+  const idleStart = statSync(recording).size;
+  await new Promise((resolve) => setTimeout(resolve, IDLE_SECONDS * 1000));
+  const idleEnd = statSync(recording).size;
+  results.recordIdleLogBytesPerSecond = Math.round((idleEnd - idleStart) / IDLE_SECONDS);
+  const loadStarted = process.hrtime.bigint();
+  results.ftvmRecording = await load(port);
+  const loadSeconds = Number(process.hrtime.bigint() - loadStarted) / 1e9;
+  await new Promise((resolve) => setTimeout(resolve, 300)); // the last slice's frame reaches the file
+  results.recordLoadLogBytesPerSecond = Math.round((statSync(recording).size - idleEnd) / loadSeconds);
+  results.recordLogBytesPerRequest = Math.round((statSync(recording).size - idleEnd) / REQUESTS);
+  recorder.child.kill('SIGTERM');
+  await recorder.exited;
+}
+
+results.requests = REQUESTS;
+results.concurrency = CONCURRENCY;
+for (const [name, value] of Object.entries(results)) console.log(`${name.padEnd(30)} ${JSON.stringify(value)}`);
+writeFileSync(new URL('./results.json', import.meta.url), `${JSON.stringify({ node: process.version, results }, null, 2)}\n`);
