@@ -79,7 +79,8 @@ async function load(port) {
   await Promise.all(Array.from({ length: CONCURRENCY }, (_, index) => worker(index)));
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   latenciesMs.sort((a, b) => a - b);
-  const at = (fraction) => latenciesMs[Math.min(latenciesMs.length - 1, Math.floor(latenciesMs.length * fraction))];
+  const at = (fraction) =>
+    latenciesMs[Math.min(latenciesMs.length - 1, Math.floor(latenciesMs.length * fraction))];
   return {
     requestsPerSecond: Math.round(latenciesMs.length / seconds),
     p50Ms: +at(0.5).toFixed(3),
@@ -100,7 +101,16 @@ const results = {};
   const port = await freePort();
   const run = await startProcess(
     process.execPath,
-    [bin, 'run', '--kernel', imagePath('kv'), '--drive', `file=${blankDisk('run.img')}`, '--netdev', `user,hostfwd=udp:127.0.0.1:${port}-:5555`],
+    [
+      bin,
+      'run',
+      '--kernel',
+      imagePath('kv'),
+      '--drive',
+      `file=${blankDisk('run.img')}`,
+      '--netdev',
+      `user,hostfwd=udp:127.0.0.1:${port}-:5555`,
+    ],
     'listening',
   );
   results.ftvm = await load(port);
@@ -119,7 +129,9 @@ if (referenceQemuAvailable()) {
   results.qemu = await load(port);
   qemu.child.kill('SIGTERM');
   await qemu.exited;
-  results.ftvmToQemuThroughputRatio = +(results.ftvm.requestsPerSecond / results.qemu.requestsPerSecond).toFixed(2);
+  results.ftvmToQemuThroughputRatio = +(
+    results.ftvm.requestsPerSecond / results.qemu.requestsPerSecond
+  ).toFixed(2);
 }
 
 // ftvm record: log bytes per second, idle and under the same load
@@ -129,8 +141,16 @@ if (referenceQemuAvailable()) {
   const recorder = await startProcess(
     process.execPath,
     [
-      bin, 'record', '--kernel', imagePath('kv'), '--drive', `file=${blankDisk('record.img')}`,
-      '--netdev', `user,hostfwd=udp:127.0.0.1:${port}-:5555`, '-o', recording,
+      bin,
+      'record',
+      '--kernel',
+      imagePath('kv'),
+      '--drive',
+      `file=${blankDisk('record.img')}`,
+      '--netdev',
+      `user,hostfwd=udp:127.0.0.1:${port}-:5555`,
+      '-o',
+      recording,
     ],
     'listening',
   );
@@ -150,5 +170,9 @@ if (referenceQemuAvailable()) {
 
 results.requests = REQUESTS;
 results.concurrency = CONCURRENCY;
-for (const [name, value] of Object.entries(results)) console.log(`${name.padEnd(30)} ${JSON.stringify(value)}`);
-writeFileSync(new URL('./results.json', import.meta.url), `${JSON.stringify({ node: process.version, results }, null, 2)}\n`);
+for (const [name, value] of Object.entries(results))
+  console.log(`${name.padEnd(30)} ${JSON.stringify(value)}`);
+writeFileSync(
+  new URL('./results.json', import.meta.url),
+  `${JSON.stringify({ node: process.version, results }, null, 2)}\n`,
+);

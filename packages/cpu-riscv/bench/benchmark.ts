@@ -8,7 +8,7 @@
  * machine: read the ratio, not the absolute numbers.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createFlatBus, RiscvCpu } from '../src/index.js';
@@ -106,6 +106,13 @@ console.log(
     `best ${format(Math.max(...interpretedMips))} MIPS`,
 );
 
+const results: Record<string, number | string | boolean> = {
+  steps,
+  repetitions: REPETITIONS,
+  medianMips: +format(median(mips)),
+  bestMips: +format(Math.max(...mips)),
+  interpreterOnlyMedianMips: +format(median(interpretedMips)),
+};
 const hasQemu = spawnSync('sh', ['-c', `command -v ${QEMU}`], { stdio: 'ignore' }).status === 0;
 if (!hasQemu) {
   console.log(`QEMU: ${QEMU} not installed, no comparison`);
@@ -124,4 +131,17 @@ if (!hasQemu) {
     `ratio ftvm/QEMU time: ${format(median(oursSeconds) / qemuSeconds, 2)}x against QEMU wall time, ` +
       `${format(median(oursSeconds) / qemuNetSeconds, 2)}x against QEMU net of start-up`,
   );
+  Object.assign(results, {
+    qemuMedianWallSeconds: +format(qemuSeconds, 3),
+    qemuStartupSeconds: +format(startupSeconds, 3),
+    qemuNetMips: +format(steps / qemuNetSeconds / 1e6),
+    sameOutputAsQemu: sameOutput,
+    timeRatioToQemuWall: +format(median(oursSeconds) / qemuSeconds, 2),
+    timeRatioToQemuNet: +format(median(oursSeconds) / qemuNetSeconds, 2),
+  });
 }
+// The figures go next to the benchmark too (docs/benchmarks.md quotes them with the command).
+writeFileSync(
+  join(GUEST_DIRECTORY, '..', 'results.json'),
+  `${JSON.stringify({ node: process.version, results }, null, 2)}\n`,
+);

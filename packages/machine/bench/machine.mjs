@@ -4,8 +4,8 @@
 // Run: npm run bench -w @ftvm/machine   (uses the built packages: npm run build first)
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createFlatBus, RiscvCpu } from '@ftvm/cpu-riscv';
 import { imagePath, referenceQemuArgs, referenceQemuAvailable, referenceQemuBinary } from '@ftvm/guests';
-import { RiscvCpu, createFlatBus } from '@ftvm/cpu-riscv';
 import { encodeSnapshot, Machine, MemoryLog, parseElf } from '../dist/index.js';
 import { createNodeHost } from '../dist/node/index.js';
 

@@ -490,8 +490,12 @@ export class Machine {
   private sampleHostClock(): void {
     if (this.clockMode !== 'host' || this.mode === 'replay') return;
     if (this.realtimeAtBootNs === undefined) {
-      const realtime = Math.floor((this.options.hostClock as HostClock).realtimeNs()) - this.hostMonotonicNow();
-      this.pendingEvents.push({ device: MACHINE_LOG_NAME, event: { type: 'realtime-at-boot', data: realtime } });
+      const realtime =
+        Math.floor((this.options.hostClock as HostClock).realtimeNs()) - this.hostMonotonicNow();
+      this.pendingEvents.push({
+        device: MACHINE_LOG_NAME,
+        event: { type: 'realtime-at-boot', data: realtime },
+      });
     }
     const sample = this.hostMonotonicNow();
     if (sample - this.guestMonotonicNs() >= HOST_CLOCK_SAMPLE_NS_MIN) {
@@ -1064,7 +1068,8 @@ export class Machine {
     this.idleSkipNs = machine.idleSkipNs;
     this.clockBaseNs = machine.clockBaseNs;
     this.clockBaseIcount = machine.clockBaseIcount;
-    this.realtimeAtBootNs = typeof machine.realtimeAtBootNs === 'number' ? machine.realtimeAtBootNs : undefined;
+    this.realtimeAtBootNs =
+      typeof machine.realtimeAtBootNs === 'number' ? machine.realtimeAtBootNs : undefined;
     // The host clock here has another origin: guest time goes on from where the snapshot left it.
     if (this.options.hostClock) {
       this.hostMonotonicBaseNs = this.options.hostClock.monotonicNs() - this.guestMonotonicNs();

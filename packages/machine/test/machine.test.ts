@@ -150,7 +150,9 @@ describe('record and replay in memory', () => {
     // The guest prints the time it reads first, so moving that sample must show.
     const victim = samples[0] as EventEntry;
     const tampered = log.entries.map((entry) =>
-      entry === victim ? { ...victim, event: { ...victim.event, data: (victim.event.data as number) + 5e9 } } : entry,
+      entry === victim
+        ? { ...victim, event: { ...victim.event, data: (victim.event.data as number) + 5e9 } }
+        : entry,
     );
     const error = replayExpectingDivergence(tampered);
     expect(['state-hash', 'output']).toContain(error.kind);

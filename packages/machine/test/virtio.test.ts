@@ -97,11 +97,16 @@ describe('a replay that reads something else than the recording', () => {
     expect(reads.length).toBeGreaterThan(0);
     const victim = reads[0] as NondetEntry;
     const tampered = new MemoryLog();
-    for (const entry of log.entries) tampered.append(entry === victim ? { ...victim, key: 'temperature' } : entry);
+    for (const entry of log.entries)
+      tampered.append(entry === victim ? { ...victim, key: 'temperature' } : entry);
     tampered.close();
     let caught: unknown;
     try {
-      await runGuestAsync('rng', { mode: 'replay', replayLog: tampered.reader(), virtioSlots: virtioSlots('rng') });
+      await runGuestAsync('rng', {
+        mode: 'replay',
+        replayLog: tampered.reader(),
+        virtioSlots: virtioSlots('rng'),
+      });
     } catch (error) {
       caught = error;
     }

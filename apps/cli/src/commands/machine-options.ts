@@ -51,7 +51,6 @@ export function addMachineFlags(command: Command): Command {
     .option(
       '--netdev <spec>',
       'attach a virtio-net device on the user-mode network: user,hostfwd=udp:[HOSTIP]:HOSTPORT-:GUESTPORT[,hostfwd=…]',
-
     )
     .option('--append <cmdline>', 'kernel command line, as QEMU -append (the guest reads /chosen/bootargs)')
     .option('--stats', 'print steps, seconds and MIPS on stderr at exit');

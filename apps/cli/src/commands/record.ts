@@ -105,7 +105,11 @@ async function recordGuest(flags: RecordFlags, output: CliOutput): Promise<numbe
   write(
     writer.start({
       // What a replay needs to build the same machine: its devices beyond the configuration.
-      machine: { ...(machine.config as Record<string, PlainValue>), network: flags.netdev !== undefined, rng: deviceFlags.rng },
+      machine: {
+        ...(machine.config as Record<string, PlainValue>),
+        network: flags.netdev !== undefined,
+        rng: deviceFlags.rng,
+      },
       image: {
         name: basename(flags.kernel),
         digest: `sha256:${createHash('sha256').update(image).digest('hex')}`,

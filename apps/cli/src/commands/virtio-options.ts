@@ -30,14 +30,17 @@ export function parseDriveSpec(text: string): DriveSpec {
         if (value !== 'raw') throw new ConfigError(`--drive: format '${value}' is not supported (only raw)`);
         break;
       case 'readonly':
-        if (!['on', 'off', 'true', 'false'].includes(value)) throw new ConfigError(`--drive: bad readonly '${value}'`);
+        if (!['on', 'off', 'true', 'false'].includes(value))
+          throw new ConfigError(`--drive: bad readonly '${value}'`);
         readOnly = value === 'on' || value === 'true';
         break;
       case 'if':
       case 'media':
         break; // QEMU spellings that mean nothing more here: the disk is a virtio-blk device
       default:
-        throw new ConfigError(`--drive: unknown option '${key}' (expected file=PATH[,format=raw][,readonly=on])`);
+        throw new ConfigError(
+          `--drive: unknown option '${key}' (expected file=PATH[,format=raw][,readonly=on])`,
+        );
     }
   }
   if (!path) throw new ConfigError(`--drive '${text}': no file=PATH`);
@@ -130,7 +133,11 @@ export async function openVirtio(flags: VirtioFlags): Promise<VirtioSetup> {
  * The same devices for a replay: nothing touches a disk or a socket. Disk reads come from the log
  * (completions carry their data), so a replay needs only each disk's size.
  */
-export function replayVirtio(disks: readonly RecordedDisk[], hasNetwork: boolean, hasRng: boolean): (Device | undefined)[] {
+export function replayVirtio(
+  disks: readonly RecordedDisk[],
+  hasNetwork: boolean,
+  hasRng: boolean,
+): (Device | undefined)[] {
   const slots: (Device | undefined)[] = new Array(8).fill(undefined);
   let nextSlot = 7;
   for (const disk of disks) {
