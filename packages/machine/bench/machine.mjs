@@ -6,20 +6,21 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createFlatBus, RiscvCpu } from '@ftvm/cpu-riscv';
 import { imagePath, referenceQemuArgs, referenceQemuAvailable, referenceQemuBinary } from '@ftvm/guests';
-import { encodeSnapshot, Machine, MemoryLog, parseElf } from '../dist/index.js';
+import { encodeEntries } from '@ftvm/log-codec';
+import { encodeSnapshot, Machine, MemoryLog, parseElf, runMachine } from '../dist/index.js';
 import { createNodeHost } from '../dist/node/index.js';
 
 const imageBytes = new Uint8Array(readFileSync(imagePath('bench')));
 const host = createNodeHost();
 
-function run(mode, log) {
+function run(mode, log, checkpoints = true) {
   const machine = new Machine({
     mode,
     clock: 'host',
     hostClock: host,
     log: mode === 'record' ? log : undefined,
     replayLog: mode === 'replay' ? log.reader() : undefined,
-    checkpointIntervalSteps: mode === 'record' ? 10_000_000 : 0,
+    checkpointIntervalSteps: mode === 'record' && checkpoints ? 10_000_000 : 0,
     onOutput: () => {},
   });
   machine.loadImage(imageBytes, 'bench.elf');
@@ -71,7 +72,7 @@ function runBare() {
 
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
-const mips = { bare: [], standalone: [], record: [], replay: [] };
+const mips = { bare: [], standalone: [], record: [], recordWithoutCheckpoints: [], replay: [] };
 let steps = 0;
 let logEntries = 0;
 for (let round = 0; round < ROUNDS; round++) {
@@ -85,6 +86,7 @@ for (let round = 0; round < ROUNDS; round++) {
   log.close();
   logEntries = log.entries.length;
   mips.replay.push(run('replay', log).mips);
+  mips.recordWithoutCheckpoints.push(run('record', new MemoryLog(), false).mips);
 }
 const results = {
   rounds: ROUNDS,
@@ -94,6 +96,7 @@ const results = {
   machineToBareCpuRatio: +(median(mips.standalone) / median(mips.bare)).toFixed(2),
   recordMips: +median(mips.record).toFixed(1),
   recordOverheadPercent: +((median(mips.standalone) / median(mips.record) - 1) * 100).toFixed(1),
+  checkpointOverheadPercent: +((median(mips.recordWithoutCheckpoints) / median(mips.record) - 1) * 100).toFixed(1),
   replayMips: +median(mips.replay).toFixed(1),
   replayToLiveRatio: +(median(mips.replay) / median(mips.standalone)).toFixed(2),
   logEntries,
@@ -110,6 +113,20 @@ if (referenceQemuAvailable()) {
   results.ftvmTimeToQemuTimeRatio = +(results.ftvmSeconds / qemuSeconds).toFixed(2);
 }
 
+// The log rate of a guest that mostly sleeps in wfi on timer interrupts (clock.elf), with the host
+// clock and the real driver, encoded as the logging channel and record files carry it.
+{
+  const log = new MemoryLog();
+  const machine = new Machine({ mode: 'record', log, clock: 'host', hostClock: host, onOutput: () => {} });
+  machine.loadImage(new Uint8Array(readFileSync(imagePath('clock'))), 'clock.elf');
+  const start = process.hrtime.bigint();
+  await runMachine(machine, host);
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  const bytes = encodeEntries(log.entries).length;
+  results.idleGuestLogEntries = log.entries.length;
+  results.idleGuestLogBytesPerSecond = Math.round(bytes / seconds);
+}
+
 // Snapshot of a 64 MiB guest that has touched all of its RAM.
 const full = new Machine({ clock: 'icount', onOutput: () => {} });
 full.loadImage(imageBytes, 'bench.elf');
@@ -123,8 +140,38 @@ start = process.hrtime.bigint();
 const restored = new Machine({ clock: 'icount', onOutput: () => {} });
 restored.restoreSnapshot(snapshot);
 results.restoreMs = +(Number(process.hrtime.bigint() - start) / 1e6).toFixed(1);
-global.gc?.();
-results.hostRssMiB = Math.round(process.memoryUsage().rss / 2 ** 20);
+// Host memory for one 64 MiB guest that writes every page of its RAM, in a process of its own.
+{
+  const touchAllRam = [
+    0x801002b7, // lui  t0, 0x80100
+    0x83e00337, // lui  t1, 0x83e00        (below the device tree)
+    0x0052a023, // sw   t0, 0(t0)
+    0x04028293, // addi t0, t0, 64
+    0xfe62ece3, // bltu t0, t1, -8
+    0x001002b7, 0x00005337, 0x55530313, 0x0062a023, 0x0000006f, // power off: pass
+  ];
+  const child = spawnSync(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `import { Machine } from ${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)};
+       const words = ${JSON.stringify(touchAllRam)};
+       const image = new Uint8Array(words.length * 4);
+       words.forEach((word, i) => new DataView(image.buffer).setUint32(i * 4, word, true));
+       const machine = new Machine({ clock: 'icount', onOutput: () => {} });
+       machine.loadImage(image);
+       while (!machine.isStopped) machine.runSlice(1_000_000);
+       console.log(JSON.stringify({ rssBytes: process.memoryUsage().rss, exit: machine.exitStatus }));`,
+    ],
+    { encoding: 'utf8' },
+  );
+  // Resident memory at the end, with every guest page written. (Not maxRSS: on Linux a child's
+  // maxRSS starts from its parent's at fork, and this parent is large.)
+  const { rssBytes, exit } = JSON.parse(child.stdout);
+  if (exit !== 0) throw new Error('the RAM-touching guest failed');
+  results.hostRssMiBFor64MiBGuest = Math.round(rssBytes / 2 ** 20);
+}
 
 for (const [name, value] of Object.entries(results)) console.log(`${name.padEnd(24)} ${value}`);
 writeFileSync(

@@ -1,6 +1,7 @@
 // Throughput of the guest network model: switch forwarding, and host datagram -> guest -> host
 // round trips through the gateway, a switch and an echoing fake guest (all in one thread).
 // Run: npm run bench -w @ftvm/net   (uses the built package: npm run build first)
+import { writeFileSync } from 'node:fs';
 import {
   ArpOperation,
   buildArpFrame,
@@ -16,11 +17,14 @@ import {
   VirtualSwitch,
 } from '../dist/index.js';
 
+const results = {};
+
 function measure(name, count, run) {
   run(Math.min(count, 10_000)); // warm up
   const start = process.hrtime.bigint();
   run(count);
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  results[name] = { count, perSecond: Math.round(count / seconds) };
   console.log(
     `${name}: ${count} in ${seconds.toFixed(3)} s = ${Math.round(count / seconds).toLocaleString('en-US')}/s`,
   );
@@ -114,3 +118,5 @@ function measure(name, count, run) {
   }
   if (replies === 0) throw new Error('no replies: the bench is broken');
 }
+
+writeFileSync(new URL('./results.json', import.meta.url), `${JSON.stringify({ node: process.version, results }, null, 2)}\n`);
