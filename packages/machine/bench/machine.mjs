@@ -96,7 +96,10 @@ const results = {
   machineToBareCpuRatio: +(median(mips.standalone) / median(mips.bare)).toFixed(2),
   recordMips: +median(mips.record).toFixed(1),
   recordOverheadPercent: +((median(mips.standalone) / median(mips.record) - 1) * 100).toFixed(1),
-  checkpointOverheadPercent: +((median(mips.recordWithoutCheckpoints) / median(mips.record) - 1) * 100).toFixed(1),
+  checkpointOverheadPercent: +(
+    (median(mips.recordWithoutCheckpoints) / median(mips.record) - 1) *
+    100
+  ).toFixed(1),
   replayMips: +median(mips.replay).toFixed(1),
   replayToLiveRatio: +(median(mips.replay) / median(mips.standalone)).toFixed(2),
   logEntries,
@@ -148,7 +151,11 @@ results.restoreMs = +(Number(process.hrtime.bigint() - start) / 1e6).toFixed(1);
     0x0052a023, // sw   t0, 0(t0)
     0x04028293, // addi t0, t0, 64
     0xfe62ece3, // bltu t0, t1, -8
-    0x001002b7, 0x00005337, 0x55530313, 0x0062a023, 0x0000006f, // power off: pass
+    0x001002b7,
+    0x00005337,
+    0x55530313,
+    0x0062a023,
+    0x0000006f, // power off: pass
   ];
   const child = spawnSync(
     process.execPath,

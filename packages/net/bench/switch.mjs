@@ -119,4 +119,7 @@ function measure(name, count, run) {
   if (replies === 0) throw new Error('no replies: the bench is broken');
 }
 
-writeFileSync(new URL('./results.json', import.meta.url), `${JSON.stringify({ node: process.version, results }, null, 2)}\n`);
+writeFileSync(
+  new URL('./results.json', import.meta.url),
+  `${JSON.stringify({ node: process.version, results }, null, 2)}\n`,
+);
