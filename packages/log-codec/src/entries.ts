@@ -23,6 +23,8 @@ const KIND_CODE: Record<LogEntry['kind'], number> = Object.fromEntries(
 
 /** Names are short strings; a longer one is refused as hostile. */
 export const NAME_BYTES_MAX = 256;
+/** A state hash is a few dozen bytes (a part per machine component); a longer one is hostile. */
+export const STATE_HASH_BYTES_MAX = 1024;
 
 /** The names of one frame: each distinct name gets the next index. */
 export class NameTable {
@@ -135,7 +137,7 @@ export function expandEntry(
       if (items.length !== 2) malformed('progress mark has extra fields');
       return { kind: 'progress', seq, icount };
     case 3:
-      if (items.length !== 3 || !(items[2] instanceof Uint8Array) || items[2].length > 64) {
+      if (items.length !== 3 || !(items[2] instanceof Uint8Array) || items[2].length > STATE_HASH_BYTES_MAX) {
         malformed('checkpoint has no state hash');
       }
       return { kind: 'checkpoint', seq, icount, stateHash: new Uint8Array(items[2] as Uint8Array) };

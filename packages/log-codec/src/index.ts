@@ -1,6 +1,13 @@
 export { crc32c } from './checksum.js';
 export type { CompactEntry } from './entries.js';
-export { checkNames, compactEntry, expandEntry, NAME_BYTES_MAX, NameTable } from './entries.js';
+export {
+  checkNames,
+  compactEntry,
+  expandEntry,
+  NAME_BYTES_MAX,
+  NameTable,
+  STATE_HASH_BYTES_MAX,
+} from './entries.js';
 export type { Frame } from './frame.js';
 export {
   encodeFrame,

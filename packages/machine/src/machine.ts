@@ -176,6 +176,9 @@ interface PendingTimer {
   readonly event: DeviceEventPayload;
 }
 
+/** The fixed part of a state hash: RAM, CPU and machine state, 8 bytes each (then 4 per device). */
+const STATE_HASH_FIXED_BYTES = 24;
+
 /** The machine's own name in the log, for the events it raises itself. */
 export const MACHINE_LOG_NAME = '@machine';
 
@@ -809,7 +812,13 @@ export class Machine {
           cursor.advance();
           const actual = this.stateHash();
           if (!plainValuesEqual(actual, entry.stateHash)) {
-            throw new DivergenceError('state-hash', entry.icount, hex(entry.stateHash), hex(actual));
+            throw new DivergenceError(
+              'state-hash',
+              entry.icount,
+              hex(entry.stateHash),
+              hex(actual),
+              `differs in ${this.describeStateHashDifference(entry.stateHash, actual)}`,
+            );
           }
           break;
         }
@@ -884,8 +893,13 @@ export class Machine {
   }
 
   /**
-   * A 16-byte digest of the whole guest-visible state (CPU, RAM, devices), updated incrementally:
-   * only pages written since the previous hash are rehashed.
+   * A digest of the whole guest-visible state, updated incrementally (only pages written since the
+   * previous hash are rehashed). Its parts, so a replay can say what differs:
+   *
+   *     bytes 0..7    RAM
+   *     bytes 8..15   the CPU
+   *     bytes 16..23  the machine's own state (guest time, power state)
+   *     then 4 bytes per device, in the order they were attached
    */
   stateHash(): Uint8Array {
     this.collectDirtyPages();
@@ -895,16 +909,38 @@ export class Machine {
       this.hasher.updateChanged(this.hashChangedPages);
     }
     this.hashChangedPages.fill(0);
-    const [ramFirst, ramSecond] = this.hasher.digest();
     // Armed host timers are host-side scheduling, not guest state: a replay fires none of them.
-    const [stateFirst, stateSecond] = hashBytes(pack(this.saveComponentState(false)), 0x51a7e);
-    const digest = new Uint8Array(16);
+    const components = this.saveComponentState(false);
+    const digest = new Uint8Array(STATE_HASH_FIXED_BYTES + this.attached.length * 4);
     const view = new DataView(digest.buffer);
-    view.setUint32(0, ramFirst);
-    view.setUint32(4, ramSecond);
-    view.setUint32(8, stateFirst);
-    view.setUint32(12, stateSecond);
+    const put = (offset: number, [first, second]: [number, number]) => {
+      view.setUint32(offset, first);
+      view.setUint32(offset + 4, second);
+    };
+    put(0, this.hasher.digest());
+    put(8, hashBytes(pack(components.cpu), 0xc0));
+    put(16, hashBytes(pack(components.machine), 0x3a));
+    this.attached.forEach(({ placement }, index) => {
+      const [first] = hashBytes(pack(components.devices[placement.name] ?? null), 0xde + index);
+      view.setUint32(STATE_HASH_FIXED_BYTES + index * 4, first);
+    });
     return digest;
+  }
+
+  /** Names the parts of the machine whose hashes differ between two state hashes. */
+  describeStateHashDifference(expected: Uint8Array, actual: Uint8Array): string {
+    if (expected.length !== actual.length) return 'the machine (its devices differ in number)';
+    const differs = (from: number, to: number) =>
+      expected.subarray(from, to).some((byte, index) => byte !== actual[from + index]);
+    const parts: string[] = [];
+    if (differs(0, 8)) parts.push('RAM');
+    if (differs(8, 16)) parts.push('the CPU');
+    if (differs(16, 24)) parts.push('guest time or power state');
+    this.attached.forEach(({ placement }, index) => {
+      const offset = STATE_HASH_FIXED_BYTES + index * 4;
+      if (differs(offset, offset + 4)) parts.push(`device ${placement.name}`);
+    });
+    return parts.length > 0 ? parts.join(', ') : 'nothing';
   }
 
   private saveComponentState(withTimers: boolean): {
