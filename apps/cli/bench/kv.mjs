@@ -1,8 +1,8 @@
-// kv service benchmarks through the gateway, ftvm vs QEMU on the same image, side by side:
-// requests per second and latency p50/p99 with a closed-loop client; and the log rate of a
-// recording, idle and under that load.
+// I/O benchmarks, ftvm vs QEMU on the same image, side by side: the kv service through the
+// gateway (requests per second and latency p50/p99 with closed-loop clients), the log rate of a
+// recording idle and under that load, and disk throughput (diskbench.elf on a 16 MiB disk).
 // Run: npm run bench -w @ftvm/cli   (uses the built packages: npm run build first)
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -166,6 +166,39 @@ if (referenceQemuAvailable()) {
   results.recordLogBytesPerRequest = Math.round((statSync(recording).size - idleEnd) / REQUESTS);
   recorder.child.kill('SIGTERM');
   await recorder.exited;
+}
+
+// Disk throughput: diskbench.elf reports KiB/s as the guest measures it (guest time).
+function diskbench(command, args) {
+  const started = process.hrtime.bigint();
+  const result = spawnSync(command, args, { encoding: 'utf8' });
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const match = /write (\d+) KiB\/s, read (\d+) KiB\/s/.exec(result.stdout);
+  if (result.status !== 0 || !match) throw new Error(`diskbench failed: ${result.stdout}${result.stderr}`);
+  return {
+    writeMiBPerSecond: +(Number(match[1]) / 1024).toFixed(1),
+    readMiBPerSecond: +(Number(match[2]) / 1024).toFixed(1),
+    wallSeconds: +seconds.toFixed(2),
+  };
+}
+function blankDiskOf(name, bytes) {
+  const path = join(directory, name);
+  writeFileSync(path, new Uint8Array(bytes));
+  return path;
+}
+results.diskFtvm = diskbench(process.execPath, [
+  bin,
+  'run',
+  '--kernel',
+  imagePath('diskbench'),
+  '--drive',
+  `file=${blankDiskOf('disk-ftvm.img', 16 << 20)}`,
+]);
+if (referenceQemuAvailable()) {
+  results.diskQemu = diskbench(
+    referenceQemuBinary,
+    referenceQemuArgs('diskbench', { diskPath: blankDiskOf('disk-qemu.img', 16 << 20) }),
+  );
 }
 
 results.requests = REQUESTS;

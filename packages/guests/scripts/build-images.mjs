@@ -30,6 +30,7 @@ export const images = [
   { name: 'dmarace', sources: ['images/dmarace.c'] },
   { name: 'echo', sources: ['images/echo.c'] },
   { name: 'kv', sources: ['images/kv.c'] },
+  { name: 'diskbench', sources: ['images/diskbench.c'] },
 ];
 
 const targetFlags = [

@@ -118,6 +118,14 @@ describe.skipIf(qemuMissing !== undefined)(`guest images on the reference QEMU $
     expect(disk.subarray(2047 * 512).every((byte) => byte === 0xa5)).toBe(true);
   });
 
+  it('diskbench writes 16 MiB, reads it back and reports its throughput', async () => {
+    const diskPath = blankDisk('diskbench.img', 16 << 20);
+    const { output, exit } = await runOnReferenceQemu('diskbench', { diskPath });
+    expect(deterministicLines(output)).toEqual(expectedTranscripts.diskbench.lines);
+    expect(output).toMatch(/\[nondet\] diskbench: write \d+ KiB\/s, read \d+ KiB\/s/);
+    expect(exit.status).toBe(0);
+  });
+
   it('dmarace races its own DMA and still ends with the right data', async () => {
     const diskPath = blankDisk('dmarace.img', 1 << 20);
     const { output, exit } = await runOnReferenceQemu('dmarace', { diskPath });

@@ -13,6 +13,7 @@ export const imageNames = [
   'dmarace',
   'echo',
   'kv',
+  'diskbench',
 ] as const;
 
 /** The name of a prebuilt guest image. */

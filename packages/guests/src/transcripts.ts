@@ -116,6 +116,15 @@ export const expectedTranscripts: Readonly<Record<Exclude<ImageName, 'echo' | 'k
     ],
     exitStatus: 0,
   },
+  diskbench: {
+    setup: { blankDiskBytes: 16 << 20 },
+    lines: [
+      'diskbench: 16384 KiB in 64 KiB requests',
+      'diskbench: read back what was written: yes',
+      'diskbench: ok',
+    ],
+    exitStatus: 0,
+  },
   dmarace: {
     setup: { blankDiskBytes: 1 << 20 },
     lines: [

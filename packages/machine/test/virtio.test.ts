@@ -88,6 +88,14 @@ describe('virtio guest images on the board', () => {
   }
 });
 
+describe('disk throughput guest', () => {
+  it('diskbench.elf writes 16 MiB, reads it back and prints the transcript QEMU prints', async () => {
+    const run = await runGuestAsync('diskbench', { virtioSlots: virtioSlots('diskbench') });
+    expect(deterministicLines(run.console)).toEqual(expectedTranscripts.diskbench.lines);
+    expect(run.machine.exitStatus).toBe(0);
+  });
+});
+
 describe('a replay that reads something else than the recording', () => {
   it('names the icount where a tampered read key no longer matches', async () => {
     const log = new MemoryLog();
