@@ -4,22 +4,11 @@ import { basename } from 'node:path';
 import type { PlainValue } from '@ftvm/core';
 import { ExitStatus, FtvmError } from '@ftvm/core';
 import { RecordFileWriter } from '@ftvm/log-codec';
-import { Machine, runMachine } from '@ftvm/machine';
-import { createNodeHost } from '@ftvm/machine/node';
 import type { Command } from 'commander';
 import packageJson from '../../package.json' with { type: 'json' };
 import type { CliOutput } from '../index.js';
-import { readInputFile } from '../options.js';
-import { attachConsole, ConsoleWriter } from './console.js';
-import {
-  addMachineFlags,
-  type MachineFlags,
-  ramSize,
-  splitDeviceFlags,
-  statsLine,
-  userDevices,
-} from './machine-options.js';
-import { openVirtio } from './virtio-options.js';
+import { closeLiveMachine, openLiveMachine, runLiveMachine } from './live-machine.js';
+import { addMachineFlags, type MachineFlags } from './machine-options.js';
 
 interface RecordFlags extends MachineFlags {
   output: string;
@@ -62,12 +51,6 @@ function openOutput(path: string): number {
 }
 
 async function recordGuest(flags: RecordFlags, output: CliOutput): Promise<number> {
-  const ramSizeBytes = ramSize(flags);
-  const checkpointIntervalSteps = Number(flags.checkpointInterval);
-  const image = readInputFile(flags.kernel, 'kernel');
-  const deviceFlags = splitDeviceFlags(flags.device);
-  const devices = await userDevices(deviceFlags.modules);
-  const virtio = await openVirtio({ drive: flags.drive, netdev: flags.netdev, rng: deviceFlags.rng });
   const file = openOutput(flags.output);
   const writer = new RecordFileWriter();
   const write = (bytes: Uint8Array) => {
@@ -82,64 +65,40 @@ async function recordGuest(flags: RecordFlags, output: CliOutput): Promise<numbe
       );
     }
   };
-  const host = createNodeHost();
-  const console = new ConsoleWriter();
-  const machine = new Machine({
-    virtioSlots: virtio.slots,
-    ramSizeBytes,
-    clock: flags.clock,
-    bootArgs: flags.append,
-
-    hostClock: host,
-    devices,
-    mode: 'record',
-    logOutputs: true,
-    checkpointIntervalSteps,
-    log: { append: (entry) => write(writer.append(entry)) },
-    onOutput: (item) => {
-      if (item.kind === 'console') console.write(item.data);
-      else virtio.handleOutput(item);
-    },
-  });
-  machine.loadImage(image, flags.kernel);
-  write(
-    writer.start({
-      // What a replay needs to build the same machine: its devices beyond the configuration.
-      machine: {
-        ...(machine.config as Record<string, PlainValue>),
-        network: flags.netdev !== undefined,
-        rng: deviceFlags.rng,
-      },
-      image: {
-        name: basename(flags.kernel),
-        digest: `sha256:${createHash('sha256').update(image).digest('hex')}`,
-        bytes: image,
-      },
-      disks: virtio.disks.map((disk) => ({ ...disk })),
-      writer: `ftvm ${packageJson.version}`,
-    }),
-  );
-  const abort = new AbortController();
-  const input = attachConsole(machine.uart, () => abort.abort());
-  const startNs = host.monotonicNs();
   try {
-    const result = await runMachine(machine, host, {
-      signal: abort.signal,
-      onProgress: () => {
-        console.flush();
-        // Whole frames reach the file at every slice: a crash loses at most the last slice.
-        write(writer.flush());
-      },
+    const live = await openLiveMachine(flags, {
+      mode: 'record',
+      logOutputs: true,
+      checkpointIntervalSteps: Number(flags.checkpointInterval),
+      log: { append: (entry) => write(writer.append(entry)) },
     });
-    machine.endRecording();
-    write(writer.finish(result.exitStatus ?? null));
-    if (flags.stats) output.stderr(statsLine(result.steps, (host.monotonicNs() - startNs) / 1e9));
-    return result.exitStatus ?? 0;
+    try {
+      write(
+        writer.start({
+          // What a replay needs to build the same machine: its devices beyond the configuration.
+          machine: {
+            ...(live.machine.config as Record<string, PlainValue>),
+            network: flags.netdev !== undefined,
+            rng: live.rng,
+          },
+          image: {
+            name: basename(flags.kernel),
+            digest: `sha256:${createHash('sha256').update(live.image).digest('hex')}`,
+            bytes: live.image,
+          },
+          disks: live.virtio.disks.map((disk) => ({ ...disk })),
+          writer: `ftvm ${packageJson.version}`,
+        }),
+      );
+      // Whole frames reach the file at every slice: a crash loses at most the last slice.
+      const result = await runLiveMachine(live, flags, output, () => write(writer.flush()));
+      live.machine.endRecording();
+      write(writer.finish(result.exitStatus ?? null));
+      return result.exitStatus ?? 0;
+    } finally {
+      await closeLiveMachine(live);
+    }
   } finally {
-    console.flush();
-    input.detach();
-    machine.dispose();
     closeSync(file);
-    await virtio.close();
   }
 }
