@@ -142,6 +142,33 @@ describe.skipIf(!built)('the kv guest on ftvm over real UDP (needs `npm run buil
     expect(replay.output()).toBe(recorder.output());
   });
 
+  it('records echo.elf until it is told to quit, and replays it', async () => {
+    const port = await freePort();
+    const recording = join(directory, 'echo.ftlog');
+    const recorder = await start(
+      [
+        'record',
+        '--kernel',
+        imagePath('echo'),
+        '--netdev',
+        `user,hostfwd=udp:127.0.0.1:${port}-:7`,
+        '-o',
+        recording,
+      ],
+      'echo',
+    );
+    const peer = await client(port);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await peer.request('one')).toBe('one');
+    expect(await peer.request('two')).toBe('two');
+    expect(await peer.request('quit')).toBe('bye');
+    peer.close();
+    expect(await recorder.exited).toBe(0);
+    const replay = await start(['replay', recording], 'echo');
+    expect(await replay.exited).toBe(0);
+    expect(replay.output()).toBe(recorder.output());
+  });
+
   it('echoes datagrams with echo.elf', async () => {
     const port = await freePort();
     const echo = await start(

@@ -75,6 +75,9 @@ export class UdpGatewayHost {
   readonly #nowMs: () => number;
   readonly #onError: ((error: HostIoError) => void) | undefined;
   #closed: Promise<void> | undefined;
+  /** Datagrams handed to a socket whose send has not completed yet. */
+  #sendsInFlight = 0;
+  #sendsDrained: (() => void) | undefined;
   /** Where each rule's socket is bound, in rule order. */
   readonly boundForwards: readonly BoundForward[];
 
@@ -115,10 +118,12 @@ export class UdpGatewayHost {
       sendToHost: (datagram) => {
         const socket = this.#sockets[datagram.ruleIndex];
         if (socket === undefined || this.#closed !== undefined) return;
+        this.#sendsInFlight++;
         socket.send(datagram.payload, datagram.client.port, datagram.client.address, (error) => {
           if (error) {
             this.#reportError(`cannot send to ${datagram.client.address}:${datagram.client.port}`, error);
           }
+          if (--this.#sendsInFlight === 0) this.#sendsDrained?.();
         });
       },
     });
@@ -128,12 +133,21 @@ export class UdpGatewayHost {
     this.#timer.unref();
   }
 
-  /** Closes every socket and stops ticking. Idempotent. */
+  /**
+   * Stops taking datagrams, lets the ones already handed to a socket leave (a guest's last reply
+   * before it powers off must not be lost), then closes every socket. Idempotent.
+   */
   close(): Promise<void> {
     if (this.#closed === undefined) {
       clearInterval(this.#timer);
       this.#gateway.connectHost({ sendToHost: () => {} });
-      this.#closed = Promise.all(this.#sockets.map(closeSocket)).then(() => {});
+      const drained =
+        this.#sendsInFlight === 0
+          ? Promise.resolve()
+          : new Promise<void>((resolve) => {
+              this.#sendsDrained = resolve;
+            });
+      this.#closed = drained.then(() => Promise.all(this.#sockets.map(closeSocket))).then(() => {});
     }
     return this.#closed;
   }
