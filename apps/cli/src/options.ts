@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { ConfigError, ExitStatus, FtvmError } from '@ftvm/core';
 
 const SIZE_SUFFIXES: Record<string, number> = { '': 2 ** 20, B: 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30 };
@@ -22,17 +22,30 @@ export function readInputFile(path: string, what = 'file'): Uint8Array {
   try {
     return new Uint8Array(readFileSync(path));
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const reason =
-      code === 'ENOENT'
-        ? 'no such file'
-        : code === 'EACCES'
-          ? 'permission denied'
-          : code === 'EISDIR'
-            ? 'is a directory'
-            : ((error as Error).message ?? String(error));
-    throw new FtvmError(`cannot read ${what} ${path}: ${reason}`, 'FTVM_IO', ExitStatus.noInput, {
-      cause: error,
-    });
+    throw noInput(path, what, error);
   }
+}
+
+/** Checks that an input file exists and is a regular file (66 when it is not). */
+export function checkInputFile(path: string, what = 'file'): void {
+  try {
+    if (!statSync(path).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EISDIR' });
+  } catch (error) {
+    throw noInput(path, what, error);
+  }
+}
+
+function noInput(path: string, what: string, error: unknown): FtvmError {
+  const code = (error as NodeJS.ErrnoException).code;
+  const reason =
+    code === 'ENOENT'
+      ? 'no such file'
+      : code === 'EACCES'
+        ? 'permission denied'
+        : code === 'EISDIR'
+          ? 'is a directory'
+          : ((error as Error).message ?? String(error));
+  return new FtvmError(`cannot read ${what} ${path}: ${reason}`, 'FTVM_IO', ExitStatus.noInput, {
+    cause: error,
+  });
 }

@@ -98,6 +98,24 @@ describe.skipIf(!built)('ftvm run (needs `npm run build`)', () => {
     expect(badMemory.status).toBe(64);
     expect(badMemory.stderr).toBe("ftvm: bad memory size 'lots' (expected e.g. 64M or 1G)\n");
 
+    const missingDisk = ftvm([
+      'run',
+      '--kernel',
+      imagePath('hello'),
+      '--drive',
+      `file=${join(directory, 'no.img')}`,
+    ]);
+    expect(missingDisk.status).toBe(66);
+    expect(missingDisk.stderr).toMatch(/^ftvm: cannot read disk image .*no\.img: no such file\n$/);
+
+    const qcow = ftvm(['run', '--kernel', imagePath('hello'), '--drive', 'file=x.img,format=qcow2']);
+    expect(qcow.status).toBe(64);
+    expect(qcow.stderr).toBe("ftvm: --drive: format 'qcow2' is not supported (only raw)\n");
+
+    const tcp = ftvm(['run', '--kernel', imagePath('hello'), '--netdev', 'user,hostfwd=tcp::5555-:5555']);
+    expect(tcp.status).toBe(64);
+    expect(tcp.stderr).toMatch(/^ftvm: bad netdev .*only udp forwards are supported/);
+
     const noKernel = ftvm(['run']);
     expect(noKernel.status).toBe(64);
     expect(noKernel.stderr.split('\n').filter(Boolean)).toHaveLength(1);

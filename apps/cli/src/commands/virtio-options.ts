@@ -8,6 +8,7 @@ import { FileBlockBackend } from '@ftvm/devices/node';
 import type { MachineOutput } from '@ftvm/machine';
 import { UserGateway } from '@ftvm/net';
 import { UdpGatewayHost } from '@ftvm/net/node';
+import { checkInputFile } from '../options.js';
 
 /** A `--drive` flag, as QEMU spells it: `file=PATH[,format=raw][,readonly=on]`. */
 export interface DriveSpec {
@@ -93,6 +94,7 @@ export async function openVirtio(flags: VirtioFlags): Promise<VirtioSetup> {
   try {
     for (const text of flags.drive) {
       const spec = parseDriveSpec(text);
+      checkInputFile(spec.path, 'disk image');
       const backend = await FileBlockBackend.open(spec.path, { readOnly: spec.readOnly });
       backends.push(backend);
       disks.push({
