@@ -230,6 +230,8 @@ export class Machine {
   /** Host clock mode: guest time at `clockBaseIcount`, set by the last (logged) sample. */
   private clockBaseNs = 0;
   private clockBaseIcount = 0;
+  /** Host clock mode: the latest sample pushed for application (guest time reaches it when applied). */
+  private sampledNs = 0;
   /** Host clock mode: the real-time clock at guest time 0 (logged at boot); undefined until then. */
   private realtimeAtBootNs: number | undefined;
   private nextCheckpointIcount: number;
@@ -501,8 +503,13 @@ export class Machine {
       });
     }
     const sample = this.hostMonotonicNow();
-    if (sample - this.guestMonotonicNs() >= HOST_CLOCK_SAMPLE_NS_MIN) {
+    const ahead = sample - this.guestMonotonicNs();
+    // Small steps are not worth an entry, unless a timer falls due in them: it must fire at a guest
+    // time that has reached its deadline.
+    const timerDue = (this.earliestTimerDeadlineNs() ?? Infinity) <= sample;
+    if (ahead >= HOST_CLOCK_SAMPLE_NS_MIN || (ahead > 0 && timerDue)) {
       this.pendingEvents.push({ device: MACHINE_LOG_NAME, event: { type: 'clock-sample', data: sample } });
+      this.sampledNs = sample;
     }
   }
 
@@ -514,12 +521,31 @@ export class Machine {
   }
 
   /**
-   * Guest time as the host side sees it, to decide which timers are due: on a live machine with
-   * the host clock, the host clock itself (the sample that follows makes the guest see it).
+   * Guest time as it will be once the pending events are applied: timers fire by it, so a timer
+   * event always finds guest time at or past its deadline.
    */
   private currentTimeForTimers(): number {
-    if (this.clockMode === 'icount' || this.mode === 'replay') return this.guestMonotonicNs();
-    return Math.max(this.hostMonotonicNow(), this.guestMonotonicNs());
+    return Math.max(this.guestMonotonicNs(), this.sampledNs);
+  }
+
+  /**
+   * How long, in host time, until a deadline: what the driver may sleep while the hart idles. With
+   * the host clock, guest time catches up at the next sample.
+   */
+  private hostDelayToTimerNs(deadlineNs: number): number {
+    const now =
+      this.clockMode === 'host' && this.mode !== 'replay'
+        ? Math.max(this.hostMonotonicNow(), this.guestMonotonicNs())
+        : this.guestMonotonicNs();
+    return Math.max(0, deadlineNs - now);
+  }
+
+  private earliestTimerDeadlineNs(): number | undefined {
+    let earliest: number | undefined;
+    for (const timer of this.timers.values()) {
+      if (earliest === undefined || timer.deadlineNs < earliest) earliest = timer.deadlineNs;
+    }
+    return earliest;
   }
 
   // ---- loading and booting ----
@@ -592,11 +618,8 @@ export class Machine {
    * when none is armed. The driver sleeps this long while the hart idles.
    */
   nextTimerDelayNs(): number | undefined {
-    let earliest: number | undefined;
-    for (const timer of this.timers.values()) {
-      if (earliest === undefined || timer.deadlineNs < earliest) earliest = timer.deadlineNs;
-    }
-    return earliest === undefined ? undefined : Math.max(0, earliest - this.currentTimeForTimers());
+    const earliest = this.earliestTimerDeadlineNs();
+    return earliest === undefined ? undefined : this.hostDelayToTimerNs(earliest);
   }
 
   /** True when a host input is waiting to be applied at the next boundary. */

@@ -33,7 +33,7 @@ class UntouchableDisk implements BlockBackend {
 
 /** The virtio devices an image's expected transcript was taken with, QEMU's way: highest slot first. */
 function virtioSlots(
-  image: 'rng' | 'disk' | 'dmarace',
+  image: 'rng' | 'disk' | 'dmarace' | 'diskbench',
   replayDisk?: UntouchableDisk,
 ): (Device | undefined)[] {
   const setup = expectedTranscripts[image].setup;
