@@ -14,6 +14,8 @@ export class ReplayCursor {
   private readonly buffered: LogEntry[] = [];
   private head = 0;
   private expectedSeq = 0;
+  /** No boundary entry lies in [head, scanned): the next search starts there (no quadratic scans). */
+  private scanned = 0;
 
   constructor(private readonly source: LogSource) {}
 
@@ -39,6 +41,7 @@ export class ReplayCursor {
   private compact(): void {
     if (this.head > 4096 && this.head * 2 > this.buffered.length) {
       this.buffered.splice(0, this.head);
+      this.scanned = Math.max(0, this.scanned - this.head);
       this.head = 0;
     }
   }
@@ -61,10 +64,14 @@ export class ReplayCursor {
    */
   nextBoundaryIcount(): number | undefined {
     this.fill();
-    for (let index = this.head; index < this.buffered.length; index++) {
+    for (let index = Math.max(this.head, this.scanned); index < this.buffered.length; index++) {
       const entry = this.buffered[index] as LogEntry;
-      if (!isInStepEntry(entry)) return entry.icount;
+      if (!isInStepEntry(entry)) {
+        this.scanned = index;
+        return entry.icount;
+      }
     }
+    this.scanned = this.buffered.length;
     return undefined;
   }
 
