@@ -109,7 +109,12 @@ export class MemoryLog {
     const log = this;
     return {
       peek: () => log.entries[position],
-      next: () => log.entries[position++],
+      next: () => {
+        const entry = log.entries[position];
+        // Only past an entry that exists: a live log grows after a reader found its end.
+        if (entry !== undefined) position++;
+        return entry;
+      },
       get ended() {
         return log.closed && position >= log.entries.length;
       },
