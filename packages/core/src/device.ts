@@ -37,9 +37,10 @@ export interface InterruptLine {
 }
 
 /**
- * Guest time. On a live machine it follows the host clock, each reading a non-deterministic input
- * that is logged; with the deterministic clock (`--clock icount`) it is derived from the
- * execution point. Devices read time only through this, never from the host directly.
+ * Guest time, provided by the machine. It is a function of the execution point and of clock samples
+ * the machine logs as events (host clock) or of the execution point alone (`--clock icount`), so
+ * a replay reads the same times without logging each read. Devices read time only through this,
+ * never from the host directly. Read it only inside an MMIO handler or `applyEvent`.
  */
 export interface GuestClock {
   /** Nanoseconds since the machine booted (what CLINT `mtime` counts, at 100 ns per tick). */
