@@ -126,6 +126,61 @@ describe.skipIf(!built)('ftvm record and ftvm replay (needs `npm run build`)', (
 });
 
 describe.skipIf(!built)(
+  'record and replay refuse what would lose data or hang (needs `npm run build`)',
+  () => {
+    it('does not empty an existing file when the flags are bad, nor record over the kernel', () => {
+      const keep = join(directory, 'keep.ftlog');
+      writeFileSync(keep, 'precious');
+      expect(ftvm(['record', '--kernel', imagePath('hello'), '-m', '3G', '-o', keep]).status).toBe(64);
+      expect(readFileSync(keep, 'utf8')).toBe('precious');
+      const kernel = join(directory, 'kernel.elf');
+      writeFileSync(kernel, readFileSync(imagePath('hello')));
+      const overKernel = ftvm(['record', '--kernel', kernel, '-o', kernel]);
+      expect(overKernel.status).toBe(64);
+      expect(Buffer.compare(readFileSync(kernel), readFileSync(imagePath('hello')))).toBe(0);
+    });
+
+    it('replays a recording whose power-off falls on a checkpoint', () => {
+      const first = join(directory, 'stop-first.ftlog');
+      expect(ftvm(['record', '--kernel', imagePath('hello'), '--clock', 'icount', '-o', first]).status).toBe(
+        0,
+      );
+      const stopIcount = readRecordFile(new Uint8Array(readFileSync(first))).trailer?.lastIcount ?? 0;
+      expect(stopIcount).toBeGreaterThan(0);
+      const onCheckpoint = join(directory, 'stop-checkpoint.ftlog');
+      const recorded = ftvm([
+        'record',
+        '--kernel',
+        imagePath('hello'),
+        '--clock',
+        'icount',
+        '--checkpoint-interval',
+        String(stopIcount),
+        '-o',
+        onCheckpoint,
+      ]);
+      expect(recorded.status).toBe(0);
+      expect(ftvm(['replay', '-q', onCheckpoint]).status).toBe(0);
+    });
+
+    it('stops with 65 on a hostile file whose reads can never be made', () => {
+      const base = join(directory, 'base.ftlog');
+      expect(ftvm(['record', '--kernel', imagePath('hello'), '--clock', 'icount', '-o', base]).status).toBe(
+        0,
+      );
+      const hostile = join(directory, 'hostile.ftlog');
+      rewrite(base, hostile, () => [
+        { kind: 'nondet', seq: 0, icount: 0, device: 'uart', key: 'x', value: 1 },
+        { kind: 'progress', seq: 1, icount: 0 },
+      ]);
+      const replayed = ftvm(['replay', '-q', hostile]);
+      expect(replayed.status).toBe(65);
+      expect(replayed.stderr).toMatch(/replay diverged at icount 0/);
+    });
+  },
+);
+
+describe.skipIf(!built)(
   'every guest image records to a file and replays from it (needs `npm run build`)',
   () => {
     const cases: { image: Parameters<typeof imagePath>[0]; flags: (disk: string) => string[] }[] = [

@@ -1,6 +1,9 @@
 import type { HostScheduler } from './host.js';
 import type { Machine } from './machine.js';
 
+/** How often a replay starved of log looks for more. */
+export const LOG_POLL_INTERVAL_NS = 10_000_000;
+
 /** Steps per slice: long enough to amortise the host round trip, short enough for prompt I/O. */
 export const DEFAULT_SLICE_STEPS = 2_000_000;
 
@@ -56,9 +59,12 @@ export async function runMachine(
         case 'waiting':
         case 'log-starved': {
           if (machine.hasPendingInput) break;
-          const delayNs = machine.nextTimerDelayNs();
-          // Without a timer, wait for an input; wake now and then to notice an abort.
-          const sleep = host.sleep(delayNs ?? 1e9);
+          // A replay waiting for more log polls for it (a log source has no wake-up yet); a live
+          // machine sleeps until its next timer, or until an input wakes it, or now and then to
+          // notice an abort.
+          const delayNs =
+            outcome.end === 'log-starved' ? LOG_POLL_INTERVAL_NS : (machine.nextTimerDelayNs() ?? 1e9);
+          const sleep = host.sleep(delayNs);
           currentSleep = sleep;
           await sleep.done;
           currentSleep = undefined;

@@ -64,6 +64,7 @@ export function parseElf(
   }
   const ramEnd = ram.base + ram.size;
   const segments: { address: number; bytes: Uint8Array }[] = [];
+  let totalBytes = 0;
   for (let index = 0; index < programHeaderCount; index++) {
     const header = programHeaderOffset + index * programHeaderSize;
     if (view.getUint32(header, true) !== PT_LOAD) continue;
@@ -81,6 +82,9 @@ export function parseElf(
           `lies outside RAM 0x${ram.base.toString(16)}..0x${ramEnd.toString(16)}`,
       );
     }
+    totalBytes += memorySize;
+    if (totalBytes > ram.size)
+      fail(`segments total ${totalBytes} bytes, more than the ${ram.size} bytes of RAM`);
     const segment = new Uint8Array(memorySize);
     segment.set(bytes.subarray(fileOffset, fileOffset + fileSize));
     segments.push({ address: physicalAddress, bytes: segment });

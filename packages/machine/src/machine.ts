@@ -176,6 +176,9 @@ interface PendingTimer {
   readonly event: DeviceEventPayload;
 }
 
+/** A slice hands control back to the host after this many rounds that executed no step. */
+const ROUNDS_WITHOUT_STEPS_MAX = 1000;
+
 /** The fixed part of a state hash: RAM, CPU and machine state, 8 bytes each (then 4 per device). */
 const STATE_HASH_FIXED_BYTES = 24;
 
@@ -223,6 +226,10 @@ export class Machine {
   private stopped = false;
   private exit: number | undefined;
   private resetRequested = false;
+  /** True while the CPU executes (MMIO handlers run then). */
+  private insideRun = false;
+  /** Replay: the log's power-off entry was met where the guest powered off. */
+  private replayStopMatched = false;
   /** Guest time skipped while the hart idled, with the deterministic clock. */
   private idleSkipNs = 0;
   /** Host clock at boot: the host's guest-time reading is host time minus this. */
@@ -299,6 +306,11 @@ export class Machine {
     this.deviceTree = this.buildDeviceTree();
     this.deviceTreeBlob = buildDeviceTreeBlob(this.deviceTree);
     this.deviceTreeAddress = deviceTreeAddress(this.ram.base, this.ram.size, this.deviceTreeBlob.length);
+    if (this.deviceTreeAddress < this.ram.base) {
+      throw new ConfigError(
+        `the device tree (${this.deviceTreeBlob.length} bytes) does not fit in ${this.ram.size} bytes of RAM`,
+      );
+    }
   }
 
   private attachUserDevices(specs: readonly UserDeviceSpec[]): void {
@@ -383,7 +395,11 @@ export class Machine {
    * goes live holds the timers its devices armed.
    */
   private setTimer(device: string, key: string, deadlineNs: number, event: DeviceEventPayload): void {
-    this.timers.set(`${device}\u0000${key}`, { device, deadlineNs, event });
+    // A deadline that is not a number of nanoseconds could never fire, or would fire forever.
+    if (!Number.isFinite(deadlineNs)) return;
+    this.timers.set(`${device}\u0000${key}`, { device, deadlineNs: Math.max(0, deadlineNs), event });
+    // Armed from inside an instruction: end this run so the next budget stops at the deadline.
+    if (this.insideRun && this.mode !== 'replay') this.cpu.requestStop();
     this.wakeListener?.();
   }
 
@@ -618,6 +634,8 @@ export class Machine {
    * when none is armed. The driver sleeps this long while the hart idles.
    */
   nextTimerDelayNs(): number | undefined {
+    // A replay fires no timer: the log brings their events.
+    if (this.mode === 'replay') return undefined;
     const earliest = this.earliestTimerDeadlineNs();
     return earliest === undefined ? undefined : this.hostDelayToTimerNs(earliest);
   }
@@ -635,7 +653,10 @@ export class Machine {
 
   private liveSlice(maxSteps: number): SliceOutcome {
     let steps = 0;
+    let roundsWithoutSteps = 0;
     while (steps < maxSteps) {
+      // Devices that keep re-arming timers around an idle hart must not hold the host forever.
+      if (roundsWithoutSteps > ROUNDS_WITHOUT_STEPS_MAX) return { steps, end: 'budget' };
       this.sampleHostClock();
       this.fireDueTimers();
       this.applyPendingEvents();
@@ -647,8 +668,11 @@ export class Machine {
         if (delay !== undefined)
           budget = Math.min(budget, Math.max(1, Math.ceil(delay / ICOUNT_CLOCK_NS_PER_STEP)));
       }
+      this.insideRun = true;
       const outcome = this.cpu.run(budget);
+      this.insideRun = false;
       steps += outcome.steps;
+      roundsWithoutSteps = outcome.steps === 0 ? roundsWithoutSteps + 1 : 0;
       this.afterRun(outcome.reason);
       if (this.cpu.icount >= this.nextCheckpointIcount) {
         this.append({
@@ -746,7 +770,7 @@ export class Machine {
     let steps = 0;
     while (steps < maxSteps) {
       this.applyLoggedEntriesAtCurrentPoint();
-      if (this.stopped) return { steps, end: 'stopped' };
+      if (this.stopped) return this.endOfReplay(steps);
       const boundary = cursor.nextBoundaryIcount();
       if (boundary === undefined) {
         if (!cursor.ended) return { steps, end: 'log-starved' };
@@ -762,8 +786,21 @@ export class Machine {
         this.stopped = true;
         return { steps, end: 'stopped' };
       }
+      if (boundary <= this.cpu.icount) {
+        // Everything at this point was applied, so what stands before the boundary is a read or an
+        // output the guest did not make here: running on would never reach it.
+        const entry = cursor.peek() as LogEntry;
+        throw new DivergenceError(
+          entry.kind === 'output' ? 'output' : 'missing-entry',
+          this.cpu.icount,
+          describeEntry(entry),
+          'nothing of the kind by the guest',
+        );
+      }
       const budget = Math.min(maxSteps - steps, boundary - this.cpu.icount);
+      this.insideRun = true;
       const outcome = this.cpu.run(budget);
+      this.insideRun = false;
       steps += outcome.steps;
       this.afterRun(outcome.reason);
       this.checkNoSkippedReads();
@@ -776,20 +813,26 @@ export class Machine {
         );
       }
       if (this.stopped) {
-        const entry = cursor.peek();
-        if (entry?.kind !== 'stop' || entry.icount !== this.cpu.icount || entry.exitStatus !== this.exit) {
-          throw new DivergenceError(
-            'end',
-            this.cpu.icount,
-            entry ? describeEntry(entry) : 'the log to go on',
-            `power-off with status ${this.exit}`,
-          );
-        }
-        cursor.advance();
-        return { steps, end: 'stopped' };
+        // Checkpoints logged at the power-off point come before the stop entry.
+        this.applyLoggedEntriesAtCurrentPoint();
+        return this.endOfReplay(steps);
       }
     }
     return { steps, end: 'budget' };
+  }
+
+  /** Replay, the guest powered off: the log must say so, here, with the same status. */
+  private endOfReplay(steps: number): SliceOutcome {
+    if (!this.replayStopMatched) {
+      const entry = (this.cursor as ReplayCursor).peek();
+      throw new DivergenceError(
+        'end',
+        this.cpu.icount,
+        entry ? describeEntry(entry) : 'the log to go on',
+        `power-off with status ${this.exit}`,
+      );
+    }
+    return { steps, end: 'stopped' };
   }
 
   /** Replay: applies the events, checkpoints and marks logged at exactly the current icount. */
@@ -849,6 +892,11 @@ export class Machine {
           cursor.advance();
           break;
         case 'stop':
+          if (this.stopped && entry.exitStatus === this.exit) {
+            cursor.advance();
+            this.replayStopMatched = true;
+            return;
+          }
           throw new DivergenceError(
             'end',
             entry.icount,
@@ -1068,26 +1116,53 @@ export class Machine {
     if (snapshot?.format !== 'ftvm-machine-snapshot' || snapshot.version !== 1) {
       throw new SnapshotError('not an ftvm machine snapshot of version 1');
     }
-    const config = snapshot.config as Record<string, PlainValue>;
+    // What the machine can check is checked before anything changes (the CPU and devices check
+    // their own sections as they restore them).
+    const config = snapshot.config as Record<string, PlainValue> | null;
+    if (typeof config !== 'object' || config === null || Array.isArray(config)) {
+      throw new SnapshotError('the snapshot has no machine configuration');
+    }
     const mine = this.config as Record<string, PlainValue>;
-    for (const key of ['ramSizeBytes', 'clock', 'devices'] as const) {
+    for (const key of [
+      'ramSizeBytes',
+      'clock',
+      'devices',
+      'realtimeBaseNs',
+      'bootArgs',
+      'logOutputs',
+    ] as const) {
       if (!plainValuesEqual(config[key] ?? null, mine[key] ?? null)) {
         throw new SnapshotError(`the snapshot's ${key} differs from this machine's`);
       }
     }
     const { ram } = snapshot;
     if (
+      typeof ram !== 'object' ||
+      ram === null ||
+      !Array.isArray(ram.pageNumbers) ||
+      !(ram.pages instanceof Uint8Array) ||
       ram.base !== this.ram.base ||
       ram.size !== this.ram.size ||
       ram.pages.length !== ram.pageNumbers.length * PAGE_SIZE_BYTES
     ) {
       throw new SnapshotError('the snapshot RAM does not fit this machine');
     }
-    this.ram.bytes.fill(0);
-    ram.pageNumbers.forEach((page, index) => {
+    for (const page of ram.pageNumbers) {
       if (!Number.isInteger(page) || page < 0 || page >= this.ram.size >>> PAGE_SHIFT) {
         throw new SnapshotError(`bad page number ${page} in snapshot`);
       }
+    }
+    if (typeof snapshot.devices !== 'object' || snapshot.devices === null) {
+      throw new SnapshotError('the snapshot has no device states');
+    }
+    for (const { placement } of this.attached) {
+      if (!snapshot.devices[placement.name]) {
+        throw new SnapshotError(`the snapshot has no state for device ${placement.name}`);
+      }
+    }
+    this.checkMachineState(config.machine);
+    this.ram.bytes.fill(0);
+    ram.pageNumbers.forEach((page, index) => {
       this.ram.bytes.set(
         ram.pages.subarray(index * PAGE_SIZE_BYTES, (index + 1) * PAGE_SIZE_BYTES),
         page * PAGE_SIZE_BYTES,
@@ -1098,11 +1173,53 @@ export class Machine {
     this.cpu.restoreState(snapshot.cpu);
     this.cpu.invalidateMemoryCaches();
     for (const { placement, device } of this.attached) {
-      const section = snapshot.devices[placement.name];
-      if (!section) throw new SnapshotError(`the snapshot has no state for device ${placement.name}`);
-      device.restoreState(section);
+      device.restoreState(snapshot.devices[placement.name] as StateSection);
     }
     this.restoreMachineState(config.machine, config.image);
+    // Host-side leftovers of this machine's own past belong to no snapshot.
+    this.pendingEvents.length = 0;
+    this.resetRequested = false;
+    this.sampledNs = 0;
+    this.replayStopMatched = false;
+    const interval = this.options.checkpointIntervalSteps ?? 0;
+    if (this.mode === 'record' && interval > 0) {
+      this.nextCheckpointIcount = (Math.floor(this.cpu.icount / interval) + 1) * interval;
+    }
+  }
+
+  /** Checks the machine's own section of a snapshot without applying it. */
+  private checkMachineState(state: PlainValue | undefined): void {
+    const machine = state as {
+      idleSkipNs?: unknown;
+      clockBaseNs?: unknown;
+      clockBaseIcount?: unknown;
+      timers?: unknown;
+    } | null;
+    const timersValid =
+      Array.isArray(machine?.timers) &&
+      (machine.timers as unknown[]).every((timer) => {
+        const candidate = timer as {
+          key?: unknown;
+          device?: unknown;
+          deadlineNs?: unknown;
+          event?: { type?: unknown };
+        } | null;
+        return (
+          typeof candidate?.key === 'string' &&
+          typeof candidate.device === 'string' &&
+          Number.isFinite(candidate.deadlineNs) &&
+          typeof candidate.event?.type === 'string'
+        );
+      });
+    if (
+      !machine ||
+      !Number.isFinite(machine.idleSkipNs) ||
+      !Number.isFinite(machine.clockBaseNs) ||
+      !Number.isFinite(machine.clockBaseIcount) ||
+      !timersValid
+    ) {
+      throw new SnapshotError('the snapshot has no readable machine state');
+    }
   }
 
   private restoreMachineState(state: PlainValue | undefined, image: PlainValue | undefined): void {

@@ -14,6 +14,7 @@ export class ReplayCursor {
   private readonly buffered: LogEntry[] = [];
   private head = 0;
   private expectedSeq = 0;
+  private lastIcount = 0;
   /** No boundary entry lies in [head, scanned): the next search starts there (no quadratic scans). */
   private scanned = 0;
 
@@ -33,6 +34,16 @@ export class ReplayCursor {
           'the log has a gap or is out of order',
         );
       }
+      if (!Number.isSafeInteger(entry.icount) || entry.icount < this.lastIcount) {
+        throw new DivergenceError(
+          'missing-entry',
+          this.lastIcount,
+          `entries at icount ${this.lastIcount} or later`,
+          `entry ${entry.seq} at icount ${entry.icount}`,
+          'the log goes back in time',
+        );
+      }
+      this.lastIcount = entry.icount;
       this.expectedSeq++;
       this.buffered.push(entry);
     }

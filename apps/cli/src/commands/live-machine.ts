@@ -28,10 +28,11 @@ export async function openLiveMachine(
   const deviceFlags = splitDeviceFlags(flags.device);
   const devices = await userDevices(deviceFlags.modules);
   const virtio = await openVirtio({ drive: flags.drive, netdev: flags.netdev, rng: deviceFlags.rng });
+  let machine: Machine | undefined;
   try {
     const host = createNodeHost();
     const console = new ConsoleWriter();
-    const machine = new Machine({
+    machine = new Machine({
       ...options,
       virtioSlots: virtio.slots,
       ramSizeBytes,
@@ -47,6 +48,9 @@ export async function openLiveMachine(
     machine.loadImage(image, flags.kernel);
     return { machine, host, console, virtio, image, rng: deviceFlags.rng };
   } catch (error) {
+    // Devices may hold host resources (timers, files) that would keep the process alive.
+    if (machine) machine.dispose();
+    else for (const { device } of devices) device.dispose?.();
     await virtio.close();
     throw error;
   }

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, resolve } from 'node:path';
 import type { PlainValue } from '@ftvm/core';
-import { ExitStatus, FtvmError } from '@ftvm/core';
+import { ConfigError, ExitStatus, FtvmError } from '@ftvm/core';
 import { RecordFileWriter } from '@ftvm/log-codec';
 import type { Command } from 'commander';
 import packageJson from '../../package.json' with { type: 'json' };
@@ -51,10 +51,11 @@ function openOutput(path: string): number {
 }
 
 async function recordGuest(flags: RecordFlags, output: CliOutput): Promise<number> {
-  const file = openOutput(flags.output);
   const writer = new RecordFileWriter();
+  // The file is opened only once the machine stands: a bad flag must not empty an existing file.
+  let file: number | undefined;
   const write = (bytes: Uint8Array) => {
-    if (bytes.length === 0) return;
+    if (bytes.length === 0 || file === undefined) return;
     try {
       writeSync(file, bytes);
     } catch (error) {
@@ -65,40 +66,41 @@ async function recordGuest(flags: RecordFlags, output: CliOutput): Promise<numbe
       );
     }
   };
+  const live = await openLiveMachine(flags, {
+    mode: 'record',
+    logOutputs: true,
+    checkpointIntervalSteps: Number(flags.checkpointInterval),
+    log: { append: (entry) => write(writer.append(entry)) },
+  });
   try {
-    const live = await openLiveMachine(flags, {
-      mode: 'record',
-      logOutputs: true,
-      checkpointIntervalSteps: Number(flags.checkpointInterval),
-      log: { append: (entry) => write(writer.append(entry)) },
-    });
-    try {
-      write(
-        writer.start({
-          // What a replay needs to build the same machine: its devices beyond the configuration.
-          machine: {
-            ...(live.machine.config as Record<string, PlainValue>),
-            network: flags.netdev !== undefined,
-            rng: live.rng,
-          },
-          image: {
-            name: basename(flags.kernel),
-            digest: `sha256:${createHash('sha256').update(live.image).digest('hex')}`,
-            bytes: live.image,
-          },
-          disks: live.virtio.disks.map((disk) => ({ ...disk })),
-          writer: `ftvm ${packageJson.version}`,
-        }),
-      );
-      // Whole frames reach the file at every slice: a crash loses at most the last slice.
-      const result = await runLiveMachine(live, flags, output, () => write(writer.flush()));
-      live.machine.endRecording();
-      write(writer.finish(result.exitStatus ?? null));
-      return result.exitStatus ?? 0;
-    } finally {
-      await closeLiveMachine(live);
+    if (resolve(flags.output) === resolve(flags.kernel)) {
+      throw new ConfigError(`-o ${flags.output}: that is the kernel; write the recording elsewhere`);
     }
+    file = openOutput(flags.output);
+    write(
+      writer.start({
+        // What a replay needs to build the same machine: its devices beyond the configuration.
+        machine: {
+          ...(live.machine.config as Record<string, PlainValue>),
+          network: flags.netdev !== undefined,
+          rng: live.rng,
+        },
+        image: {
+          name: basename(flags.kernel),
+          digest: `sha256:${createHash('sha256').update(live.image).digest('hex')}`,
+          bytes: live.image,
+        },
+        disks: live.virtio.disks.map((disk) => ({ ...disk })),
+        writer: `ftvm ${packageJson.version}`,
+      }),
+    );
+    // Whole frames reach the file at every slice: a crash loses at most the last slice.
+    const result = await runLiveMachine(live, flags, output, () => write(writer.flush()));
+    live.machine.endRecording();
+    write(writer.finish(result.exitStatus ?? null));
+    return result.exitStatus ?? 0;
   } finally {
-    closeSync(file);
+    await closeLiveMachine(live);
+    if (file !== undefined) closeSync(file);
   }
 }

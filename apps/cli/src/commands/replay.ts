@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { LogEntry } from '@ftvm/core';
-import { DivergenceError, ExitStatus, FtvmError, isInStepEntry } from '@ftvm/core';
-import { readRecordFile } from '@ftvm/log-codec';
-import { type ClockMode, Machine, MemoryLog, runMachine } from '@ftvm/machine';
+import { ConfigError, DeviceError, DivergenceError, ExitStatus, FtvmError, isInStepEntry } from '@ftvm/core';
+import { type RecordFileContents, readRecordFile } from '@ftvm/log-codec';
+import { type ClockMode, Machine, MemoryLog, RAM_SIZE_BYTES_MAX, runMachine } from '@ftvm/machine';
 import { createNodeHost } from '@ftvm/machine/node';
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
@@ -10,7 +10,7 @@ import type { CliOutput } from '../index.js';
 import { readInputFile } from '../options.js';
 import { ConsoleWriter } from './console.js';
 import { splitDeviceFlags, statsLine, userDevices } from './machine-options.js';
-import { type RecordedDisk, replayVirtio } from './virtio-options.js';
+import { isRecordedDisk, replayVirtio } from './virtio-options.js';
 
 interface ReplayFlags {
   device: string[];
@@ -61,7 +61,13 @@ async function replayRecording(path: string, flags: ReplayFlags, output: CliOutp
     network?: unknown;
     rng?: unknown;
   };
-  if (typeof config?.ramSizeBytes !== 'number' || (config.clock !== 'host' && config.clock !== 'icount')) {
+  if (
+    !Number.isSafeInteger(config?.ramSizeBytes) ||
+    (config.ramSizeBytes as number) <= 0 ||
+    (config.ramSizeBytes as number) % 4096 !== 0 ||
+    (config.ramSizeBytes as number) > RAM_SIZE_BYTES_MAX ||
+    (config.clock !== 'host' && config.clock !== 'icount')
+  ) {
     throw badRecording(`${path}: the recording does not describe its machine`);
   }
   const image = header.image.bytes;
@@ -83,35 +89,53 @@ async function replayRecording(path: string, flags: ReplayFlags, output: CliOutp
   }
   log.close();
 
-  const disks = header.disks as readonly Partial<RecordedDisk>[];
-  for (const disk of disks) {
-    if (typeof disk.sizeBytes !== 'number' || typeof disk.readOnly !== 'boolean') {
-      throw badRecording(`${path}: the recording does not describe its disks`);
-    }
-  }
+  const disks = header.disks as readonly unknown[];
+  if (!disks.every(isRecordedDisk)) throw badRecording(`${path}: the recording does not describe its disks`);
+  const devices = await userDevices(splitDeviceFlags(flags.device).modules);
   const console = new ConsoleWriter();
-  const machine = new Machine({
-    virtioSlots: replayVirtio(disks as RecordedDisk[], config.network === true, config.rng === true),
-    ramSizeBytes: config.ramSizeBytes,
-    clock: config.clock as ClockMode,
-    realtimeBaseNs: typeof config.realtimeBaseNs === 'number' ? config.realtimeBaseNs : undefined,
-    bootArgs: typeof config.bootArgs === 'string' ? config.bootArgs : undefined,
-
-    mode: 'replay',
-    replayLog: log.reader(),
-    logOutputs: config.logOutputs === true,
-    replayOutputs: !flags.quiet,
-    devices: await userDevices(splitDeviceFlags(flags.device).modules),
-    onOutput: (item) => {
-      if (item.kind === 'console') console.write(item.data);
-    },
-  });
-  const recordedDevices = JSON.stringify((header.machine as { devices?: unknown }).devices);
-  if (JSON.stringify((machine.config as { devices?: unknown }).devices) !== recordedDevices) {
-    throw badRecording(`${path}: the recording had other devices; give the same --device flags`);
+  let machine: Machine;
+  try {
+    machine = new Machine({
+      virtioSlots: replayVirtio(disks, config.network === true, config.rng === true),
+      ramSizeBytes: config.ramSizeBytes as number,
+      clock: config.clock as ClockMode,
+      realtimeBaseNs: typeof config.realtimeBaseNs === 'number' ? config.realtimeBaseNs : undefined,
+      bootArgs: typeof config.bootArgs === 'string' ? config.bootArgs : undefined,
+      mode: 'replay',
+      replayLog: log.reader(),
+      logOutputs: config.logOutputs === true,
+      replayOutputs: !flags.quiet,
+      devices,
+      onOutput: (item) => {
+        if (item.kind === 'console') console.write(item.data);
+      },
+    });
+  } catch (error) {
+    for (const { device } of devices) device.dispose?.();
+    // A configuration no machine can have is the recording's fault here, not the user's.
+    if (ConfigError.is(error) || DeviceError.is(error)) throw badRecording(`${path}: ${error.message}`);
+    throw error;
   }
-  machine.loadImage(image, header.image.name);
+  try {
+    const recordedDevices = JSON.stringify((header.machine as { devices?: unknown }).devices);
+    if (JSON.stringify((machine.config as { devices?: unknown }).devices) !== recordedDevices) {
+      throw badRecording(`${path}: the recording had other devices; give the same --device flags`);
+    }
+    machine.loadImage(image, header.image.name);
+    return await replayOn(machine, recording, path, flags, output, console);
+  } finally {
+    machine.dispose();
+  }
+}
 
+async function replayOn(
+  machine: Machine,
+  recording: RecordFileContents,
+  path: string,
+  flags: ReplayFlags,
+  output: CliOutput,
+  console: ConsoleWriter,
+): Promise<number> {
   const totalIcount = recording.trailer?.lastIcount ?? recording.entries.at(-1)?.icount ?? 0;
   const bar =
     flags.progress && process.stderr.isTTY
@@ -141,7 +165,5 @@ async function replayRecording(path: string, flags: ReplayFlags, output: CliOutp
     if (DivergenceError.is(error)) output.stderr(`ftvm: ${path}: ${error.message}\n`);
     else throw error;
     return error.exitStatus;
-  } finally {
-    machine.dispose();
   }
 }

@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
 import type { Device } from '@ftvm/core';
 import { ConfigError } from '@ftvm/core';
-import { MemoryBlockBackend, VirtioBlock, VirtioMmioTransport, VirtioNet, VirtioRng } from '@ftvm/devices';
+import { type BlockBackend, VirtioBlock, VirtioMmioTransport, VirtioNet, VirtioRng } from '@ftvm/devices';
 import { FileBlockBackend } from '@ftvm/devices/node';
 import type { MachineOutput } from '@ftvm/machine';
 import { UserGateway } from '@ftvm/net';
@@ -132,6 +132,42 @@ export async function openVirtio(flags: VirtioFlags): Promise<VirtioSetup> {
 }
 
 /**
+ * A replay's disk: its size and nothing else, since the replay never reads or writes it (read data
+ * comes from the log). Any access is a bug and fails.
+ */
+class SizeOnlyDisk implements BlockBackend {
+  constructor(
+    readonly sizeBytes: number,
+    readonly readOnly: boolean,
+  ) {}
+  read(): Promise<Uint8Array> {
+    return Promise.reject(new Error('a replay does not read its disk'));
+  }
+  write(): Promise<void> {
+    return Promise.reject(new Error('a replay does not write its disk'));
+  }
+  flush(): Promise<void> {
+    return Promise.reject(new Error('a replay does not flush its disk'));
+  }
+}
+
+/** The largest disk a recording may describe: what a byte offset held in a number reaches exactly. */
+export const DISK_SIZE_BYTES_MAX = Number.MAX_SAFE_INTEGER - (Number.MAX_SAFE_INTEGER % 512);
+
+/** True when a record file's disk entry is one a replay can present. */
+export function isRecordedDisk(value: unknown): value is RecordedDisk {
+  const disk = value as Partial<RecordedDisk> | null;
+  return (
+    typeof disk?.name === 'string' &&
+    typeof disk.digest === 'string' &&
+    typeof disk.readOnly === 'boolean' &&
+    Number.isSafeInteger(disk.sizeBytes) &&
+    (disk.sizeBytes as number) >= 0 &&
+    (disk.sizeBytes as number) <= DISK_SIZE_BYTES_MAX
+  );
+}
+
+/**
  * The same devices for a replay: nothing touches a disk or a socket. Disk reads come from the log
  * (completions carry their data), so a replay needs only each disk's size.
  */
@@ -143,8 +179,9 @@ export function replayVirtio(
   const slots: (Device | undefined)[] = new Array(8).fill(undefined);
   let nextSlot = 7;
   for (const disk of disks) {
-    const backend = new MemoryBlockBackend(disk.sizeBytes, { readOnly: disk.readOnly });
-    slots[nextSlot--] = new VirtioMmioTransport(new VirtioBlock({ backend, issueHostIo: false }));
+    slots[nextSlot--] = new VirtioMmioTransport(
+      new VirtioBlock({ backend: new SizeOnlyDisk(disk.sizeBytes, disk.readOnly), issueHostIo: false }),
+    );
   }
   if (hasNetwork) slots[nextSlot--] = new VirtioMmioTransport(new VirtioNet());
   if (hasRng) slots[nextSlot--] = new VirtioMmioTransport(new VirtioRng());
