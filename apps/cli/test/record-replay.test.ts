@@ -42,12 +42,15 @@ describe.skipIf(!built)('ftvm record and ftvm replay (needs `npm run build`)', (
       '--checkpoint-interval',
       '5000',
     ]);
-    expect(recorded.status).toBe(0);
+    // clock.elf judges host time (it fails if a 20 ms sleep passes without its interrupt, which a
+    // host too busy to run the machine for 20 ms can cause, on QEMU too). What is tested here is
+    // that the replay does exactly what the recording did, whatever that was.
+    expect(recorded.stderr).toBe('');
     recordedOutput = recorded.stdout;
-    expect(recordedOutput).toContain('clock: ok');
+    expect(recordedOutput).toContain('clock: timer interrupts taken:');
     const replayed = ftvm(['replay', clockRecording]);
     expect(replayed.stderr).toBe('');
-    expect(replayed.status).toBe(0);
+    expect(replayed.status).toBe(recorded.status);
     // Every line, the non-deterministic ones too: the replay reads the recorded times.
     expect(replayed.stdout).toBe(recordedOutput);
   });
