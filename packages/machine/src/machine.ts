@@ -663,10 +663,15 @@ export class Machine {
       if (this.stopped) break;
       let budget = maxSteps - steps;
       budget = Math.min(budget, this.nextCheckpointIcount - this.cpu.icount);
-      if (this.clockMode === 'icount') {
-        const delay = this.nextTimerDelayNs();
-        if (delay !== undefined)
-          budget = Math.min(budget, Math.max(1, Math.ceil(delay / ICOUNT_CLOCK_NS_PER_STEP)));
+      // Guest time also advances with the steps themselves: stop where it reaches the earliest
+      // timer, so the timer fires there and the guest never reads a time past a deadline whose
+      // interrupt has not been raised.
+      const deadline = this.earliestTimerDeadlineNs();
+      if (deadline !== undefined) {
+        const nsPerStep =
+          this.clockMode === 'icount' ? ICOUNT_CLOCK_NS_PER_STEP : HOST_CLOCK_INTERPOLATION_NS_PER_STEP;
+        const guestDelay = Math.max(0, deadline - this.guestMonotonicNs());
+        budget = Math.min(budget, Math.max(1, Math.ceil(guestDelay / nsPerStep)));
       }
       this.insideRun = true;
       const outcome = this.cpu.run(budget);
