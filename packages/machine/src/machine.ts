@@ -199,7 +199,7 @@ interface AttachedDevice {
  * decide when to call it.
  */
 export class Machine {
-  readonly mode: MachineMode;
+  #mode: MachineMode;
   readonly clockMode: ClockMode;
   readonly ram: RamRegion;
   readonly bus: MachineBus;
@@ -214,7 +214,7 @@ export class Machine {
   readonly deviceTreeBlob: Uint8Array;
   readonly deviceTreeAddress: number;
 
-  private readonly options: MachineOptions;
+  private options: MachineOptions;
   private readonly attached: AttachedDevice[] = [];
   private readonly devicesByName = new Map<string, Device>();
   private readonly memory: RamGuestMemory;
@@ -230,6 +230,8 @@ export class Machine {
   private insideRun = false;
   /** Replay: the log's power-off entry was met where the guest powered off. */
   private replayStopMatched = false;
+  /** Replay: the whole log was applied and the guest is still running (it can go live). */
+  private replayLogEnded = false;
   /** Guest time skipped while the hart idled, with the deterministic clock. */
   private idleSkipNs = 0;
   /** Host clock at boot: the host's guest-time reading is host time minus this. */
@@ -250,22 +252,22 @@ export class Machine {
 
   constructor(options: MachineOptions = {}) {
     this.options = options;
-    this.mode = options.mode ?? 'standalone';
+    this.#mode = options.mode ?? 'standalone';
     this.clockMode = options.clock ?? 'host';
-    if (this.mode === 'record' && !options.log) throw new ConfigError('record mode needs a log to write to');
-    if (this.mode === 'replay' && !options.replayLog)
+    if (this.#mode === 'record' && !options.log) throw new ConfigError('record mode needs a log to write to');
+    if (this.#mode === 'replay' && !options.replayLog)
       throw new ConfigError('replay mode needs a log to follow');
-    if (this.clockMode === 'host' && this.mode !== 'replay' && !options.hostClock) {
+    if (this.clockMode === 'host' && this.#mode !== 'replay' && !options.hostClock) {
       throw new ConfigError('the host clock mode needs a host clock');
     }
     this.cursor =
-      this.mode === 'replay' && options.replayLog ? new ReplayCursor(options.replayLog) : undefined;
+      this.#mode === 'replay' && options.replayLog ? new ReplayCursor(options.replayLog) : undefined;
     const checkpointInterval = options.checkpointIntervalSteps ?? 0;
     if (!Number.isSafeInteger(checkpointInterval) || checkpointInterval < 0) {
       throw new ConfigError(`bad checkpoint interval ${checkpointInterval}`);
     }
     this.nextCheckpointIcount =
-      checkpointInterval > 0 && this.mode === 'record' ? checkpointInterval : Infinity;
+      checkpointInterval > 0 && this.#mode === 'record' ? checkpointInterval : Infinity;
 
     this.ram = createRam(RAM_BASE, options.ramSizeBytes ?? DEFAULT_RAM_SIZE_BYTES);
     this.hashChangedPages = new Uint8Array(this.ram.dirtyPages.length);
@@ -385,7 +387,7 @@ export class Machine {
   // ---- the doors ----
 
   private injectEvent(device: string, event: DeviceEventPayload): void {
-    if (this.mode === 'replay' || this.stopped) return; // the log supplies events on a replay
+    if (this.#mode === 'replay' || this.stopped) return; // the log supplies events on a replay
     this.pendingEvents.push({ device, event });
     this.wakeListener?.();
   }
@@ -399,14 +401,14 @@ export class Machine {
     if (!Number.isFinite(deadlineNs)) return;
     this.timers.set(`${device}\u0000${key}`, { device, deadlineNs: Math.max(0, deadlineNs), event });
     // Armed from inside an instruction: end this run so the next budget stops at the deadline.
-    if (this.insideRun && this.mode !== 'replay') this.cpu.requestStop();
+    if (this.insideRun && this.#mode !== 'replay') this.cpu.requestStop();
     this.wakeListener?.();
   }
 
   private nondet<T extends PlainValue>(device: string, key: string, read: () => T): T {
-    if (this.mode === 'standalone') return read();
+    if (this.#mode === 'standalone') return read();
     const icount = this.cpu.icount;
-    if (this.mode === 'record') {
+    if (this.#mode === 'record') {
       const value = read();
       this.append({ kind: 'nondet', seq: this.logLength, icount, device, key, value });
       return value;
@@ -438,7 +440,7 @@ export class Machine {
 
   private deliverOutput(device: string, kind: string, data: Uint8Array): void {
     if (this.options.logOutputs) {
-      if (this.mode === 'record') {
+      if (this.#mode === 'record') {
         this.append({
           kind: 'output',
           seq: this.logLength,
@@ -447,11 +449,11 @@ export class Machine {
           stream: kind,
           data: data.slice(),
         });
-      } else if (this.mode === 'replay') {
+      } else if (this.#mode === 'replay') {
         this.checkOutput(device, kind, data);
       }
     }
-    if (this.mode === 'replay' && !this.options.replayOutputs) return;
+    if (this.#mode === 'replay' && !this.options.replayOutputs) return;
     this.options.onOutput?.({ device, kind, data, icount: this.cpu.icount, logLength: this.logLength });
   }
 
@@ -509,7 +511,7 @@ export class Machine {
    * logged event that moves guest time forward (and, the first time, fixes the real-time clock).
    */
   private sampleHostClock(): void {
-    if (this.clockMode !== 'host' || this.mode === 'replay') return;
+    if (this.clockMode !== 'host' || this.#mode === 'replay') return;
     if (this.realtimeAtBootNs === undefined) {
       const realtime =
         Math.floor((this.options.hostClock as HostClock).realtimeNs()) - this.hostMonotonicNow();
@@ -550,7 +552,7 @@ export class Machine {
    */
   private hostDelayToTimerNs(deadlineNs: number): number {
     const now =
-      this.clockMode === 'host' && this.mode !== 'replay'
+      this.clockMode === 'host' && this.#mode !== 'replay'
         ? Math.max(this.hostMonotonicNow(), this.guestMonotonicNs())
         : this.guestMonotonicNs();
     return Math.max(0, deadlineNs - now);
@@ -614,6 +616,11 @@ export class Machine {
 
   // ---- running ----
 
+  /** How the machine treats its doors; a replaying machine becomes live with {@link goLive}. */
+  get mode(): MachineMode {
+    return this.#mode;
+  }
+
   /** True once the guest powered the machine off (or a replay reached the end of its log). */
   get isStopped(): boolean {
     return this.stopped;
@@ -635,7 +642,7 @@ export class Machine {
    */
   nextTimerDelayNs(): number | undefined {
     // A replay fires no timer: the log brings their events.
-    if (this.mode === 'replay') return undefined;
+    if (this.#mode === 'replay') return undefined;
     const earliest = this.earliestTimerDeadlineNs();
     return earliest === undefined ? undefined : this.hostDelayToTimerNs(earliest);
   }
@@ -648,7 +655,7 @@ export class Machine {
   /** Executes at most `maxSteps` steps, applying inputs at their exact points. */
   runSlice(maxSteps: number): SliceOutcome {
     if (this.stopped) return { steps: 0, end: 'stopped' };
-    return this.mode === 'replay' ? this.replaySlice(maxSteps) : this.liveSlice(maxSteps);
+    return this.#mode === 'replay' ? this.replaySlice(maxSteps) : this.liveSlice(maxSteps);
   }
 
   private liveSlice(maxSteps: number): SliceOutcome {
@@ -700,7 +707,7 @@ export class Machine {
         return { steps, end: 'waiting' };
       }
     }
-    if (this.stopped && this.mode === 'record') {
+    if (this.stopped && this.#mode === 'record') {
       this.append({ kind: 'stop', seq: this.logLength, icount: this.cpu.icount, exitStatus: this.exit ?? 0 });
     }
     return { steps, end: this.stopped ? 'stopped' : 'budget' };
@@ -747,7 +754,7 @@ export class Machine {
   private applyPendingEvents(): void {
     while (this.pendingEvents.length > 0) {
       const { device, event } = this.pendingEvents.shift() as { device: string; event: DeviceEventPayload };
-      if (this.mode === 'record') {
+      if (this.#mode === 'record') {
         this.append({ kind: 'event', seq: this.logLength, icount: this.cpu.icount, device, event });
       }
       this.applyEvent(device, event);
@@ -789,6 +796,7 @@ export class Machine {
           );
         }
         this.stopped = true;
+        this.replayLogEnded = true;
         return { steps, end: 'stopped' };
       }
       if (boundary <= this.cpu.icount) {
@@ -927,9 +935,52 @@ export class Machine {
     }
   }
 
+  /**
+   * Go-live (the paper's backup taking over): a replaying machine that applied its whole log, the
+   * guest still running, becomes a live machine at exactly that point. Every device's `onGoLive`
+   * runs (disk requests that were in flight are reissued, timers are armed again), guest time goes
+   * on from where the log left it, and the machine continues standalone or recording a new log
+   * (whose sequence numbers start at `firstSeq`).
+   */
+  goLive(options: {
+    mode?: 'standalone' | 'record';
+    log?: LogSink;
+    firstSeq?: number;
+    hostClock?: HostClock;
+    onOutput?: (output: MachineOutput) => void;
+  }): void {
+    if (this.#mode !== 'replay' || !this.replayLogEnded || this.exit !== undefined) {
+      throw new ConfigError('only a replay that applied its whole log, the guest still running, can go live');
+    }
+    const mode = options.mode ?? 'standalone';
+    if (mode === 'record' && !options.log) throw new ConfigError('record mode needs a log to write to');
+    if (this.clockMode === 'host' && !options.hostClock)
+      throw new ConfigError('the host clock mode needs a host clock');
+    this.options = {
+      ...this.options,
+      mode,
+      log: options.log,
+      hostClock: options.hostClock,
+      onOutput: options.onOutput ?? this.options.onOutput,
+      replayLog: undefined,
+    };
+    this.#mode = mode;
+    this.logLength = options.firstSeq ?? 0;
+    this.stopped = false;
+    this.replayLogEnded = false;
+    if (options.hostClock) {
+      // The host clock here has its own origin: guest time goes on from where the log left it.
+      this.hostMonotonicBaseNs = options.hostClock.monotonicNs() - this.guestMonotonicNs();
+    }
+    const interval = this.options.checkpointIntervalSteps ?? 0;
+    this.nextCheckpointIcount =
+      mode === 'record' && interval > 0 ? (Math.floor(this.cpu.icount / interval) + 1) * interval : Infinity;
+    for (const { device } of this.attached) device.onGoLive?.();
+  }
+
   /** Record mode: marks the end of a recording that did not end by a power-off. */
   endRecording(): void {
-    if (this.mode !== 'record' || this.stopped) return;
+    if (this.#mode !== 'record' || this.stopped) return;
     this.applyPendingEvents();
     this.append({ kind: 'progress', seq: this.logLength, icount: this.cpu.icount });
   }
@@ -1069,7 +1120,7 @@ export class Machine {
 
   /** Saves the whole machine at the current step boundary. Pending host inputs are applied first. */
   saveSnapshot(): MachineSnapshot {
-    if (this.mode !== 'replay') this.applyPendingEvents();
+    if (this.#mode !== 'replay') this.applyPendingEvents();
     const pageNumbers: number[] = [];
     const pageCount = this.ram.size >>> PAGE_SHIFT;
     const words = new Int32Array(this.ram.bytes.buffer, this.ram.bytes.byteOffset, this.ram.size >>> 2);
@@ -1187,7 +1238,7 @@ export class Machine {
     this.sampledNs = 0;
     this.replayStopMatched = false;
     const interval = this.options.checkpointIntervalSteps ?? 0;
-    if (this.mode === 'record' && interval > 0) {
+    if (this.#mode === 'record' && interval > 0) {
       this.nextCheckpointIcount = (Math.floor(this.cpu.icount / interval) + 1) * interval;
     }
   }
