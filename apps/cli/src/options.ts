@@ -1,4 +1,5 @@
-import { readFileSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, readFileSync, statSync } from 'node:fs';
 import { ConfigError, ExitStatus, FtvmError } from '@ftvm/core';
 
 const SIZE_SUFFIXES: Record<string, number> = { '': 2 ** 20, B: 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30 };
@@ -48,4 +49,16 @@ function noInput(path: string, what: string, error: unknown): FtvmError {
   return new FtvmError(`cannot read ${what} ${path}: ${reason}`, 'FTVM_IO', ExitStatus.noInput, {
     cause: error,
   });
+}
+
+/** The digest a record file names an image or a disk by: `sha256:` and the hex of SHA-256. */
+export function bytesDigest(bytes: Uint8Array): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+/** {@link bytesDigest} of a file, streamed (disks can be large). */
+export async function fileDigest(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return `sha256:${hash.digest('hex')}`;
 }

@@ -1,15 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { imagePath } from '@ftvm/guests';
 import { afterEach, describe, expect, it } from 'vitest';
+import { bin, built, scratchDirectory } from './support.js';
 
-const bin = fileURLToPath(new URL('../bin/ftvm.js', import.meta.url));
-const built = existsSync(fileURLToPath(new URL('../dist/index.js', import.meta.url)));
-const directory = mkdtempSync(join(tmpdir(), 'ftvm-net-'));
+const directory = scratchDirectory('ftvm-net-');
 
 /** A UDP port that was free a moment ago. */
 async function freePort(): Promise<number> {

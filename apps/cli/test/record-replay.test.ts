@@ -1,21 +1,12 @@
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { LogEntry } from '@ftvm/core';
 import { imagePath } from '@ftvm/guests';
 import { concatBytes, FrameDecoder, RecordFileWriter, readRecordFile } from '@ftvm/log-codec';
 import { describe, expect, it } from 'vitest';
+import { built, echoUntilQ, ftvm, scratchDirectory, writeRawProgram } from './support.js';
 
-const bin = fileURLToPath(new URL('../bin/ftvm.js', import.meta.url));
-const built = existsSync(fileURLToPath(new URL('../dist/index.js', import.meta.url)));
-const directory = mkdtempSync(join(tmpdir(), 'ftvm-record-'));
-
-function ftvm(args: string[], input = '') {
-  const result = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', input, timeout: 120_000 });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+const directory = scratchDirectory('ftvm-record-');
 
 /** Rewrites a record file with `edit` applied to its entries (a well-formed file that lies). */
 function rewrite(source: string, target: string, edit: (entries: LogEntry[]) => LogEntry[]): void {
@@ -58,16 +49,7 @@ describe.skipIf(!built)('ftvm record and ftvm replay (needs `npm run build`)', (
   });
 
   it('records console input and replays it without any', () => {
-    const words = [
-      0x100002b7, 0x0052c303, 0x00137313, 0xfe030ce3, 0x0002c383, 0x00728023, 0x07100e13, 0xffc394e3,
-      0x001002b7, 0x00005337, 0x55530313, 0x0062a023, 0x0000006f,
-    ];
-    const program = join(directory, 'echo.bin');
-    const bytes = new Uint8Array(words.length * 4);
-    words.forEach((word, index) => {
-      new DataView(bytes.buffer).setUint32(index * 4, word, true);
-    });
-    writeFileSync(program, bytes);
+    const program = writeRawProgram(join(directory, 'echo.bin'), echoUntilQ);
     const recording = join(directory, 'echo.ftlog');
     expect(ftvm(['record', '--kernel', program, '-o', recording], 'typed q').stdout).toBe('typed q');
     const replayed = ftvm(['replay', recording]);

@@ -1,51 +1,15 @@
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { imagePath } from '@ftvm/guests';
 import { describe, expect, it } from 'vitest';
+import { built, echoUntilQ, exitWith42, ftvm, scratchDirectory, writeRawProgram } from './support.js';
 
-const bin = fileURLToPath(new URL('../bin/ftvm.js', import.meta.url));
-const built = existsSync(fileURLToPath(new URL('../dist/index.js', import.meta.url)));
-const directory = mkdtempSync(join(tmpdir(), 'ftvm-cli-'));
+const directory = scratchDirectory('ftvm-cli-');
 
-function ftvm(args: string[], input = '') {
-  const result = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', input, timeout: 120_000 });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+/** A raw RV32 program written to the scratch folder. */
+function rawProgram(name: string, words: readonly number[]): string {
+  return writeRawProgram(join(directory, name), words);
 }
-
-/** A raw RV32 program from its instruction words (little-endian), written to a file. */
-function rawProgram(name: string, words: number[]): string {
-  const bytes = new Uint8Array(words.length * 4);
-  const view = new DataView(bytes.buffer);
-  words.forEach((word, index) => {
-    view.setUint32(index * 4, word, true);
-  });
-  const path = join(directory, name);
-  writeFileSync(path, bytes);
-  return path;
-}
-
-// Echoes UART input until it reads 'q', then powers off with success.
-const echoUntilQ = [
-  0x100002b7, // lui   t0, 0x10000        UART
-  0x0052c303, // lbu   t1, 5(t0)          LSR
-  0x00137313, // andi  t1, t1, 1          data ready?
-  0xfe030ce3, // beqz  t1, -8
-  0x0002c383, // lbu   t2, 0(t0)          RBR
-  0x00728023, // sb    t2, 0(t0)          THR
-  0x07100e13, // li    t3, 'q'
-  0xffc394e3, // bne   t2, t3, -24
-  0x001002b7, // lui   t0, 0x100          test finisher
-  0x00005337, // lui   t1, 0x5
-  0x55530313, // addi  t1, t1, 0x555      0x5555: pass
-  0x0062a023, // sw    t1, 0(t0)
-  0x0000006f, // j     .
-];
-
-// Powers off with failure code 42: (42 << 16) | 0x3333.
-const exitWith42 = [0x001002b7, 0x002a3337, 0x33330313, 0x0062a023, 0x0000006f];
 
 describe.skipIf(!built)('ftvm run (needs `npm run build`)', () => {
   it('runs hello.elf with the console on stdout and exits 0', () => {

@@ -37,7 +37,7 @@ export type {
   ProgressEntry,
   StopEntry,
 } from './log.js';
-export { isInStepEntry, LOG_ENTRY_KINDS } from './log.js';
+export { isInStepEntry, LOG_ENTRY_KINDS, progressMarkAfter } from './log.js';
 export type { MachineSnapshot, RamSnapshot, StateSection } from './snapshot.js';
 export type { PlainValue } from './values.js';
 export { isPlainValue, plainValuesEqual } from './values.js';

@@ -83,6 +83,15 @@ export function isInStepEntry(entry: LogEntry): entry is NondetEntry | OutputEnt
   return entry.kind === 'nondet' || entry.kind === 'output';
 }
 
+/**
+ * The progress mark that ends a log cut short after `last` (a crashed recorder, a dead primary): a
+ * follower may run up to it, through the step whose reads and outputs the log holds, and no
+ * further.
+ */
+export function progressMarkAfter(last: LogEntry): ProgressEntry {
+  return { kind: 'progress', seq: last.seq + 1, icount: isInStepEntry(last) ? last.icount + 1 : last.icount };
+}
+
 /** Receives log entries in order. Implemented by logging channels, record files, in-memory logs. */
 export interface LogSink {
   append(entry: LogEntry): void;

@@ -11,9 +11,10 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { referenceQemuArgs } from '@ftvm/guests';
 import { createFlatBus, RiscvCpu } from '../src/index.js';
 import { parseElf32 } from '../test/support/elf.js';
-import { QEMU, QEMU_ARGUMENTS } from '../test/support/toolchain.js';
+import { QEMU } from '../test/support/toolchain.js';
 
 const GUEST_DIRECTORY = join(dirname(fileURLToPath(import.meta.url)), '..', 'guest');
 const WORKLOAD = join(GUEST_DIRECTORY, 'workload.elf');
@@ -69,7 +70,7 @@ function runOnRiscvCpu(image: string, compileBlocks = true): GuestRun {
 
 function runOnQemu(image: string): { seconds: number; output: string } {
   const start = performance.now();
-  const result = spawnSync(QEMU, [...QEMU_ARGUMENTS, '-kernel', image], {
+  const result = spawnSync(QEMU, referenceQemuArgs(image), {
     encoding: 'latin1',
     timeout: 120_000,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -8,20 +8,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+// The reference command line: the guests package's (run `npm run build` first).
+import { referenceQemuArgs } from '@ftvm/guests';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const kinds = { r8: 0, r16: 1, r32: 2, w8: 3, w16: 4, w32: 5, mip: 6 };
-const qemuArguments = [
-  '-M',
-  'virt',
-  '-bios',
-  'none',
-  '-nographic',
-  '-m',
-  '64M',
-  '-cpu',
-  'rv32,f=false,d=false,h=false,v=false,zba=false,zbb=false,zbc=false,zbs=false,sstc=false,svinval=false,svpbmt=false,svnapot=false,sscofpmf=false,marchid=0,mimpid=0',
-];
 
 const input = JSON.parse(readFileSync(join(here, 'scripts.json'), 'utf8'));
 const qemuVersion = execFileSync('qemu-system-riscv32', ['--version'], { encoding: 'utf8' }).split('\n')[0];
@@ -57,7 +48,7 @@ try {
       '-o',
       image,
     ]);
-    const output = execFileSync('qemu-system-riscv32', [...qemuArguments, '-kernel', image], {
+    const output = execFileSync('qemu-system-riscv32', referenceQemuArgs(image), {
       encoding: 'latin1',
       timeout: 20_000,
     });

@@ -23,4 +23,5 @@ export {
   runOnReferenceQemu,
   type UdpForward,
 } from './qemu.js';
+export { guestCompiler, sdkCompilerArgs } from './sdk-build.js';
 export { type ExpectedTranscript, expectedTranscripts, type TranscriptSetup } from './transcripts.js';

@@ -28,6 +28,8 @@ export interface ReferenceQemuOptions {
   rng?: boolean;
   /** Kernel command line, seen by the guest as /chosen/bootargs (QEMU `-append`). */
   append?: string;
+  /** Write the board's device tree blob to this file and exit (QEMU `-M virt,dumpdtb=FILE`). */
+  dumpDeviceTreeTo?: string;
 }
 
 /**
@@ -39,7 +41,7 @@ export function referenceQemuArgs(image: ImageName | string, options: ReferenceQ
   const kernel = isImageName(image) ? imagePath(image) : image;
   const args = [
     '-M',
-    'virt',
+    options.dumpDeviceTreeTo === undefined ? 'virt' : `virt,dumpdtb=${options.dumpDeviceTreeTo}`,
     '-bios',
     'none',
     '-nographic',

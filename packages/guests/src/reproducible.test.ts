@@ -1,6 +1,6 @@
 // The committed images must be exactly what the sources build to (npm run images).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -12,7 +12,8 @@ import {
   runOnReferenceQemu,
   sdkPath,
 } from './index.js';
-import { guestCompiler, guestToolchainVersion, qemuMissing } from './test-support.js';
+import { guestCompiler, sdkCompilerArgs } from './sdk-build.js';
+import { guestToolchainVersion, qemuMissing } from './test-support.js';
 
 const installed = guestToolchainVersion();
 const committed = readFileSync(join(packageRoot(), 'images', 'TOOLCHAIN.txt'), 'utf8').trim();
@@ -63,30 +64,10 @@ describe.skipIf(skipReason !== '' || qemuMissing !== undefined)(
       expect(readFileSync(join(packageRoot(), 'README.md'), 'utf8')).toContain(example);
       const out = mkdtempSync(join(tmpdir(), 'ftvm-guests-example-'));
       try {
-        const sdk = sdkPath();
-        const sources = readdirSync(join(sdk, 'src'))
-          .filter((file) => file.endsWith('.c') || file.endsWith('.S'))
-          .map((file) => join(sdk, 'src', file));
         const kernel = join(out, 'tick.elf');
         const result = spawnSync(
           guestCompiler,
-          [
-            '-march=rv32imac',
-            '-misa-spec=2.2',
-            '-mabi=ilp32',
-            '-mcmodel=medany',
-            '--specs=picolibc.specs',
-            '-O2',
-            `-I${join(sdk, 'include')}`,
-            '-nostartfiles',
-            `-T${join(sdk, 'src', 'ftvm.ld')}`,
-            '-Wl,--gc-sections',
-            '-Wl,--no-warn-rwx-segments',
-            '-o',
-            kernel,
-            join(sdk, 'examples', 'tick.c'),
-            ...sources,
-          ],
+          sdkCompilerArgs([join(sdkPath(), 'examples', 'tick.c')], kernel),
           { encoding: 'utf8' },
         );
         expect(result.stderr).toBe('');

@@ -1,12 +1,13 @@
 // Checks of the C SDK itself: small programs under sdk/tests, built with the documented command
 // line and run on the reference QEMU.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { deterministicLines, runOnReferenceQemu, sdkPath } from './index.js';
-import { guestCompiler, guestToolchainVersion, qemuMissing } from './test-support.js';
+import { guestCompiler, sdkCompilerArgs } from './sdk-build.js';
+import { guestToolchainVersion, qemuMissing } from './test-support.js';
 
 const toolchainMissing =
   guestToolchainVersion() === undefined
@@ -19,32 +20,10 @@ afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 /** Builds sdk/tests/NAME.c with the SDK, as the README says; returns the ELF's path. */
 function buildTestProgram(name: string): string {
-  const sdk = sdkPath();
-  const sources = readdirSync(join(sdk, 'src'))
-    .filter((file) => file.endsWith('.c') || file.endsWith('.S'))
-    .map((file) => join(sdk, 'src', file));
   const kernel = join(out, `${name}.elf`);
-  const result = spawnSync(
-    guestCompiler,
-    [
-      '-march=rv32imac',
-      '-misa-spec=2.2',
-      '-mabi=ilp32',
-      '-mcmodel=medany',
-      '--specs=picolibc.specs',
-      '-O2',
-      `-I${join(sdk, 'include')}`,
-      '-nostartfiles',
-      `-T${join(sdk, 'src', 'ftvm.ld')}`,
-      '-Wl,--gc-sections',
-      '-Wl,--no-warn-rwx-segments',
-      '-o',
-      kernel,
-      join(sdk, 'tests', `${name}.c`),
-      ...sources,
-    ],
-    { encoding: 'utf8' },
-  );
+  const result = spawnSync(guestCompiler, sdkCompilerArgs([join(sdkPath(), 'tests', `${name}.c`)], kernel), {
+    encoding: 'utf8',
+  });
   if (result.status !== 0) throw new Error(`building ${name}.c failed:\n${result.stderr}`);
   return kernel;
 }

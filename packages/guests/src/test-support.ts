@@ -2,12 +2,11 @@
 import { spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { referenceQemuAvailable } from './qemu.js';
+import { guestCompiler } from './sdk-build.js';
 
 export const qemuMissing = referenceQemuAvailable()
   ? undefined
   : 'qemu-system-riscv32 is not installed (Debian: qemu-system-misc); skipping the QEMU runs';
-
-export const guestCompiler = process.env.FTVM_GUEST_CC ?? 'riscv64-unknown-elf-gcc';
 
 export function guestToolchainVersion(): string | undefined {
   const result = spawnSync(guestCompiler, ['--version'], { encoding: 'utf8' });

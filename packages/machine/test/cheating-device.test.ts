@@ -3,6 +3,7 @@ import { DivergenceError } from '@ftvm/core';
 import { describe, expect, it } from 'vitest';
 import { Machine } from '../src/machine.js';
 import { MemoryLog } from '../src/replay-cursor.js';
+import { program } from './helpers.js';
 
 /** Writes the device once, counts down 65,536 steps, powers off. */
 const writeOnceThenSpin = [
@@ -17,14 +18,6 @@ const writeOnceThenSpin = [
   0x0062a023, // sw    t1, 0(t0)        0x5555: pass
   0x0000006f, // j     .
 ];
-
-function program(): Uint8Array {
-  const bytes = new Uint8Array(writeOnceThenSpin.length * 4);
-  writeOnceThenSpin.forEach((word, index) => {
-    new DataView(bytes.buffer).setUint32(index * 4, word, true);
-  });
-  return bytes;
-}
 
 /**
  * A device that breaks the contract: on a write it takes a host value WITHOUT the nondet door. A
@@ -61,7 +54,7 @@ describe('a device that cheats', () => {
       checkpointIntervalSteps: 10_000,
       devices: [{ name: 'cheat0', device: cheatingDevice(() => 1) }],
     });
-    recorder.loadImage(program());
+    recorder.loadImage(program(writeOnceThenSpin));
     while (!recorder.isStopped) recorder.runSlice(100_000);
     log.close();
 
@@ -71,7 +64,7 @@ describe('a device that cheats', () => {
       clock: 'icount',
       devices: [{ name: 'cheat0', device: cheatingDevice(() => 2) }],
     });
-    replayer.loadImage(program());
+    replayer.loadImage(program(writeOnceThenSpin));
     let caught: unknown;
     try {
       while (!replayer.isStopped) replayer.runSlice(100_000);

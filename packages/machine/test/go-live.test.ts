@@ -1,5 +1,5 @@
 import type { Device, LogEntry } from '@ftvm/core';
-import { isInStepEntry } from '@ftvm/core';
+import { progressMarkAfter } from '@ftvm/core';
 import { MemoryBlockBackend, VirtioBlock, VirtioMmioTransport } from '@ftvm/devices';
 import type { ImageName } from '@ftvm/guests';
 import { describe, expect, it } from 'vitest';
@@ -7,17 +7,11 @@ import { Machine } from '../src/machine.js';
 import { MemoryLog } from '../src/replay-cursor.js';
 import { loadGuest, runToEndAsync } from './helpers.js';
 
-/** The log a backup holds when its primary dies after `count` entries, ended by a progress mark. */
+/** The log a backup holds when its primary dies after `count` entries. */
 function logUpTo(entries: readonly LogEntry[], count: number): MemoryLog {
   const log = new MemoryLog();
-  const kept = entries.slice(0, count);
-  for (const entry of kept) log.append(entry);
-  const last = kept.at(-1) as LogEntry;
-  log.append({
-    kind: 'progress',
-    seq: last.seq + 1,
-    icount: isInStepEntry(last) ? last.icount + 1 : last.icount,
-  });
+  for (const entry of entries.slice(0, count)) log.append(entry);
+  log.append(progressMarkAfter(entries[count - 1] as LogEntry));
   log.close();
   return log;
 }

@@ -62,8 +62,8 @@ export interface BootOptions extends Omit<MachineOptions, 'onOutput' | 'hostCloc
   replayLog?: LogSource;
 }
 
-/** Boots a guest image and runs it to the end, returning its console output. */
-export function runGuest(image: ImageName | Uint8Array, options: BootOptions = {}): GuestRun {
+/** A machine with a guest loaded, its console captured and a manual host clock. */
+function bootGuest(image: ImageName | Uint8Array, options: BootOptions) {
   const hostClock = new ManualHostClock();
   const chunks: number[] = [];
   const machine = new Machine({
@@ -78,8 +78,15 @@ export function runGuest(image: ImageName | Uint8Array, options: BootOptions = {
     typeof image === 'string' ? loadGuest(image) : image,
     typeof image === 'string' ? image : 'image',
   );
+  const consoleText = () => new TextDecoder().decode(Uint8Array.from(chunks));
+  return { machine, hostClock, consoleText };
+}
+
+/** Boots a guest image and runs it to the end, returning its console output. */
+export function runGuest(image: ImageName | Uint8Array, options: BootOptions = {}): GuestRun {
+  const { machine, hostClock, consoleText } = bootGuest(image, options);
   const steps = runToEnd(machine, hostClock);
-  return { machine, console: new TextDecoder().decode(Uint8Array.from(chunks)), steps };
+  return { machine, console: consoleText(), steps };
 }
 
 /**
@@ -114,17 +121,17 @@ export async function runToEndAsync(
 
 /** As {@link runGuest}, with virtio devices and host I/O. */
 export async function runGuestAsync(image: ImageName, options: BootOptions = {}): Promise<GuestRun> {
-  const hostClock = new ManualHostClock();
-  const chunks: number[] = [];
-  const machine = new Machine({
-    ...options,
-    hostClock,
-    replayOutputs: true,
-    onOutput: (output) => {
-      if (output.kind === 'console') chunks.push(...output.data);
-    },
-  });
-  machine.loadImage(loadGuest(image), image);
+  const { machine, hostClock, consoleText } = bootGuest(image, options);
   const steps = await runToEndAsync(machine, hostClock);
-  return { machine, console: new TextDecoder().decode(Uint8Array.from(chunks)), steps };
+  return { machine, console: consoleText(), steps };
+}
+
+/** A raw RV32 program (loaded at the start of RAM) from its instruction words. */
+export function program(words: readonly number[]): Uint8Array {
+  const bytes = new Uint8Array(words.length * 4);
+  const view = new DataView(bytes.buffer);
+  words.forEach((word, index) => {
+    view.setUint32(index * 4, word, true);
+  });
+  return bytes;
 }

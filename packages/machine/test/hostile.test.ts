@@ -2,20 +2,16 @@ import type { Device, DeviceEnv, StateSection } from '@ftvm/core';
 import { describe, expect, it } from 'vitest';
 import { Machine } from '../src/machine.js';
 import { MemoryLog } from '../src/replay-cursor.js';
-
-function program(words: number[]): Uint8Array {
-  const bytes = new Uint8Array(words.length * 4);
-  words.forEach((word, index) => {
-    new DataView(bytes.buffer).setUint32(index * 4, word, true);
-  });
-  return bytes;
-}
+import { program } from './helpers.js';
 
 const idleForever = [
   0x30401073, // csrw  mie, zero       nothing can wake the hart
   0x10500073, // wfi
   0x0000006f, // j     .
 ];
+
+/** Powers off with success straight away: (0x5555 to the test finisher). */
+const powerOffAtOnce = [0x001002b7, 0x00005337, 0x55530313, 0x0062a023, 0x0000006f];
 
 const spinThenPowerOff = [
   0x040002b7, // lui   t0, 0x4000      the device: any store arms it
@@ -112,12 +108,12 @@ describe('machines under hostile or unusual devices', () => {
   it('replays a recording whose power-off falls on a checkpoint', () => {
     const log = new MemoryLog();
     const recorder = new Machine({ mode: 'record', log, clock: 'icount', checkpointIntervalSteps: 1 });
-    recorder.loadImage(program([0x001002b7, 0x00005337, 0x55530313, 0x0062a023, 0x0000006f]));
+    recorder.loadImage(program(powerOffAtOnce));
     while (!recorder.isStopped) recorder.runSlice(1000);
     log.close();
     expect(log.entries.slice(-2).map((entry) => entry.kind)).toEqual(['checkpoint', 'stop']);
     const replayer = new Machine({ mode: 'replay', replayLog: log.reader(), clock: 'icount' });
-    replayer.loadImage(program([0x001002b7, 0x00005337, 0x55530313, 0x0062a023, 0x0000006f]));
+    replayer.loadImage(program(powerOffAtOnce));
     while (!replayer.isStopped) replayer.runSlice(1000);
     expect(replayer.exitStatus).toBe(0);
   });

@@ -7,9 +7,9 @@ import { DivergenceError } from '@ftvm/core';
 import {
   deterministicLines,
   type ImageName,
-  imagePath,
+  referenceQemuArgs,
   referenceQemuAvailable,
-  referenceQemuCpu,
+  referenceQemuBinary,
   runOnReferenceQemu,
 } from '@ftvm/guests';
 import { describe, expect, it } from 'vitest';
@@ -43,31 +43,14 @@ describe.skipIf(!qemu || !hasDtc)('the board device tree (needs QEMU and dtc)', 
     const directory = mkdtempSync(join(tmpdir(), 'ftvm-board-'));
     const qemuBlob = join(directory, 'qemu.dtb');
     const ourBlob = join(directory, 'ftvm.dtb');
+    const bootArgs = 'console=ttyS0 iterations=10';
     const dump = spawnSync(
-      'qemu-system-riscv32',
-      [
-        '-M',
-        `virt,dumpdtb=${qemuBlob}`,
-        '-bios',
-        'none',
-        '-nographic',
-        '-m',
-        '64M',
-        '-cpu',
-        referenceQemuCpu,
-        '-kernel',
-        imagePath('hello'),
-        '-append',
-        'console=ttyS0 iterations=10',
-      ],
-
+      referenceQemuBinary,
+      referenceQemuArgs('hello', { append: bootArgs, dumpDeviceTreeTo: qemuBlob }),
       { encoding: 'utf8' },
     );
     expect(dump.status).toBe(0);
-    writeFileSync(
-      ourBlob,
-      new Machine({ clock: 'icount', bootArgs: 'console=ttyS0 iterations=10' }).deviceTreeBlob,
-    );
+    writeFileSync(ourBlob, new Machine({ clock: 'icount', bootArgs }).deviceTreeBlob);
 
     const decode = (path: string) =>
       spawnSync('dtc', ['-I', 'dtb', '-O', 'dts', path], { encoding: 'utf8' }).stdout;

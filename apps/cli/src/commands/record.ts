@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import type { PlainValue } from '@ftvm/core';
@@ -7,6 +6,7 @@ import { RecordFileWriter } from '@ftvm/log-codec';
 import type { Command } from 'commander';
 import packageJson from '../../package.json' with { type: 'json' };
 import type { CliOutput } from '../index.js';
+import { bytesDigest } from '../options.js';
 import { closeLiveMachine, openLiveMachine, runLiveMachine } from './live-machine.js';
 import { addMachineFlags, type MachineFlags } from './machine-options.js';
 
@@ -87,7 +87,7 @@ async function recordGuest(flags: RecordFlags, output: CliOutput): Promise<numbe
         },
         image: {
           name: basename(flags.kernel),
-          digest: `sha256:${createHash('sha256').update(live.image).digest('hex')}`,
+          digest: bytesDigest(live.image),
           bytes: live.image,
         },
         disks: live.virtio.disks.map((disk) => ({ ...disk })),

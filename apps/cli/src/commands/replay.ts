@@ -1,13 +1,18 @@
-import { createHash } from 'node:crypto';
-import type { LogEntry } from '@ftvm/core';
-import { ConfigError, DeviceError, DivergenceError, ExitStatus, FtvmError, isInStepEntry } from '@ftvm/core';
+import {
+  ConfigError,
+  DeviceError,
+  DivergenceError,
+  ExitStatus,
+  FtvmError,
+  progressMarkAfter,
+} from '@ftvm/core';
 import { type RecordFileContents, readRecordFile } from '@ftvm/log-codec';
 import { type ClockMode, Machine, MemoryLog, RAM_SIZE_BYTES_MAX, runMachine } from '@ftvm/machine';
 import { createNodeHost } from '@ftvm/machine/node';
 import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import type { CliOutput } from '../index.js';
-import { readInputFile } from '../options.js';
+import { bytesDigest, readInputFile } from '../options.js';
 import { ConsoleWriter } from './console.js';
 import { splitDeviceFlags, statsLine, userDevices } from './machine-options.js';
 import { isRecordedDisk, replayVirtio } from './virtio-options.js';
@@ -72,7 +77,7 @@ async function replayRecording(path: string, flags: ReplayFlags, output: CliOutp
   }
   const image = header.image.bytes;
   if (!image) throw badRecording(`${path}: the recording does not hold its guest image`);
-  const digest = `sha256:${createHash('sha256').update(image).digest('hex')}`;
+  const digest = bytesDigest(image);
   if (digest !== header.image.digest)
     throw badRecording(`${path}: the guest image in the recording is damaged`);
 
@@ -81,10 +86,7 @@ async function replayRecording(path: string, flags: ReplayFlags, output: CliOutp
   if (recording.truncated) {
     // Cut short by a crash: replay its whole frames, up to the last point they reach.
     const last = recording.entries.at(-1);
-    if (last && last.kind !== 'stop') {
-      const icount = isInStepEntry(last) ? last.icount + 1 : last.icount;
-      log.append({ kind: 'progress', seq: last.seq + 1, icount } satisfies LogEntry);
-    }
+    if (last && last.kind !== 'stop') log.append(progressMarkAfter(last));
     output.stderr(`ftvm: ${path} was cut short; replaying its ${recording.entries.length} whole entries\n`);
   }
   log.close();

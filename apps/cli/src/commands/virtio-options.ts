@@ -1,5 +1,3 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
 import type { Device } from '@ftvm/core';
 import { ConfigError } from '@ftvm/core';
@@ -8,7 +6,7 @@ import { FileBlockBackend } from '@ftvm/devices/node';
 import type { MachineOutput } from '@ftvm/machine';
 import { UserGateway } from '@ftvm/net';
 import { UdpGatewayHost } from '@ftvm/net/node';
-import { checkInputFile } from '../options.js';
+import { checkInputFile, fileDigest } from '../options.js';
 
 /** A `--drive` flag, as QEMU spells it: `file=PATH[,format=raw][,readonly=on]`. */
 export interface DriveSpec {
@@ -54,13 +52,6 @@ export interface RecordedDisk {
   readonly digest: string;
   readonly sizeBytes: number;
   readonly readOnly: boolean;
-}
-
-/** SHA-256 of a file, streamed (disks can be large). */
-export async function fileDigest(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return `sha256:${hash.digest('hex')}`;
 }
 
 /** The virtio devices of a run and the host pieces behind them. */

@@ -2,21 +2,11 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { referenceQemuArgs, referenceQemuBinary } from '@ftvm/guests';
 
-/** The reference QEMU command line (docs/DESIGN "The guest platform"), without -kernel. */
-export const QEMU_ARGUMENTS = [
-  '-M',
-  'virt',
-  '-bios',
-  'none',
-  '-nographic',
-  '-m',
-  '64M',
-  '-cpu',
-  'rv32,f=false,d=false,h=false,v=false,zba=false,zbb=false,zbc=false,zbs=false,sstc=false,svinval=false,svpbmt=false,svnapot=false,sscofpmf=false,marchid=0,mimpid=0',
-];
 export const GCC = 'riscv64-unknown-elf-gcc';
-export const QEMU = 'qemu-system-riscv32';
+/** The reference QEMU (DESIGN.md, "The guest platform"): its command line is `referenceQemuArgs`. */
+export const QEMU = referenceQemuBinary;
 export const GUEST_CFLAGS = [
   '-march=rv32imac_zicsr_zifencei',
   '-mabi=ilp32',
@@ -56,7 +46,7 @@ export function buildGuest(sources: string[], linkScript: string, output: string
 
 /** Runs an image on the reference QEMU; returns what the guest wrote to the UART. */
 export function runOnQemu(image: string, timeoutMs = 20_000): string {
-  const result = spawnSync(QEMU, [...QEMU_ARGUMENTS, '-kernel', image], {
+  const result = spawnSync(QEMU, referenceQemuArgs(image), {
     timeout: timeoutMs,
     encoding: 'latin1',
     stdio: ['ignore', 'pipe', 'pipe'],

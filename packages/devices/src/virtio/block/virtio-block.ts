@@ -5,9 +5,9 @@ import {
   SnapshotError,
   type StateSection,
 } from '@ftvm/core';
+import { StateReader } from '../../state.js';
 import { VIRTIO_QUEUE_SIZE_MAX, VirtioDeviceId } from '../constants.js';
 import { type DescriptorChain, type GuestBufferSegment, VirtqueueError } from '../queue/virtqueue.js';
-import { StateFields } from '../state-fields.js';
 import { readConfigBytes, setConfigField } from '../transport/config-space.js';
 import type { VirtioDevice, VirtioDeviceContext } from '../transport/virtio-device.js';
 import type { BlockBackend } from './block-backend.js';
@@ -285,7 +285,7 @@ export class VirtioBlock implements VirtioDevice {
   }
 
   restoreState(section: StateSection): void {
-    const fields = StateFields.openSection(section, this.kind, STATE_VERSION);
+    const fields = StateReader.open(section, this.kind, STATE_VERSION);
     const nextRequestId = fields.integer('nextRequestId', Number.MAX_SAFE_INTEGER);
     const stalled = fields.boolean('stalled');
     const inFlight = fields.array('inFlight', VIRTIO_BLOCK_QUEUE_SIZE_MAX, (value, path) =>
@@ -469,7 +469,7 @@ function parseCompletion(data: PlainValue | undefined): BlockCompletion | null {
 const OPERATIONS: readonly BlockOperation[] = ['read', 'write', 'flush', 'answered'];
 
 function readRequest(value: PlainValue, path: string): InFlightRequest {
-  const fields = StateFields.of(value, path);
+  const fields = StateReader.of(value, path);
   const operation = fields.string('operation', 16) as BlockOperation;
   if (!OPERATIONS.includes(operation)) throw new SnapshotError(`${path}: unknown operation`);
   const writableWords = fields.array('writable', 2 * 2048, (word, wordPath) => {

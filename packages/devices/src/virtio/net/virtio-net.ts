@@ -1,7 +1,7 @@
 import { type AccessWidth, type DeviceEventPayload, SnapshotError, type StateSection } from '@ftvm/core';
+import { StateReader } from '../../state.js';
 import { VIRTIO_QUEUE_SIZE_MAX, VirtioDeviceId } from '../constants.js';
 import { VirtqueueError } from '../queue/virtqueue.js';
-import { StateFields } from '../state-fields.js';
 import { readConfigBytes } from '../transport/config-space.js';
 import type { VirtioDevice, VirtioDeviceContext } from '../transport/virtio-device.js';
 
@@ -199,7 +199,7 @@ export class VirtioNet implements VirtioDevice {
   }
 
   restoreState(section: StateSection): void {
-    const fields = StateFields.openSection(section, this.kind, STATE_VERSION);
+    const fields = StateReader.open(section, this.kind, STATE_VERSION);
     const pendingFrames = fields.array('pendingFrames', VIRTIO_NET_PENDING_FRAMES_MAX, (value, path) => {
       if (!(value instanceof Uint8Array) || value.length === 0 || value.length > VIRTIO_NET_FRAME_BYTES_MAX) {
         throw new SnapshotError(`${path}: not a frame`);

@@ -13,46 +13,24 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+// The reference command line: the guests package's (run `npm run build` first).
+import { referenceQemuArgs } from '@ftvm/guests';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const runner = join(here, '../../../qemu-reference');
 const kinds = { r8: 0, r16: 1, r32: 2, w8: 3, w16: 4, w32: 5 };
-const baseArguments = [
-  '-M',
-  'virt',
-  '-bios',
-  'none',
-  '-nographic',
-  '-m',
-  '64M',
-  '-cpu',
-  'rv32,f=false,d=false,h=false,v=false,zba=false,zbb=false,zbc=false,zbs=false,sstc=false,svinval=false,svpbmt=false,svnapot=false,sscofpmf=false,marchid=0,mimpid=0',
-];
 
 const input = JSON.parse(readFileSync(join(here, 'virtio-scripts.json'), 'utf8'));
 const qemuVersion = execFileSync('qemu-system-riscv32', ['--version'], { encoding: 'utf8' }).split('\n')[0];
 const work = mkdtempSync(join(tmpdir(), 'ftvm-qemu-virtio-'));
 const disk = join(work, 'disk.img');
 writeFileSync(disk, new Uint8Array(input.diskSectors * 512));
-const deviceArguments = {
-  none: [],
-  rng: ['-global', 'virtio-mmio.force-legacy=false', '-device', 'virtio-rng-device'],
-  blk: [
-    '-global',
-    'virtio-mmio.force-legacy=false',
-    '-drive',
-    `file=${disk},format=raw,if=none,id=disk0`,
-    '-device',
-    'virtio-blk-device,drive=disk0',
-  ],
-  net: [
-    '-global',
-    'virtio-mmio.force-legacy=false',
-    '-netdev',
-    'user,id=net0',
-    '-device',
-    'virtio-net-device,netdev=net0',
-  ],
+// Each script's device, as the reference command line adds it (modern virtio-mmio included).
+const deviceOptions = {
+  none: {},
+  rng: { rng: true },
+  blk: { diskPath: disk },
+  net: { network: { udpForwards: [] } },
 };
 const transcripts = [];
 try {
@@ -88,7 +66,7 @@ try {
     ]);
     const output = execFileSync(
       'qemu-system-riscv32',
-      [...baseArguments, ...deviceArguments[script.device], '-kernel', image],
+      referenceQemuArgs(image, deviceOptions[script.device]),
       { encoding: 'latin1', timeout: 20_000 },
     );
     if (!/\nE\r?\n/.test(output)) throw new Error(`${script.name}: runner did not finish:\n${output}`);

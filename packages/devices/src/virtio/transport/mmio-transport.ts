@@ -12,9 +12,9 @@ import {
 } from '@ftvm/core';
 import { nodeName, QEMU_VIRT_PHANDLES, socReg } from '../../device-tree.js';
 import { truncateToWidth } from '../../mmio.js';
+import { bigIntToState, StateReader } from '../../state.js';
 import { VirtioFeature, VirtioInterrupt, VirtioStatus } from '../constants.js';
 import { SplitVirtqueue, type VirtqueueState } from '../queue/virtqueue.js';
-import { featuresFromState, featuresToState, StateFields } from '../state-fields.js';
 import { classifyStatusWrite } from './status-machine.js';
 import type { VirtioDevice, VirtioDeviceContext } from './virtio-device.js';
 
@@ -303,7 +303,7 @@ export class VirtioMmioTransport implements Device {
         status: this.#status,
         deviceFeaturesSelect: this.#deviceFeaturesSelect,
         driverFeaturesSelect: this.#driverFeaturesSelect,
-        driverFeatures: featuresToState(this.#driverFeatures),
+        driverFeatures: bigIntToState(this.#driverFeatures),
         queueSelect: this.#queueSelect,
         interruptStatus: this.#interruptStatus,
         configGeneration: this.#configGeneration,
@@ -316,12 +316,12 @@ export class VirtioMmioTransport implements Device {
   }
 
   restoreState(section: StateSection): void {
-    const fields = StateFields.openSection(section, this.kind, STATE_VERSION);
+    const fields = StateReader.open(section, this.kind, STATE_VERSION);
     const u32 = 0xffff_ffff;
     const status = fields.integer('status', 0xff);
     const deviceFeaturesSelect = fields.integer('deviceFeaturesSelect', u32);
     const driverFeaturesSelect = fields.integer('driverFeaturesSelect', u32);
-    const driverFeatures = featuresFromState(fields, 'driverFeatures');
+    const driverFeatures = fields.uint64('driverFeatures');
     const queueSelect = fields.integer('queueSelect', u32);
     const interruptStatus = fields.integer('interruptStatus', 3);
     const configGeneration = fields.integer('configGeneration', u32);
@@ -511,7 +511,7 @@ export class VirtioMmioTransport implements Device {
 
 /** Reads one saved queue; a ready queue must have a size the queue accepts. */
 function readQueueState(value: PlainValue, path: string, sizeMax: number): VirtqueueState {
-  const fields = StateFields.of(value, path);
+  const fields = StateReader.of(value, path);
   const addressWords = fields.array('addressWords', 6, (word, wordPath) => {
     if (typeof word !== 'number' || !Number.isInteger(word) || word < 0 || word > 0xffff_ffff) {
       throw new SnapshotError(`${wordPath}: not a 32-bit word`);
