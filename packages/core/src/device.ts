@@ -91,12 +91,17 @@ export interface DeviceEnv {
   nondet<T extends PlainValue>(key: string, read: () => T): T;
 
   /**
-   * Door 3: device → outside world (a console byte, a network frame, a disk write's completion
-   * as the outside sees it). Standalone: delivered now. Primary: held until the backup
-   * acknowledged the log up to this point. Backup and replay: dropped. `kind` names the stream
-   * (`console`, `frame`).
+   * Door 3: device → outside world (a console byte, a network frame, a write to a shared disk).
+   * Standalone: delivered now. Primary: held until the backup acknowledged a log position that
+   * covers this execution point (the output rule). Backup and replay: dropped. `kind` names the
+   * stream (`console`, `frame`, `disk-write`).
+   *
+   * The promise resolves when the output is released (at once when standalone, on a backup and on
+   * a replay, where nothing waits). A device whose host half acts on the outside world itself (a
+   * disk write) awaits it before acting; on a machine that halts, it never resolves. Most devices
+   * ignore it.
    */
-  output(kind: string, data: Uint8Array): void;
+  output(kind: string, data: Uint8Array): Promise<void>;
 
   /** Guest memory for DMA; use only inside an MMIO handler or `applyEvent`. */
   readonly memory: GuestMemory;

@@ -35,7 +35,9 @@ export type FtvmErrorCode =
   | 'FTVM_SNAPSHOT'
   | 'FTVM_LOG_FORMAT'
   | 'FTVM_DEVICE'
-  | 'FTVM_IO';
+  | 'FTVM_IO'
+  | 'FTVM_ARBITER_UNAVAILABLE'
+  | 'FTVM_CHANNEL';
 
 export interface FtvmErrorOptions {
   cause?: unknown;
@@ -184,4 +186,36 @@ export class HostIoError extends FtvmError {
     super(message, 'FTVM_IO', ExitStatus.ioError, options);
   }
   static override is = brandCheck<HostIoError>('FTVM_IO');
+}
+
+/** The arbiter could not be reached, or could not say: the caller must not act as if it had won. */
+export class ArbiterUnavailableError extends FtvmError {
+  constructor(message: string, options?: FtvmErrorOptions) {
+    super(message, 'FTVM_ARBITER_UNAVAILABLE', ExitStatus.ioError, options);
+  }
+  static override is = brandCheck<ArbiterUnavailableError>('FTVM_ARBITER_UNAVAILABLE');
+}
+
+/** Why a logging channel was refused or closed. */
+export type ChannelErrorReason =
+  /** The peer failed authentication (wrong key, no or untrusted certificate). */
+  | 'authentication'
+  /** The peer speaks another protocol version. */
+  | 'version'
+  /** The peer claims an epoch older than ours, or another VM. */
+  | 'stale-epoch'
+  | 'wrong-vm'
+  /** The peer's handshake or a later frame was malformed, corrupt or too large. */
+  | 'protocol'
+  /** The connection could not be made, was reset or timed out. */
+  | 'connection';
+
+/** A logging channel that was refused at its handshake or closed by an error. */
+export class ChannelError extends FtvmError {
+  readonly reason: ChannelErrorReason;
+  constructor(reason: ChannelErrorReason, message: string, options?: FtvmErrorOptions) {
+    super(message, 'FTVM_CHANNEL', ExitStatus.ioError, options);
+    this.reason = reason;
+  }
+  static override is = brandCheck<ChannelError>('FTVM_CHANNEL');
 }

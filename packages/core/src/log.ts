@@ -95,6 +95,11 @@ export function progressMarkAfter(last: LogEntry): ProgressEntry {
 /** Receives log entries in order. Implemented by logging channels, record files, in-memory logs. */
 export interface LogSink {
   append(entry: LogEntry): void;
+  /**
+   * True while the sink holds as much as it may (a primary's log buffer waiting for the backup):
+   * a machine appending to it stops at the next step boundary and its slice ends `log-full`.
+   */
+  readonly full?: boolean;
 }
 
 /**
@@ -106,4 +111,10 @@ export interface LogSource {
   next(): LogEntry | undefined;
   /** True once no entry will ever arrive again (end of file, closed channel). */
   readonly ended: boolean;
+  /**
+   * Sets what to call when entries arrive or the log ends (one listener; a later call replaces
+   * it), so a follower starved of log sleeps until then instead of polling. Optional: a source
+   * without it is polled.
+   */
+  onAvailable?(listener: (() => void) | undefined): void;
 }

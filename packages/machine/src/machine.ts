@@ -182,6 +182,9 @@ const ROUNDS_WITHOUT_STEPS_MAX = 1000;
 /** The fixed part of a state hash: RAM, CPU and machine state, 8 bytes each (then 4 per device). */
 const STATE_HASH_FIXED_BYTES = 24;
 
+/** What the output door answers when nothing holds the output. */
+const RELEASED: Promise<void> = Promise.resolve();
+
 /** The machine's own name in the log, for the events it raises itself. */
 export const MACHINE_LOG_NAME = '@machine';
 
@@ -438,7 +441,7 @@ export class Machine {
     return entry.value as T;
   }
 
-  private deliverOutput(device: string, kind: string, data: Uint8Array): void {
+  private deliverOutput(device: string, kind: string, data: Uint8Array): Promise<void> {
     if (this.options.logOutputs) {
       if (this.#mode === 'record') {
         this.append({
@@ -453,8 +456,9 @@ export class Machine {
         this.checkOutput(device, kind, data);
       }
     }
-    if (this.#mode === 'replay' && !this.options.replayOutputs) return;
+    if (this.#mode === 'replay' && !this.options.replayOutputs) return RELEASED;
     this.options.onOutput?.({ device, kind, data, icount: this.cpu.icount, logLength: this.logLength });
+    return RELEASED;
   }
 
   /** Replay: the output must be the next logged one, byte for byte. */

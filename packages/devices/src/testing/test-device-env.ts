@@ -22,6 +22,9 @@ import {
  */
 
 /** One call of `env.output`. */
+/** What `output` answers: released at once, as on a standalone machine. */
+const RELEASED: Promise<void> = Promise.resolve();
+
 export interface RecordedOutput {
   readonly kind: string;
   /** A copy of the bytes, taken when the device called `output`. */
@@ -294,8 +297,9 @@ export class TestDeviceEnv implements DeviceEnv {
     return value;
   }
 
-  output(kind: string, data: Uint8Array): void {
+  output(kind: string, data: Uint8Array): Promise<void> {
     this.outputs.push({ kind, data: data.slice(), icount: this.#icount });
+    return RELEASED;
   }
 
   icount(): Icount {
