@@ -1,11 +1,14 @@
+import type { LogSource } from '@ftvm/core';
 import type { HostScheduler } from './host.js';
 import type { Machine } from './machine.js';
 
-/** How often a replay starved of log looks for more. */
+/** How often a replay starved of a log that cannot wake it (no `onAvailable`) looks for more. */
 export const LOG_POLL_INTERVAL_NS = 10_000_000;
 
 /** Steps per slice: long enough to amortise the host round trip, short enough for prompt I/O. */
 export const DEFAULT_SLICE_STEPS = 2_000_000;
+/** Host time a slice may take at most, so the host's own work (I/O, heartbeats) is never held long. */
+export const DEFAULT_SLICE_TIME_MS_MAX = 20;
 
 export interface RunOptions {
   readonly sliceSteps?: number;
@@ -13,6 +16,12 @@ export interface RunOptions {
   readonly signal?: AbortSignal;
   /** Called after every slice with the total steps so far. */
   readonly onProgress?: (steps: number) => void;
+  /** The log the machine follows, when it replays: its `onAvailable` wakes a starved replay. */
+  readonly replayLog?: LogSource;
+  /** Record mode with a sink that can be full: resolves once it has room again. */
+  readonly logHasRoom?: () => Promise<void>;
+  /** Ends each slice after this much host time too (default 20 ms; 0 for no limit). */
+  readonly sliceTimeMsMax?: number;
 }
 
 export interface RunResult {
@@ -36,14 +45,22 @@ export async function runMachine(
 ): Promise<RunResult> {
   const sliceSteps = options.sliceSteps ?? DEFAULT_SLICE_STEPS;
   let steps = 0;
+  const sliceTimeNs = (options.sliceTimeMsMax ?? DEFAULT_SLICE_TIME_MS_MAX) * 1e6;
   let currentSleep: { cancel(): void } | undefined;
   machine.onWake(() => currentSleep?.cancel());
+  const wakeable = options.replayLog?.onAvailable !== undefined;
+  options.replayLog?.onAvailable?.(() => currentSleep?.cancel());
   const aborted = () => options.signal?.aborted === true;
   options.signal?.addEventListener('abort', () => currentSleep?.cancel(), { once: true });
   try {
     for (;;) {
       if (aborted()) return { steps, exitStatus: undefined, end: 'aborted' };
-      const outcome = machine.runSlice(sliceSteps);
+      const outcome = machine.runSlice(
+        sliceSteps,
+        sliceTimeNs > 0
+          ? { nowNs: () => host.monotonicNs(), deadlineNs: host.monotonicNs() + sliceTimeNs }
+          : undefined,
+      );
       steps += outcome.steps;
       options.onProgress?.(steps);
       switch (outcome.end) {
@@ -56,14 +73,21 @@ export async function runMachine(
         case 'budget':
           await host.yieldToHost();
           break;
+        case 'log-full':
+          await (options.logHasRoom?.() ?? host.yieldToHost());
+          break;
         case 'waiting':
         case 'log-starved': {
           if (machine.hasPendingInput) break;
-          // A replay waiting for more log polls for it (a log source has no wake-up yet); a live
-          // machine sleeps until its next timer, or until an input wakes it, or now and then to
-          // notice an abort.
+          // A replay waiting for more log sleeps until the log wakes it (or polls, when the log
+          // cannot); a live machine sleeps until its next timer, or until an input wakes it, or now
+          // and then to notice an abort.
           const delayNs =
-            outcome.end === 'log-starved' ? LOG_POLL_INTERVAL_NS : (machine.nextTimerDelayNs() ?? 1e9);
+            outcome.end === 'log-starved'
+              ? wakeable
+                ? 1e9
+                : LOG_POLL_INTERVAL_NS
+              : (machine.nextTimerDelayNs() ?? 1e9);
           const sleep = host.sleep(delayNs);
           currentSleep = sleep;
           await sleep.done;
@@ -74,5 +98,6 @@ export async function runMachine(
     }
   } finally {
     machine.onWake(undefined);
+    options.replayLog?.onAvailable?.(undefined);
   }
 }

@@ -140,18 +140,49 @@ export interface MachineOptions {
   readonly bootArgs?: string;
   /** Devices beyond the board's. */
   readonly devices?: readonly UserDeviceSpec[];
+  /**
+   * The log's first sequence number: record mode appends from it, replay mode expects it first
+   * (a backup cloned from a running primary follows the log from where the clone was taken).
+   * Default 0; a restored snapshot sets it.
+   */
+  readonly firstSeq?: number;
+  /**
+   * Record mode: outputs are held until the owner of the machine releases them (an FT primary
+   * releases an output when the backup acknowledged its covering log position). By default an
+   * output is released as soon as it is covered.
+   */
+  readonly holdOutputs?: boolean;
   /** Virtio devices for the slots, in slot order (slot n at 0x1000_1000 + n·0x1000). */
   readonly virtioSlots?: readonly (Device | undefined)[];
 }
 
-/** One output of a device, with the point it was produced at. */
+/**
+ * One output of a device, with the point it was produced at.
+ *
+ * The output rule (DESIGN.md, "The output rule, precisely"): an output produced during the step
+ * at icount N may leave only once the backup has acknowledged a log position from which it would
+ * execute at least through step N. In record mode the machine hands an output to `onOutput` only
+ * once the log holds such a position, `coveringSeq`: the first entry after the output that lets a
+ * follower run past N (an event, checkpoint, progress mark or stop at an icount above N). When no
+ * such entry comes by itself, the machine appends a progress mark for it at the end of the run
+ * chunk or slice. Counting the entries appended before the output is not enough: a backup holding
+ * them only may go live before N.
+ */
 export interface MachineOutput {
   readonly device: string;
   readonly kind: string;
   readonly data: Uint8Array;
   readonly icount: number;
-  /** Number of log entries appended before it (record mode): the backup must have acked them. */
-  readonly logLength: number;
+  /**
+   * Record mode: the sequence number of the log entry that covers this output; a backup that
+   * acknowledged it may let it go. -1 on a standalone machine or a replay (no log to cover it).
+   */
+  readonly coveringSeq: number;
+  /**
+   * Lets the output go: resolves the promise the device got from its output door. A machine with
+   * `holdOutputs` waits for this; otherwise it was called already. Calling it twice is harmless.
+   */
+  release(): void;
 }
 
 /** Why a slice of execution ended. */
@@ -163,7 +194,20 @@ export type SliceEnd =
   /** Replay: the log has nothing more yet (a live stream); more can run once it arrives. */
   | 'log-starved'
   /** The machine stopped: powered off, or (replay) the log ended. */
-  | 'stopped';
+  | 'stopped'
+  /** Record mode: the log sink is full; run again once it has room. */
+  | 'log-full';
+
+/**
+ * A bound on a slice in host time, so a guest that polls an MMIO register (slow steps) cannot hold
+ * the thread for long: checked between run chunks of at most {@link RUN_CHUNK_STEPS} steps.
+ */
+export interface SliceTimeLimit {
+  /** The host's monotonic clock, in nanoseconds. */
+  readonly nowNs: () => number;
+  /** End the slice once `nowNs()` reaches this. */
+  readonly deadlineNs: number;
+}
 
 export interface SliceOutcome {
   readonly steps: number;
@@ -176,6 +220,22 @@ interface PendingTimer {
   readonly event: DeviceEventPayload;
 }
 
+/**
+ * Steps of one CPU run inside a slice: between runs the machine covers pending outputs with a
+ * progress mark (so an output waits for its log position at most this many steps) and checks a
+ * slice's host-time limit.
+ */
+export const RUN_CHUNK_STEPS = 65_536;
+
+/** An output of a recording machine waiting for a log entry that covers it. */
+interface UncoveredOutput {
+  readonly device: string;
+  readonly kind: string;
+  readonly data: Uint8Array;
+  readonly icount: number;
+  readonly resolve: (() => void) | undefined;
+}
+
 /** A slice hands control back to the host after this many rounds that executed no step. */
 const ROUNDS_WITHOUT_STEPS_MAX = 1000;
 
@@ -184,6 +244,7 @@ const STATE_HASH_FIXED_BYTES = 24;
 
 /** What the output door answers when nothing holds the output. */
 const RELEASED: Promise<void> = Promise.resolve();
+const NOTHING_TO_RELEASE = (): void => {};
 
 /** The machine's own name in the log, for the events it raises itself. */
 export const MACHINE_LOG_NAME = '@machine';
@@ -223,9 +284,11 @@ export class Machine {
   private readonly memory: RamGuestMemory;
   private readonly pendingEvents: { device: string; event: DeviceEventPayload }[] = [];
   private readonly timers = new Map<string, PendingTimer>();
-  private readonly cursor: ReplayCursor | undefined;
+  private cursor: ReplayCursor | undefined;
   private image: LoadedImage | undefined;
   private logLength = 0;
+  /** Record mode: outputs waiting for a covering log entry, oldest first. */
+  private uncovered: UncoveredOutput[] = [];
   private stopped = false;
   private exit: number | undefined;
   private resetRequested = false;
@@ -263,8 +326,14 @@ export class Machine {
     if (this.clockMode === 'host' && this.#mode !== 'replay' && !options.hostClock) {
       throw new ConfigError('the host clock mode needs a host clock');
     }
+    const firstSeq = options.firstSeq ?? 0;
+    if (!Number.isSafeInteger(firstSeq) || firstSeq < 0)
+      throw new ConfigError(`bad first sequence number ${firstSeq}`);
+    this.logLength = firstSeq;
     this.cursor =
-      this.#mode === 'replay' && options.replayLog ? new ReplayCursor(options.replayLog) : undefined;
+      this.#mode === 'replay' && options.replayLog
+        ? new ReplayCursor(options.replayLog, firstSeq)
+        : undefined;
     const checkpointInterval = options.checkpointIntervalSteps ?? 0;
     if (!Number.isSafeInteger(checkpointInterval) || checkpointInterval < 0) {
       throw new ConfigError(`bad checkpoint interval ${checkpointInterval}`);
@@ -442,6 +511,7 @@ export class Machine {
   }
 
   private deliverOutput(device: string, kind: string, data: Uint8Array): Promise<void> {
+    const icount = this.cpu.icount;
     if (this.options.logOutputs) {
       if (this.#mode === 'record') {
         this.append({
@@ -457,8 +527,52 @@ export class Machine {
       }
     }
     if (this.#mode === 'replay' && !this.options.replayOutputs) return RELEASED;
-    this.options.onOutput?.({ device, kind, data, icount: this.cpu.icount, logLength: this.logLength });
+    if (this.#mode === 'record') {
+      // Held until a log entry covers it (and, with holdOutputs, until its owner releases it).
+      let resolve: (() => void) | undefined;
+      const released = new Promise<void>((settle) => {
+        resolve = settle;
+      });
+      this.uncovered.push({ device, kind, data, icount, resolve });
+      return released;
+    }
+    this.options.onOutput?.({ device, kind, data, icount, coveringSeq: -1, release: NOTHING_TO_RELEASE });
     return RELEASED;
+  }
+
+  /** Record mode: hands on every held output that `covering` (just appended) covers. */
+  private coverOutputs(covering: LogEntry): void {
+    let covered = 0;
+    while (
+      covered < this.uncovered.length &&
+      (this.uncovered[covered] as UncoveredOutput).icount < covering.icount
+    )
+      covered++;
+    if (covered === 0) return;
+    const outputs = this.uncovered.splice(0, covered);
+    const hold = this.options.holdOutputs === true;
+    for (const output of outputs) {
+      const release = output.resolve ?? NOTHING_TO_RELEASE;
+      this.options.onOutput?.({
+        device: output.device,
+        kind: output.kind,
+        data: output.data,
+        icount: output.icount,
+        coveringSeq: covering.seq,
+        release,
+      });
+      if (!hold) release();
+    }
+  }
+
+  /**
+   * Record mode, between runs: a progress mark here covers the outputs of the steps executed so
+   * far, so they need not wait for the slice to end.
+   */
+  private coverPendingOutputs(): void {
+    if (this.#mode !== 'record' || this.uncovered.length === 0) return;
+    if ((this.uncovered[0] as UncoveredOutput).icount >= this.cpu.icount) return;
+    this.append({ kind: 'progress', seq: this.logLength, icount: this.cpu.icount });
   }
 
   /** Replay: the output must be the next logged one, byte for byte. */
@@ -488,7 +602,16 @@ export class Machine {
 
   private append(entry: LogEntry): void {
     this.logLength++;
-    (this.options.log as LogSink).append(entry);
+    const sink = this.options.log as LogSink;
+    sink.append(entry);
+    if (this.uncovered.length > 0 && !isInStepEntry(entry)) this.coverOutputs(entry);
+    // A full sink stops the guest at the next step boundary (the primary waits for its backup).
+    if (sink.full === true && this.insideRun) this.cpu.requestStop();
+  }
+
+  /** Record mode: true while the log sink cannot take more. */
+  private get logFull(): boolean {
+    return this.#mode === 'record' && (this.options.log as LogSink).full === true;
   }
 
   // ---- guest time ----
@@ -656,24 +779,32 @@ export class Machine {
     return this.pendingEvents.length > 0;
   }
 
-  /** Executes at most `maxSteps` steps, applying inputs at their exact points. */
-  runSlice(maxSteps: number): SliceOutcome {
+  /**
+   * Executes at most `maxSteps` steps, applying inputs at their exact points; with `limit`, also
+   * ends once the host clock passes its deadline (checked every {@link RUN_CHUNK_STEPS} steps).
+   */
+  runSlice(maxSteps: number, limit?: SliceTimeLimit): SliceOutcome {
     if (this.stopped) return { steps: 0, end: 'stopped' };
-    return this.#mode === 'replay' ? this.replaySlice(maxSteps) : this.liveSlice(maxSteps);
+    return this.#mode === 'replay' ? this.replaySlice(maxSteps, limit) : this.liveSlice(maxSteps, limit);
   }
 
-  private liveSlice(maxSteps: number): SliceOutcome {
+  private liveSlice(maxSteps: number, limit: SliceTimeLimit | undefined): SliceOutcome {
     let steps = 0;
     let roundsWithoutSteps = 0;
+    let sample = true;
     while (steps < maxSteps) {
       // Devices that keep re-arming timers around an idle hart must not hold the host forever.
-      if (roundsWithoutSteps > ROUNDS_WITHOUT_STEPS_MAX) return { steps, end: 'budget' };
-      this.sampleHostClock();
+      if (roundsWithoutSteps > ROUNDS_WITHOUT_STEPS_MAX) return this.endLiveSlice(steps, 'budget');
+      if (this.logFull) return this.endLiveSlice(steps, 'log-full');
+      // A run cut only by the chunk size is no reason for a clock sample (it would cost log).
+      if (sample) this.sampleHostClock();
       this.fireDueTimers();
       this.applyPendingEvents();
       if (this.stopped) break;
       let budget = maxSteps - steps;
       budget = Math.min(budget, this.nextCheckpointIcount - this.cpu.icount);
+      const chunkBound = budget > RUN_CHUNK_STEPS;
+      budget = Math.min(budget, RUN_CHUNK_STEPS);
       // Guest time also advances with the steps themselves: stop where it reaches the earliest
       // timer, so the timer fires there and the guest never reads a time past a deadline whose
       // interrupt has not been raised.
@@ -689,6 +820,7 @@ export class Machine {
       this.insideRun = false;
       steps += outcome.steps;
       roundsWithoutSteps = outcome.steps === 0 ? roundsWithoutSteps + 1 : 0;
+      sample = !(chunkBound && outcome.reason === 'budget' && budget === RUN_CHUNK_STEPS);
       this.afterRun(outcome.reason);
       if (this.cpu.icount >= this.nextCheckpointIcount) {
         this.append({
@@ -708,13 +840,21 @@ export class Machine {
         }
         this.fireDueTimers();
         if (this.pendingEvents.length > 0) continue;
-        return { steps, end: 'waiting' };
+        return this.endLiveSlice(steps, 'waiting');
       }
+      this.coverPendingOutputs();
+      if (limit !== undefined && limit.nowNs() >= limit.deadlineNs) return this.endLiveSlice(steps, 'budget');
     }
     if (this.stopped && this.#mode === 'record') {
       this.append({ kind: 'stop', seq: this.logLength, icount: this.cpu.icount, exitStatus: this.exit ?? 0 });
     }
-    return { steps, end: this.stopped ? 'stopped' : 'budget' };
+    return this.endLiveSlice(steps, this.stopped ? 'stopped' : 'budget');
+  }
+
+  /** Every output of the slice leaves covered: a progress mark covers those still waiting. */
+  private endLiveSlice(steps: number, end: SliceEnd): SliceOutcome {
+    this.coverPendingOutputs();
+    return { steps, end };
   }
 
   private afterRun(reason: string): void {
@@ -781,7 +921,7 @@ export class Machine {
     this.devicesByName.get(device)?.applyEvent(event);
   }
 
-  private replaySlice(maxSteps: number): SliceOutcome {
+  private replaySlice(maxSteps: number, limit: SliceTimeLimit | undefined): SliceOutcome {
     const cursor = this.cursor as ReplayCursor;
     let steps = 0;
     while (steps < maxSteps) {
@@ -814,7 +954,9 @@ export class Machine {
           'nothing of the kind by the guest',
         );
       }
-      const budget = Math.min(maxSteps - steps, boundary - this.cpu.icount);
+      if (limit !== undefined && steps > 0 && limit.nowNs() >= limit.deadlineNs)
+        return { steps, end: 'budget' };
+      const budget = Math.min(maxSteps - steps, boundary - this.cpu.icount, RUN_CHUNK_STEPS);
       this.insideRun = true;
       const outcome = this.cpu.run(budget);
       this.insideRun = false;
@@ -969,7 +1111,9 @@ export class Machine {
       replayLog: undefined,
     };
     this.#mode = mode;
-    this.logLength = options.firstSeq ?? 0;
+    // The new log continues the sequence of the one it followed.
+    this.logLength = options.firstSeq ?? (this.cursor as ReplayCursor).nextSeq;
+    this.cursor = undefined;
     this.stopped = false;
     this.replayLogEnded = false;
     if (options.hostClock) {
@@ -987,6 +1131,15 @@ export class Machine {
     if (this.#mode !== 'record' || this.stopped) return;
     this.applyPendingEvents();
     this.append({ kind: 'progress', seq: this.logLength, icount: this.cpu.icount });
+  }
+
+  /**
+   * The log position: `nextSeq` is the sequence number the next appended entry gets (record) or
+   * the next entry expected (replay); `appliedSeq` the last entry a replay consumed (-1: none).
+   */
+  get logPosition(): { readonly nextSeq: number; readonly appliedSeq: number } {
+    if (this.cursor) return { nextSeq: this.cursor.nextSeq, appliedSeq: this.cursor.nextSeq - 1 };
+    return { nextSeq: this.logLength, appliedSeq: this.logLength - 1 };
   }
 
   // ---- state: hash, dirty pages, snapshots ----
@@ -1124,39 +1277,16 @@ export class Machine {
 
   /** Saves the whole machine at the current step boundary. Pending host inputs are applied first. */
   saveSnapshot(): MachineSnapshot {
-    if (this.#mode !== 'replay') this.applyPendingEvents();
-    const pageNumbers: number[] = [];
-    const pageCount = this.ram.size >>> PAGE_SHIFT;
-    const words = new Int32Array(this.ram.bytes.buffer, this.ram.bytes.byteOffset, this.ram.size >>> 2);
-    const wordsPerPage = PAGE_SIZE_BYTES >>> 2;
-    for (let page = 0; page < pageCount; page++) {
-      for (let word = page * wordsPerPage; word < (page + 1) * wordsPerPage; word++) {
-        if (words[word] !== 0) {
-          pageNumbers.push(page);
-          break;
-        }
-      }
-    }
-    const pages = new Uint8Array(pageNumbers.length * PAGE_SIZE_BYTES);
-    pageNumbers.forEach((page, index) => {
-      pages.set(
-        this.ram.bytes.subarray(page * PAGE_SIZE_BYTES, (page + 1) * PAGE_SIZE_BYTES),
-        index * PAGE_SIZE_BYTES,
-      );
-    });
-    const components = this.saveComponentState(true);
+    const state = this.saveTransferState();
+    const pageNumbers = this.nonZeroPages();
     return {
       format: 'ftvm-machine-snapshot',
       version: 1,
-      icount: this.cpu.icount,
-      config: {
-        ...(this.config as Record<string, PlainValue>),
-        machine: components.machine,
-        image: this.imageState(),
-      },
-      cpu: components.cpu,
-      devices: components.devices,
-      ram: { base: this.ram.base, size: this.ram.size, pageNumbers, pages },
+      icount: state.icount,
+      config: state.config,
+      cpu: state.cpu,
+      devices: state.devices,
+      ram: { base: this.ram.base, size: this.ram.size, pageNumbers, pages: this.readPages(pageNumbers) },
     };
   }
 
@@ -1176,6 +1306,116 @@ export class Machine {
     if (snapshot?.format !== 'ftvm-machine-snapshot' || snapshot.version !== 1) {
       throw new SnapshotError('not an ftvm machine snapshot of version 1');
     }
+    this.restoreParts(snapshot, snapshot.ram);
+  }
+
+  // ---- live state transfer (the paper's FT VMotion, §3.1) ----
+
+  /**
+   * The contents of some RAM pages (4 KiB each, numbered from the start of RAM), concatenated: the
+   * sending side of a live state transfer reads them while the guest keeps running, then again
+   * the pages a dirty-page tracker ({@link trackDirtyPages}) says were written meanwhile.
+   */
+  readPages(pageNumbers: readonly number[]): Uint8Array {
+    const pageCount = this.ram.size >>> PAGE_SHIFT;
+    const bytes = new Uint8Array(pageNumbers.length * PAGE_SIZE_BYTES);
+    pageNumbers.forEach((page, index) => {
+      if (!Number.isInteger(page) || page < 0 || page >= pageCount)
+        throw new ConfigError(`bad page number ${page}`);
+      bytes.set(
+        this.ram.bytes.subarray(page * PAGE_SIZE_BYTES, (page + 1) * PAGE_SIZE_BYTES),
+        index * PAGE_SIZE_BYTES,
+      );
+    });
+    return bytes;
+  }
+
+  /**
+   * The receiving side of a live state transfer: writes pages into RAM (a later copy of a page
+   * replaces an earlier one). Bad page numbers or a length that does not match are refused whole.
+   */
+  writePages(pageNumbers: readonly number[], bytes: Uint8Array): void {
+    const pageCount = this.ram.size >>> PAGE_SHIFT;
+    if (bytes.length !== pageNumbers.length * PAGE_SIZE_BYTES) {
+      throw new SnapshotError(`${bytes.length} bytes for ${pageNumbers.length} pages`);
+    }
+    for (const page of pageNumbers) {
+      if (!Number.isInteger(page) || page < 0 || page >= pageCount)
+        throw new SnapshotError(`bad page number ${page}`);
+    }
+    pageNumbers.forEach((page, index) => {
+      this.ram.bytes.set(
+        bytes.subarray(index * PAGE_SIZE_BYTES, (index + 1) * PAGE_SIZE_BYTES),
+        page * PAGE_SIZE_BYTES,
+      );
+      this.ram.dirtyPages[page] = 1;
+      this.cpu.invalidateMemoryRange(this.ram.base + page * PAGE_SIZE_BYTES, PAGE_SIZE_BYTES);
+    });
+  }
+
+  /** Pages of RAM that hold anything but zeros: what the first round of a transfer sends. */
+  nonZeroPages(): number[] {
+    const pageNumbers: number[] = [];
+    const pageCount = this.ram.size >>> PAGE_SHIFT;
+    const words = new Int32Array(this.ram.bytes.buffer, this.ram.bytes.byteOffset, this.ram.size >>> 2);
+    const wordsPerPage = PAGE_SIZE_BYTES >>> 2;
+    for (let page = 0; page < pageCount; page++) {
+      for (let word = page * wordsPerPage; word < (page + 1) * wordsPerPage; word++) {
+        if (words[word] !== 0) {
+          pageNumbers.push(page);
+          break;
+        }
+      }
+    }
+    return pageNumbers;
+  }
+
+  /**
+   * Everything but RAM at the current step boundary (pending host inputs applied first): the
+   * CPU, the devices, the machine's own state (guest time, timers, power, the image) and the log
+   * position. The last, short stop-and-copy step of a live state transfer.
+   */
+  saveTransferState(): {
+    icount: number;
+    nextSeq: number;
+    cpu: StateSection;
+    devices: Record<string, StateSection>;
+    config: PlainValue;
+  } {
+    if (this.#mode !== 'replay') this.applyPendingEvents();
+    const components = this.saveComponentState(true);
+    return {
+      icount: this.cpu.icount,
+      nextSeq: this.logPosition.nextSeq,
+      cpu: components.cpu,
+      devices: components.devices,
+      config: {
+        ...(this.config as Record<string, PlainValue>),
+        machine: components.machine,
+        image: this.imageState(),
+        nextSeq: this.logPosition.nextSeq,
+      },
+    };
+  }
+
+  /**
+   * The receiving side's last step: restores what {@link saveTransferState} gave over the pages
+   * already written with {@link writePages}. A replaying machine then follows the log from the
+   * transferred position.
+   */
+  restoreTransferState(state: {
+    cpu: StateSection;
+    devices: { readonly [name: string]: StateSection };
+    config: PlainValue;
+  }): void {
+    this.restoreParts(state, undefined);
+  }
+
+  /** Restores CPU, devices, machine state and log position, and RAM when `ram` is given. */
+  private restoreParts(
+    snapshot: { cpu: StateSection; devices: { readonly [name: string]: StateSection }; config: PlainValue },
+    ram: MachineSnapshot['ram'] | undefined,
+  ): void {
     // What the machine can check is checked before anything changes (the CPU and devices check
     // their own sections as they restore them).
     const config = snapshot.config as Record<string, PlainValue> | null;
@@ -1195,19 +1435,19 @@ export class Machine {
         throw new SnapshotError(`the snapshot's ${key} differs from this machine's`);
       }
     }
-    const { ram } = snapshot;
     if (
-      typeof ram !== 'object' ||
-      ram === null ||
-      !Array.isArray(ram.pageNumbers) ||
-      !(ram.pages instanceof Uint8Array) ||
-      ram.base !== this.ram.base ||
-      ram.size !== this.ram.size ||
-      ram.pages.length !== ram.pageNumbers.length * PAGE_SIZE_BYTES
+      ram !== undefined &&
+      (typeof ram !== 'object' ||
+        ram === null ||
+        !Array.isArray(ram.pageNumbers) ||
+        !(ram.pages instanceof Uint8Array) ||
+        ram.base !== this.ram.base ||
+        ram.size !== this.ram.size ||
+        ram.pages.length !== ram.pageNumbers.length * PAGE_SIZE_BYTES)
     ) {
       throw new SnapshotError('the snapshot RAM does not fit this machine');
     }
-    for (const page of ram.pageNumbers) {
+    for (const page of ram?.pageNumbers ?? []) {
       if (!Number.isInteger(page) || page < 0 || page >= this.ram.size >>> PAGE_SHIFT) {
         throw new SnapshotError(`bad page number ${page} in snapshot`);
       }
@@ -1221,13 +1461,15 @@ export class Machine {
       }
     }
     this.checkMachineState(config.machine);
-    this.ram.bytes.fill(0);
-    ram.pageNumbers.forEach((page, index) => {
-      this.ram.bytes.set(
-        ram.pages.subarray(index * PAGE_SIZE_BYTES, (index + 1) * PAGE_SIZE_BYTES),
-        page * PAGE_SIZE_BYTES,
-      );
-    });
+    if (ram !== undefined) {
+      this.ram.bytes.fill(0);
+      ram.pageNumbers.forEach((page, index) => {
+        this.ram.bytes.set(
+          ram.pages.subarray(index * PAGE_SIZE_BYTES, (index + 1) * PAGE_SIZE_BYTES),
+          page * PAGE_SIZE_BYTES,
+        );
+      });
+    }
     this.ram.dirtyPages.fill(1);
     this.hasher = undefined;
     this.cpu.restoreState(snapshot.cpu);
@@ -1236,6 +1478,7 @@ export class Machine {
       device.restoreState(snapshot.devices[placement.name] as StateSection);
     }
     this.restoreMachineState(config.machine, config.image);
+    this.restoreLogPosition(config.nextSeq);
     // Host-side leftovers of this machine's own past belong to no snapshot.
     this.pendingEvents.length = 0;
     this.resetRequested = false;
@@ -1245,6 +1488,16 @@ export class Machine {
     if (this.#mode === 'record' && interval > 0) {
       this.nextCheckpointIcount = (Math.floor(this.cpu.icount / interval) + 1) * interval;
     }
+  }
+
+  /**
+   * The log continues from the snapshot's position: a recording appends from it, a replay expects
+   * it first. (Snapshots from before the log position was saved start at 0.)
+   */
+  private restoreLogPosition(nextSeq: PlainValue | undefined): void {
+    const seq = typeof nextSeq === 'number' && Number.isSafeInteger(nextSeq) && nextSeq >= 0 ? nextSeq : 0;
+    if (this.cursor) this.cursor.rebase(seq, this.cpu.icount);
+    else this.logLength = seq;
   }
 
   /** Checks the machine's own section of a snapshot without applying it. */

@@ -18,7 +18,30 @@ export class ReplayCursor {
   /** No boundary entry lies in [head, scanned): the next search starts there (no quadratic scans). */
   private scanned = 0;
 
-  constructor(private readonly source: LogSource) {}
+  /** `firstSeq`: the sequence number the log starts at (a backup cloned mid-run starts later). */
+  constructor(
+    private readonly source: LogSource,
+    firstSeq = 0,
+  ) {
+    this.expectedSeq = firstSeq;
+  }
+
+  /** The sequence number of the next entry to consume. */
+  get nextSeq(): number {
+    return this.expectedSeq - (this.buffered.length - this.head);
+  }
+
+  /**
+   * Starts the log at another sequence number and icount before anything was read (a machine
+   * restored from a snapshot follows the log from the snapshot's position).
+   */
+  rebase(firstSeq: number, icount: number): void {
+    if (this.buffered.length > 0 || this.expectedSeq !== this.nextSeq) {
+      throw new DivergenceError('missing-entry', icount, 'an unread log', 'a log already being read');
+    }
+    this.expectedSeq = firstSeq;
+    this.lastIcount = icount;
+  }
 
   /** Pulls whatever the source has now. */
   private fill(): void {
@@ -100,14 +123,17 @@ export class ReplayCursor {
 export class MemoryLog {
   readonly entries: LogEntry[] = [];
   private closed = false;
+  private readonly listeners = new Set<() => void>();
 
   append(entry: LogEntry): void {
     this.entries.push(entry);
+    for (const listener of this.listeners) listener();
   }
 
   /** Marks the log complete: sources reading it report `ended` once they reach its end. */
   close(): void {
     this.closed = true;
+    for (const listener of this.listeners) listener();
   }
 
   get isClosed(): boolean {
@@ -118,7 +144,13 @@ export class MemoryLog {
   reader(): LogSource {
     let position = 0;
     const log = this;
+    let current: (() => void) | undefined;
     return {
+      onAvailable: (listener) => {
+        if (current) log.listeners.delete(current);
+        current = listener;
+        if (listener) log.listeners.add(listener);
+      },
       peek: () => log.entries[position],
       next: () => {
         const entry = log.entries[position];

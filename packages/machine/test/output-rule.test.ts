@@ -1,0 +1,166 @@
+import type { Device, DeviceEnv, LogEntry } from '@ftvm/core';
+import { isInStepEntry, progressMarkAfter } from '@ftvm/core';
+import type { ImageName } from '@ftvm/guests';
+import { describe, expect, it } from 'vitest';
+import { Machine, type MachineOutput } from '../src/machine.js';
+import { MemoryLog } from '../src/replay-cursor.js';
+import { loadGuest, ManualHostClock, program, runToEnd } from './helpers.js';
+
+/**
+ * The output rule, as the machine states it (DESIGN.md, "The output rule, precisely"): an output
+ * of the step at icount N is handed on with the sequence number of a log entry that lets a backup
+ * execute at least through step N. These tests check the rule on real guests by doing what a
+ * backup does: replay exactly the log up to that entry, and see how far it gets.
+ */
+
+interface Recording {
+  entries: LogEntry[];
+  outputs: MachineOutput[];
+  console: string;
+}
+
+function record(image: ImageName, clock: 'icount' | 'host'): Recording {
+  const log = new MemoryLog();
+  const outputs: MachineOutput[] = [];
+  const hostClock = new ManualHostClock();
+  const machine = new Machine({
+    mode: 'record',
+    log,
+    clock,
+    hostClock,
+    checkpointIntervalSteps: 50_000,
+    onOutput: (output) => outputs.push(output),
+  });
+  machine.loadImage(loadGuest(image), image);
+  runToEnd(machine, hostClock);
+  log.close();
+  const console = new TextDecoder().decode(
+    Uint8Array.from(outputs.filter((o) => o.kind === 'console').flatMap((o) => [...o.data])),
+  );
+  return { entries: log.entries, outputs, console };
+}
+
+/** How far a backup that holds the log up to entry `seq` (inclusive) executes before it must stop. */
+function backupReach(image: ImageName, entries: readonly LogEntry[], seq: number): number {
+  const log = new MemoryLog();
+  for (const entry of entries.slice(0, seq + 1)) log.append(entry);
+  log.close();
+  const backup = new Machine({ mode: 'replay', replayLog: log.reader(), clock: 'icount' });
+  backup.loadImage(loadGuest(image), image);
+  // The backup runs until the log it holds ends (or the guest powers off where the log says so).
+  for (let round = 0; round < 100_000 && !backup.isStopped; round++) backup.runSlice(1_000_000);
+  return backup.cpu.icount;
+}
+
+describe('output rule: every output names the log position that covers it', () => {
+  for (const image of ['hello', 'clock'] as const) {
+    it(`${image}.elf: the covering entry lets a backup run past the output's step`, () => {
+      const { entries, outputs } = record(image, 'icount');
+      expect(outputs.length).toBeGreaterThan(5);
+      let previousCovering = -1;
+      for (const output of outputs) {
+        const covering = entries[output.coveringSeq];
+        expect(covering, `output at icount ${output.icount}`).toBeDefined();
+        expect(isInStepEntry(covering as LogEntry)).toBe(false);
+        expect((covering as LogEntry).icount).toBeGreaterThan(output.icount);
+        // The first such entry: none before it (after the previous output's) would have done.
+        for (let seq = Math.max(0, previousCovering); seq < output.coveringSeq; seq++) {
+          const entry = entries[seq] as LogEntry;
+          if (!isInStepEntry(entry) && seq > previousCovering)
+            expect(entry.icount).toBeLessThanOrEqual(output.icount);
+        }
+        previousCovering = output.coveringSeq;
+      }
+      // Replaying exactly up to a covering entry reaches past the output (sampled, to stay quick).
+      const sample = outputs.filter((_, index) => index % Math.ceil(outputs.length / 12) === 0);
+      for (const output of sample) {
+        expect(backupReach(image, entries, output.coveringSeq)).toBeGreaterThan(output.icount);
+      }
+    });
+  }
+
+  it('counting the entries appended before an output is not enough (why the rule names a position)', () => {
+    const { entries, outputs } = record('hello', 'icount');
+    // The number of entries before the first console byte covers none of the steps up to it.
+    const first = outputs[0] as MachineOutput;
+    const before = entries.filter((entry) => entry.seq < first.coveringSeq && !isInStepEntry(entry));
+    expect(before.every((entry) => entry.icount <= first.icount)).toBe(true);
+    const reach = before.length === 0 ? 0 : backupReach('hello', entries, (before.at(-1) as LogEntry).seq);
+    expect(reach).toBeLessThanOrEqual(first.icount);
+  });
+
+  it('clock.elf with the host clock: outputs are covered, and a backup cut there goes live after them', () => {
+    const { entries, outputs, console } = record('clock', 'host');
+    expect(console).toContain('clock');
+    const middle = outputs[Math.floor(outputs.length / 2)] as MachineOutput;
+    const log = new MemoryLog();
+    for (const entry of entries.slice(0, middle.coveringSeq + 1)) log.append(entry);
+    log.append(progressMarkAfter(entries[middle.coveringSeq] as LogEntry));
+    log.close();
+    const backup = new Machine({ mode: 'replay', replayLog: log.reader(), clock: 'host' });
+    backup.loadImage(loadGuest('clock'), 'clock');
+    for (let round = 0; round < 100_000 && !backup.isStopped; round++) backup.runSlice(1_000_000);
+    expect(backup.cpu.icount).toBeGreaterThan(middle.icount);
+  });
+
+  it('a recording holds outputs until their owner releases them (holdOutputs), in order', async () => {
+    const log = new MemoryLog();
+    const held: MachineOutput[] = [];
+    const releasedOrder: number[] = [];
+    let writes = 0;
+    // A device whose every store is an output; it notes when the output door says "released".
+    const device: Device = {
+      kind: 'output-probe',
+      mmioSize: 0x1000,
+      attach(env) {
+        this.env = env;
+      },
+      readMmio: () => 0,
+      writeMmio(this: Device & { env?: DeviceEnv }) {
+        const index = writes++;
+        void this.env?.output('probe', Uint8Array.of(index)).then(() => releasedOrder.push(index));
+      },
+      applyEvent() {},
+      reset() {},
+      saveState: () => ({ kind: 'output-probe', version: 1, state: null }),
+      restoreState() {},
+    } as Device & { env?: DeviceEnv };
+    const machine = new Machine({
+      mode: 'record',
+      log,
+      clock: 'icount',
+      holdOutputs: true,
+      devices: [{ name: 'probe', device }],
+      onOutput: (output) => held.push(output),
+    });
+    // Three stores to the probe (platform bus, 0x0400_0000), then power off through the finisher.
+    machine.loadImage(
+      program([
+        0x040002b7, // lui t0, 0x04000
+        0x0002a023, // sw zero, 0(t0)
+        0x0002a023, // sw zero, 0(t0)
+        0x0002a023, // sw zero, 0(t0)
+        0x00100337, // lui t1, 0x00100
+        0x000053b7, // lui t2, 0x5
+        0x55538393, // addi t2, t2, 0x555
+        0x00732023, // sw t2, 0(t1)
+        0x0000006f, // j .
+      ]),
+    );
+    runToEnd(machine, undefined);
+    expect(machine.exitStatus).toBe(0);
+    expect(held.map((output) => output.icount)).toEqual([1, 2, 3]);
+    // Covered by the power-off entry, the first boundary after the stores.
+    for (const output of held) expect(log.entries[output.coveringSeq]?.kind).toBe('stop');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(releasedOrder).toEqual([]);
+    (held[1] as MachineOutput).release();
+    (held[0] as MachineOutput).release();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(releasedOrder).toEqual([1, 0]);
+    (held[2] as MachineOutput).release();
+    (held[2] as MachineOutput).release();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(releasedOrder).toEqual([1, 0, 2]);
+  });
+});
