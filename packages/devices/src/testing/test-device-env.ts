@@ -21,10 +21,10 @@ import {
  * plain RAM. See {@link createTestDeviceEnv} and, for the usual case, {@link createDeviceHarness}.
  */
 
-/** One call of `env.output`. */
-/** What `output` answers: released at once, as on a standalone machine. */
+/** What `output` answers when outputs are not held: released at once, as on a standalone machine. */
 const RELEASED: Promise<void> = Promise.resolve();
 
+/** One call of `env.output`. */
 export interface RecordedOutput {
   readonly kind: string;
   /** A copy of the bytes, taken when the device called `output`. */
@@ -241,6 +241,12 @@ export interface TestDeviceEnvOptions {
   readonly irqTarget?: InterruptLine;
   /** The clock to use instead of a new one, so several devices can share one time. */
   readonly clock?: TestClock;
+  /**
+   * Hold every output until the test releases it with {@link TestDeviceEnv.releaseOutputs}, as an
+   * FT primary holds outputs until the backup acknowledged them (the output rule). Default false:
+   * each output is released at once, as on a standalone machine.
+   */
+  readonly holdOutputs?: boolean;
 }
 
 /** The fake {@link DeviceEnv}. Every door records what went through it. */
@@ -264,9 +270,18 @@ export class TestDeviceEnv implements DeviceEnv {
   /** Every `nondet` read, in order. */
   readonly nondetReads: RecordedNondetRead[] = [];
 
+  /**
+   * Whether new outputs are held until {@link releaseOutputs} (see
+   * {@link TestDeviceEnvOptions.holdOutputs}). Turning it off releases nothing already held.
+   */
+  holdOutputs: boolean;
+
   #icount: Icount = 0;
+  /** The release of each held output, oldest first. */
+  readonly #held: (() => void)[] = [];
 
   constructor(options: TestDeviceEnvOptions = {}) {
+    this.holdOutputs = options.holdOutputs ?? false;
     this.name = options.name ?? 'device';
     this.memory = new TestGuestMemory(
       options.memoryBase ?? 0x8000_0000,
@@ -299,7 +314,27 @@ export class TestDeviceEnv implements DeviceEnv {
 
   output(kind: string, data: Uint8Array): Promise<void> {
     this.outputs.push({ kind, data: data.slice(), icount: this.#icount });
-    return RELEASED;
+    if (!this.holdOutputs) return RELEASED;
+    return new Promise<void>((resolve) => {
+      this.#held.push(resolve);
+    });
+  }
+
+  /** How many outputs are held, waiting for {@link releaseOutputs}. */
+  get heldOutputs(): number {
+    return this.#held.length;
+  }
+
+  /**
+   * Releases the `count` oldest held outputs (default: all of them), in the order they were made:
+   * their promises resolve (the device's awaiting code runs once the test yields to microtasks).
+   * Returns how many were released.
+   */
+  releaseOutputs(count: number = this.#held.length): number {
+    if (!(Number.isInteger(count) && count >= 0)) throw new RangeError(`cannot release ${count} outputs`);
+    const released = this.#held.splice(0, count);
+    for (const release of released) release();
+    return released.length;
   }
 
   icount(): Icount {

@@ -146,6 +146,36 @@ describe('createTestDeviceEnv', () => {
     expect(env.scheduledHistory).toHaveLength(3);
   });
 
+  it('releases outputs at once, or holds them until the test releases them in order', async () => {
+    const free = createTestDeviceEnv();
+    let released = false;
+    void free.output('log', Uint8Array.of(1)).then(() => {
+      released = true;
+    });
+    await Promise.resolve();
+    expect(released).toBe(true);
+    expect(free.heldOutputs).toBe(0);
+
+    const env = createTestDeviceEnv({ holdOutputs: true });
+    const order: number[] = [];
+    for (const n of [1, 2, 3]) void env.output('log', Uint8Array.of(n)).then(() => order.push(n));
+    expect(env.outputs.map((output) => output.data[0])).toEqual([1, 2, 3]); // recorded when made
+    expect(env.heldOutputs).toBe(3);
+    await Promise.resolve();
+    expect(order).toEqual([]);
+    expect(env.releaseOutputs(2)).toBe(2);
+    await Promise.resolve();
+    expect(order).toEqual([1, 2]);
+    expect(env.heldOutputs).toBe(1);
+    env.holdOutputs = false;
+    void env.output('log', Uint8Array.of(4)).then(() => order.push(4));
+    expect(env.releaseOutputs()).toBe(1);
+    await Promise.resolve();
+    expect(order).toEqual([1, 2, 4, 3]); // 4 was never held
+    expect(env.releaseOutputs()).toBe(0);
+    expect(() => env.releaseOutputs(-1)).toThrow(RangeError);
+  });
+
   it('records power control and injected events', () => {
     const env = createTestDeviceEnv();
     env.control.powerOff(3);

@@ -1,13 +1,16 @@
-import type { PlainValue } from '@ftvm/core';
+import { DivergenceError, type PlainValue } from '@ftvm/core';
 import { describe, expect, it } from 'vitest';
 import { VirtioFeature, VirtioStatus } from '../constants.js';
 import { createVirtioRig, Reg } from '../testing/guest-driver.js';
 import { type BlockBackend, MemoryBlockBackend } from './block-backend.js';
 import {
+  diskWriteSummary,
+  fnv1a32,
   VIRTIO_BLOCK_IN_FLIGHT_WRITE_BYTES_MAX,
   VIRTIO_BLOCK_REQUEST_BYTES_MAX,
   VirtioBlock,
   VirtioBlockFeature,
+  type VirtioBlockHostIo,
   VirtioBlockRequestType,
   VirtioBlockStatus,
 } from './virtio-block.js';
@@ -60,13 +63,59 @@ class ControlledBackend implements BlockBackend {
   }
 }
 
+/** A disk in memory that lists the calls made to it. */
+class RecordingBackend implements BlockBackend {
+  readonly inner: MemoryBlockBackend;
+  readonly calls: string[] = [];
+  closes = 0;
+
+  constructor(contents: number | Uint8Array) {
+    this.inner = new MemoryBlockBackend(contents);
+  }
+  get sizeBytes(): number {
+    return this.inner.sizeBytes;
+  }
+  get readOnly(): boolean {
+    return this.inner.readOnly;
+  }
+  get bytes(): Uint8Array {
+    return this.inner.bytes;
+  }
+  read(offset: number, lengthBytes: number): Promise<Uint8Array> {
+    this.calls.push(`read ${offset}`);
+    return this.inner.read(offset, lengthBytes);
+  }
+  write(offset: number, data: Uint8Array): Promise<void> {
+    this.calls.push(`write ${offset}`);
+    return this.inner.write(offset, data);
+  }
+  flush(): Promise<void> {
+    this.calls.push('flush');
+    return this.inner.flush();
+  }
+  async close(): Promise<void> {
+    this.closes++;
+  }
+}
+
 /** Lets queued microtasks (the host half's promise chain) run. */
 async function settleHost(): Promise<void> {
   for (let i = 0; i < 20; i++) await Promise.resolve();
 }
 
-function blockRig(backend: BlockBackend, options: { serial?: string; features?: bigint } = {}) {
-  const rig = createVirtioRig(new VirtioBlock({ backend, serial: options.serial }), 512 * 1024);
+interface BlockRigOptions {
+  serial?: string;
+  features?: bigint;
+  hostIo?: VirtioBlockHostIo;
+  logReadData?: boolean;
+  /** Hold the device's outputs until the test releases them (an FT primary's output rule). */
+  holdOutputs?: boolean;
+}
+
+function blockRig(backend: BlockBackend, options: BlockRigOptions = {}) {
+  const { serial, hostIo, logReadData } = options;
+  const rig = createVirtioRig(new VirtioBlock({ backend, serial, hostIo, logReadData }), 512 * 1024);
+  rig.harness.env.holdOutputs = options.holdOutputs ?? false;
   const status = rig.driver.initialize(options.features === undefined ? {} : { features: options.features });
   expect(status).toBe(
     VirtioStatus.acknowledge | VirtioStatus.driver | VirtioStatus.featuresOk | VirtioStatus.driverOk,
@@ -442,5 +491,394 @@ describe('virtio-blk state, go-live and replay', () => {
     backup.driver.memory.write(submitted.addresses[2]!, Uint8Array.of(0xee));
     for (const event of logged) backup.harness.device.applyEvent(event);
     expect(backup.harness.env.memory.region.bytes).toEqual(primary.harness.env.memory.region.bytes);
+  });
+});
+
+/** Byte-for-byte equality of two large arrays (guest RAM), fast. */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(
+    Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+  );
+}
+
+/** Bytes of `env.outputs` of one stream, one entry per output. */
+function outputsOf(rig: ReturnType<typeof blockRig>, kind: string): Uint8Array[] {
+  return rig.harness.env.outputs.filter((output) => output.kind === kind).map((output) => output.data);
+}
+
+describe('virtio-blk writes are outputs (the output rule)', () => {
+  it('summarizes a write as offset (u64 LE), length (u32 LE) and the FNV-1a of the data (u32 LE)', () => {
+    // Reference values of 32-bit FNV-1a.
+    expect(fnv1a32(new Uint8Array(0))).toBe(0x811c_9dc5);
+    expect(fnv1a32(new TextEncoder().encode('a'))).toBe(0xe40c_292c);
+    expect(fnv1a32(new TextEncoder().encode('foobar'))).toBe(0xbf9c_f968);
+
+    const rig = blockRig(new MemoryBlockBackend(2 ** 20 * SECTOR));
+    const data = pattern(2 * SECTOR, 3);
+    rig.harness.env.setIcount(77);
+    rig.submit(VirtioBlockRequestType.out, 2 ** 20 - 2, data);
+    const expected = new Uint8Array(16);
+    const view = new DataView(expected.buffer);
+    view.setUint32(0, ((2 ** 20 - 2) * SECTOR) % 2 ** 32, true);
+    view.setUint32(4, Math.floor(((2 ** 20 - 2) * SECTOR) / 2 ** 32), true);
+    view.setUint32(8, 2 * SECTOR, true);
+    view.setUint32(12, fnv1a32(data), true);
+    expect(rig.harness.env.outputs).toEqual([{ kind: 'disk-write', data: expected, icount: 77 }]);
+    expect(diskWriteSummary((2 ** 20 - 2) * SECTOR, data)).toEqual(expected);
+    // Offsets past 4 GiB keep their high bits.
+    expect(diskWriteSummary(2 ** 33 + 512, data).subarray(0, 8)).toEqual(
+      Uint8Array.of(0x00, 0x02, 0, 0, 2, 0, 0, 0),
+    );
+  });
+
+  it('makes no output for reads, GET_ID, or writes refused at once', () => {
+    const rig = blockRig(new MemoryBlockBackend(pattern(4 * SECTOR, 1), { readOnly: true }));
+    rig.submit(VirtioBlockRequestType.in, 0, undefined, SECTOR);
+    rig.submit(VirtioBlockRequestType.getId, 0, undefined, 20);
+    rig.submit(VirtioBlockRequestType.out, 0, pattern(SECTOR, 2)); // read-only disk
+    expect(rig.harness.env.outputs).toEqual([]);
+  });
+
+  it('holds a write until released: no backend write, no completion, and a read behind it waits for the new data', async () => {
+    const backend = new RecordingBackend(pattern(8 * SECTOR, 40));
+    const rig = blockRig(backend, { holdOutputs: true });
+    const data = pattern(2 * SECTOR, 9);
+    const write = rig.submit(VirtioBlockRequestType.out, 2, data);
+    const read = rig.submit(VirtioBlockRequestType.in, 2, undefined, 2 * SECTOR);
+    expect(rig.harness.env.heldOutputs).toBe(1);
+    await settleHost();
+    expect(backend.calls).toEqual([]);
+    expect(backend.bytes.slice(2 * SECTOR, 4 * SECTOR)).toEqual(
+      pattern(8 * SECTOR, 40).slice(2 * SECTOR, 4 * SECTOR),
+    );
+    expect(rig.harness.env.injected).toEqual([]);
+    rig.harness.deliver();
+    expect([write.status(), read.status()]).toEqual([0xee, 0xee]);
+    expect(rig.driver.takeUsed(0)).toEqual([]);
+
+    expect(rig.harness.env.releaseOutputs()).toBe(1);
+    await rig.complete();
+    expect(backend.calls).toEqual([`write ${2 * SECTOR}`, `read ${2 * SECTOR}`]);
+    expect([write.status(), read.status()]).toEqual([VirtioBlockStatus.ok, VirtioBlockStatus.ok]);
+    expect(read.data()).toEqual(data);
+    expect(rig.driver.takeUsed(0).map((element) => element.id)).toEqual([write.headIndex, read.headIndex]);
+  });
+
+  it('injects the completions of a held write and of the read behind it only after the IO', async () => {
+    const backend = new ControlledBackend(8 * SECTOR);
+    const rig = blockRig(backend, { holdOutputs: true });
+    rig.submit(VirtioBlockRequestType.out, 0, pattern(SECTOR, 1));
+    rig.submit(VirtioBlockRequestType.in, 0, undefined, SECTOR);
+    await settleHost();
+    expect(backend.calls).toEqual([]);
+    rig.harness.env.releaseOutputs();
+    await settleHost();
+    expect(backend.calls.map((call) => call.operation)).toEqual(['write']);
+    expect(rig.harness.env.injected).toEqual([]); // the write has not resolved
+    backend.calls[0]!.settle();
+    await settleHost();
+    expect(rig.harness.env.injected.map((event) => (event.data as { id: number }).id)).toEqual([1]);
+    expect(backend.calls.map((call) => call.operation)).toEqual(['write', 'read']);
+  });
+
+  it('holds a flush until released', async () => {
+    const backend = new RecordingBackend(8 * SECTOR);
+    const rig = blockRig(backend, { holdOutputs: true });
+    const flush = rig.submit(VirtioBlockRequestType.flush, 0);
+    expect(outputsOf(rig, 'disk-flush')).toEqual([new Uint8Array(0)]);
+    await settleHost();
+    expect(backend.calls).toEqual([]);
+    rig.harness.deliver();
+    expect(flush.status()).toBe(0xee);
+    rig.harness.env.releaseOutputs();
+    await rig.complete();
+    expect(backend.calls).toEqual(['flush']);
+    expect(flush.status()).toBe(VirtioBlockStatus.ok);
+  });
+
+  it('holds the implicit flush of a write-through disk as an output of its own, after the write', async () => {
+    const backend = new RecordingBackend(8 * SECTOR);
+    const rig = blockRig(backend, { holdOutputs: true, features: 1n << VirtioFeature.version1 });
+    const write = rig.submit(VirtioBlockRequestType.out, 1, pattern(SECTOR, 5));
+    expect(rig.harness.env.outputs.map((output) => output.kind)).toEqual(['disk-write', 'disk-flush']);
+    rig.harness.env.releaseOutputs(1);
+    await settleHost();
+    expect(backend.calls).toEqual([`write ${SECTOR}`]);
+    expect(rig.harness.env.injected).toEqual([]);
+    rig.harness.env.releaseOutputs(1);
+    await rig.complete();
+    expect(backend.calls).toEqual([`write ${SECTOR}`, 'flush']);
+    expect(write.status()).toBe(VirtioBlockStatus.ok);
+  });
+
+  it('never writes a held write once disposed, and still closes the backend', async () => {
+    const backend = new RecordingBackend(8 * SECTOR);
+    const rig = blockRig(backend, { holdOutputs: true });
+    rig.submit(VirtioBlockRequestType.out, 0, pattern(SECTOR, 5));
+    rig.transport.dispose();
+    await rig.device.hostIdle();
+    await settleHost();
+    rig.harness.env.releaseOutputs();
+    await settleHost();
+    expect(backend.calls).toEqual([]);
+    expect(backend.closes).toBe(1);
+    expect(rig.harness.env.injected).toEqual([]);
+  });
+});
+
+describe('virtio-blk host IO modes', () => {
+  async function runMode(hostIo: VirtioBlockHostIo) {
+    const backend = new RecordingBackend(pattern(8 * SECTOR, 60));
+    const rig = blockRig(backend, { hostIo });
+    rig.submit(VirtioBlockRequestType.out, 1, pattern(SECTOR, 61));
+    rig.submit(VirtioBlockRequestType.in, 3, undefined, SECTOR);
+    rig.submit(VirtioBlockRequestType.flush, 0);
+    await rig.device.hostIdle();
+    await settleHost();
+    return { rig, backend };
+  }
+
+  it("'all' reads, writes and flushes, and injects every completion", async () => {
+    const { rig, backend } = await runMode('all');
+    expect(backend.calls).toEqual([`write ${SECTOR}`, `read ${3 * SECTOR}`, 'flush']);
+    expect(rig.harness.env.injected).toHaveLength(3);
+    expect(backend.bytes.slice(SECTOR, 2 * SECTOR)).toEqual(pattern(SECTOR, 61));
+  });
+
+  it("'reads' reads but never writes or flushes, and injects nothing (a backup that reads the disk)", async () => {
+    const { rig, backend } = await runMode('reads');
+    expect(backend.calls).toEqual([`read ${3 * SECTOR}`]);
+    expect(backend.bytes).toEqual(pattern(8 * SECTOR, 60));
+    expect(rig.harness.env.injected).toEqual([]);
+    // The outputs are made all the same: the guest's path is the same on every machine.
+    expect(rig.harness.env.outputs.map((output) => output.kind)).toEqual(['disk-write', 'disk-flush']);
+  });
+
+  it("'none' does nothing", async () => {
+    const { rig, backend } = await runMode('none');
+    expect(backend.calls).toEqual([]);
+    expect(rig.harness.env.injected).toEqual([]);
+    expect(rig.harness.env.outputs.map((output) => output.kind)).toEqual(['disk-write', 'disk-flush']);
+  });
+
+  it('takes issueHostIo as a deprecated alias, and changes mode through hostIo / setHostIo', () => {
+    const disk = new MemoryBlockBackend(SECTOR);
+    expect(new VirtioBlock({ backend: disk }).hostIo).toBe('all');
+    expect(new VirtioBlock({ backend: disk, issueHostIo: true }).hostIo).toBe('all');
+    expect(new VirtioBlock({ backend: disk, issueHostIo: false }).hostIo).toBe('none');
+    expect(new VirtioBlock({ backend: disk, issueHostIo: false, hostIo: 'reads' }).hostIo).toBe('reads');
+    const device = new VirtioBlock({ backend: disk, hostIo: 'none' });
+    expect(device.issueHostIo).toBe(false);
+    device.setHostIo('reads');
+    expect(device.hostIo).toBe('reads');
+    expect(device.issueHostIo).toBe(true);
+    device.issueHostIo = false;
+    expect(device.hostIo).toBe('none');
+    device.hostIo = 'all';
+    expect(device.hostIo).toBe('all');
+    expect(() => device.setHostIo('some' as VirtioBlockHostIo)).toThrow(RangeError);
+    expect(() => new VirtioBlock({ backend: disk, hostIo: 'x' as VirtioBlockHostIo })).toThrow(RangeError);
+  });
+
+  it('go-live switches to all and reissues in-flight writes and flushes, without repeating their outputs', async () => {
+    const backend = new RecordingBackend(8 * SECTOR);
+    const rig = blockRig(backend, { hostIo: 'none' });
+    const data = pattern(SECTOR, 33);
+    const write = rig.submit(VirtioBlockRequestType.out, 4, data);
+    const flush = rig.submit(VirtioBlockRequestType.flush, 0);
+    const read = rig.submit(VirtioBlockRequestType.in, 4, undefined, SECTOR);
+    await settleHost();
+    expect(backend.calls).toEqual([]);
+    const outputs = rig.harness.env.outputs.length;
+
+    rig.transport.onGoLive();
+    expect(rig.device.hostIo).toBe('all');
+    await rig.complete();
+    expect(backend.calls).toEqual([`write ${4 * SECTOR}`, 'flush', `read ${4 * SECTOR}`]);
+    expect(backend.bytes.slice(4 * SECTOR, 5 * SECTOR)).toEqual(data);
+    expect([write.status(), flush.status(), read.status()]).toEqual([0, 0, 0]);
+    expect(read.data()).toEqual(data);
+    expect(rig.harness.env.outputs).toHaveLength(outputs);
+  });
+});
+
+describe('virtio-blk backup reads (completions without their data)', () => {
+  /** The same guest work on any rig: a write, a read over it, a read elsewhere, a GET_ID. */
+  function guestWork(rig: ReturnType<typeof blockRig>) {
+    return [
+      rig.submit(VirtioBlockRequestType.out, 2, pattern(SECTOR, 90)),
+      rig.submit(VirtioBlockRequestType.in, 1, undefined, 3 * SECTOR),
+      rig.submit(VirtioBlockRequestType.in, 6, undefined, SECTOR),
+      rig.submit(VirtioBlockRequestType.getId, 0, undefined, 20),
+    ];
+  }
+
+  async function primaryRun(logReadData: boolean) {
+    const backend = new RecordingBackend(pattern(8 * SECTOR, 70));
+    const rig = blockRig(backend, { logReadData, serial: 'disk' });
+    const requests = guestWork(rig);
+    await rig.device.hostIdle();
+    await settleHost();
+    const logged = [...rig.harness.env.injected];
+    rig.harness.deliver();
+    return { rig, backend, requests, logged };
+  }
+
+  it('logs read completions with data null and dataFromBackend, and leaves the guest the same memory', async () => {
+    const normal = await primaryRun(true);
+    const lean = await primaryRun(false);
+    const reads = lean.logged.map(
+      (event) => event.data as { id: number; data: unknown; dataFromBackend?: true },
+    );
+    expect(reads).toEqual([
+      { id: 1, status: 0, data: null },
+      { id: 2, status: 0, data: null, dataFromBackend: true },
+      { id: 3, status: 0, data: null, dataFromBackend: true },
+    ]);
+    expect(lean.requests[1]!.data().subarray(SECTOR, 2 * SECTOR)).toEqual(pattern(SECTOR, 90));
+    expect(
+      sameBytes(lean.rig.harness.env.memory.region.bytes, normal.rig.harness.env.memory.region.bytes),
+    ).toBe(true);
+    expect(lean.rig.driver.takeUsed(0)).toEqual(normal.rig.driver.takeUsed(0));
+  });
+
+  for (const hostIo of ['reads', 'all'] as const) {
+    it(`a backup in '${hostIo}' mode fills the data from its own disk: the same guest memory and used ring`, async () => {
+      const normal = await primaryRun(true);
+      const lean = await primaryRun(false);
+      // 'reads': the shared disk (the primary's writes are on it); 'all': the backup's own copy.
+      const backend = hostIo === 'reads' ? lean.backend : new RecordingBackend(pattern(8 * SECTOR, 70));
+      const callsBefore = backend.calls.length;
+      const backup = blockRig(backend, { hostIo, serial: 'disk' });
+      guestWork(backup);
+      await backup.device.hostReadsSettled();
+      for (const event of lean.logged) {
+        expect(backup.device.isReadyFor(event)).toBe(true);
+        backup.harness.device.applyEvent(event);
+      }
+      expect(
+        sameBytes(backup.harness.env.memory.region.bytes, normal.rig.harness.env.memory.region.bytes),
+      ).toBe(true);
+      expect(backup.driver.takeUsed(0)).toEqual(normal.rig.driver.takeUsed(0));
+      expect(backup.device.inFlightRequests()).toEqual([]);
+      const calls = backend.calls.slice(callsBefore);
+      expect(calls.filter((call) => call.startsWith('write'))).toEqual(
+        hostIo === 'all' ? [`write ${2 * SECTOR}`] : [],
+      );
+      expect(backend.bytes).toEqual(lean.backend.bytes);
+    });
+  }
+
+  it('isReadyFor answers false until the local read settled', async () => {
+    const backend = new ControlledBackend(8 * SECTOR);
+    backend.inner.bytes.set(pattern(SECTOR, 12), 5 * SECTOR);
+    const backup = blockRig(backend, { hostIo: 'reads' });
+    const read = backup.submit(VirtioBlockRequestType.in, 5, undefined, SECTOR);
+    const logged = {
+      type: 'request-completed',
+      data: { id: 1, status: 0, data: null, dataFromBackend: true },
+    };
+    expect(backup.device.isReadyFor(logged)).toBe(false);
+    // Events that need no local read are ready at once.
+    expect(backup.device.isReadyFor({ type: 'other' })).toBe(true);
+    expect(
+      backup.device.isReadyFor({
+        type: 'request-completed',
+        data: { id: 1, status: 0, data: new Uint8Array(SECTOR) },
+      }),
+    ).toBe(true);
+    expect(
+      backup.device.isReadyFor({
+        type: 'request-completed',
+        data: { id: 1, status: 1, data: null, dataFromBackend: true },
+      }),
+    ).toBe(true);
+    // Applied too early it does not complete the request with missing data: the replay stops.
+    expect(() => backup.harness.device.applyEvent(logged)).toThrow(DivergenceError);
+    expect(read.status()).toBe(0xee);
+
+    let settled = false;
+    void backup.device.hostReadsSettled().then(() => {
+      settled = true;
+    });
+    await settleHost();
+    expect(settled).toBe(false);
+    backend.calls[0]!.settle();
+    await backup.device.hostReadsSettled();
+    expect(settled).toBe(true);
+    expect(backup.device.isReadyFor(logged)).toBe(true);
+    backup.harness.device.applyEvent(logged);
+    expect(read.status()).toBe(VirtioBlockStatus.ok);
+    expect(read.data()).toEqual(pattern(SECTOR, 12));
+  });
+
+  it('follows a logged error whatever the local read did, and stops on a local failure the primary did not have', async () => {
+    const backend = new ControlledBackend(8 * SECTOR);
+    const backup = blockRig(backend, { hostIo: 'reads' });
+    const first = backup.submit(VirtioBlockRequestType.in, 0, undefined, SECTOR);
+    const second = backup.submit(VirtioBlockRequestType.in, 1, undefined, SECTOR);
+    await settleHost();
+    backend.calls[0]!.settle(true); // the backup's read fails, as the primary's did
+    await settleHost();
+    backend.calls[1]!.settle(true); // the backup's read fails, the primary's succeeded
+    await backup.device.hostReadsSettled();
+    backup.harness.device.applyEvent({
+      type: 'request-completed',
+      data: { id: 1, status: VirtioBlockStatus.ioError, data: null, dataFromBackend: true },
+    });
+    expect(first.status()).toBe(VirtioBlockStatus.ioError);
+    let caught: unknown;
+    try {
+      backup.harness.device.applyEvent({
+        type: 'request-completed',
+        data: { id: 2, status: 0, data: null, dataFromBackend: true },
+      });
+    } catch (error) {
+      caught = error;
+    }
+    expect(DivergenceError.is(caught)).toBe(true);
+    expect((caught as DivergenceError).kind).toBe('missing-entry');
+    expect((caught as DivergenceError).message).toMatch(
+      /local read that failed, where the primary read succeeded/,
+    );
+    expect(second.status()).toBe(0xee);
+  });
+
+  it('stops with a clear divergence when a device that reads nothing gets a completion without data', () => {
+    const backup = blockRig(new RecordingBackend(8 * SECTOR), { hostIo: 'none' });
+    backup.submit(VirtioBlockRequestType.in, 0, undefined, SECTOR);
+    const logged = {
+      type: 'request-completed',
+      data: { id: 1, status: 0, data: null, dataFromBackend: true },
+    };
+    expect(backup.device.isReadyFor(logged)).toBe(true); // waiting would never end
+    expect(() => backup.harness.device.applyEvent(logged)).toThrow(/host IO mode "none"/);
+  });
+
+  it('reads a request restored from a snapshot when its data-less completion is asked about', async () => {
+    const disk = pattern(8 * SECTOR, 50);
+    const original = blockRig(new ControlledBackend(8 * SECTOR));
+    const read = original.submit(VirtioBlockRequestType.in, 3, undefined, SECTOR);
+    const section = original.transport.saveState();
+
+    const backend = new RecordingBackend(disk);
+    const device = new VirtioBlock({ backend, hostIo: 'reads' });
+    const restored = createVirtioRig(device, 512 * 1024);
+    restored.harness.env.memory.region.bytes.set(original.harness.env.memory.region.bytes);
+    restored.transport.restoreState(structuredClone(section));
+    const logged = {
+      type: 'request-completed',
+      data: { id: 1, status: 0, data: null, dataFromBackend: true },
+    };
+    expect(device.isReadyFor(logged)).toBe(false);
+    await device.hostReadsSettled();
+    expect(backend.calls).toEqual([`read ${3 * SECTOR}`]);
+    expect(device.isReadyFor(logged)).toBe(true);
+    restored.harness.device.applyEvent(logged);
+    expect(restored.harness.env.memory.read(read.dataAddress, SECTOR)).toEqual(
+      disk.slice(3 * SECTOR, 4 * SECTOR),
+    );
+    // The section keeps its version-1 layout.
+    expect(restored.transport.saveState()).toEqual(expect.objectContaining({ version: 1 }));
   });
 });

@@ -1,6 +1,7 @@
 import {
   type AccessWidth,
   type DeviceEventPayload,
+  DivergenceError,
   type PlainValue,
   SnapshotError,
   type StateSection,
@@ -17,20 +18,40 @@ import type { BlockBackend } from './block-backend.js';
  *
  * - When the guest notifies, the device takes each request off the queue and, for a write, copies
  *   the data out of guest memory at once (a bounce buffer). The request joins the in-flight list.
+ * - A write is an output (on a shared disk the backup will use what the primary wrote): taking it
+ *   off the ring calls `env.output('disk-write', summary)` — 16 bytes: offset in bytes (u64 LE),
+ *   length (u32 LE), 32-bit FNV-1a of the data (u32 LE), see {@link diskWriteSummary} — so a
+ *   replay checks the same write happened while record files stay small. A flush, and the
+ *   implicit flush after a write when VIRTIO_BLK_F_FLUSH was not negotiated, is
+ *   `env.output('disk-flush', <empty>)`. These calls happen on the guest's path on every machine.
  * - The host half performs the IO on a {@link BlockBackend}, one request at a time in request
- *   order, and hands the outcome back with `env.inject({ type: 'request-completed', data:
- *   { id, status, data } })` — `data` holds the bytes a read brought in.
+ *   order. Before a write or a flush reaches the backend it awaits the promise `env.output`
+ *   answered, i.e. the output's release (on an FT primary: once the backup acknowledged the log
+ *   position covering it — the output rule). Requests behind a held write wait too, so a read of
+ *   the sectors just written sees the new data. The outcome goes back with `env.inject({ type:
+ *   'request-completed', data: { id, status, data } })` — `data` holds the bytes a read brought
+ *   in; with `logReadData: false` it is null and `dataFromBackend: true` is set instead (the
+ *   paper's "backup reads": the log stays small, each machine reads its own disk).
  * - Applying that event is the only point where a read's data reaches guest memory, with the
  *   status byte and the used-ring entry. So a guest that races its own DMA (reads or rewrites the
- *   buffer while the request is in flight) sees the same thing on a replay.
+ *   buffer while the request is in flight) sees the same thing on a replay. A completion with
+ *   `dataFromBackend` takes the data from this machine's own host read of the request;
+ *   {@link VirtioBlock.isReadyFor} answers false until that read settled
+ *   ({@link VirtioBlock.hostReadsSettled}). A logged success whose local read failed is a
+ *   divergence (`DivergenceError`, kind `missing-entry`).
+ * - Host IO modes ({@link VirtioBlockHostIo}): `all` (standalone, primary, a backup with its own
+ *   copy of the disk, which applies the primary's writes to it), `reads` (a backup that reads the
+ *   shared disk itself; it never writes), `none` (a backup on a shared disk whose read data comes
+ *   in the log). Only `all` injects completions. {@link VirtioBlock.onGoLive} switches to `all`.
  * - Requests complete in the order they were issued: a request that is answered at once (GET_ID,
  *   an unsupported type, a range error) waits behind the ones in flight.
  * - A write is acknowledged only after the backend resolved it (and, when the driver did not take
  *   VIRTIO_BLK_F_FLUSH, after a flush too: without a flush command the cache must be write-through).
  *   A backend failure is VIRTIO_BLK_S_IOERR; a write to a read-only disk is VIRTIO_BLK_S_IOERR
- *   (§5.2.6.2); an unknown request type is VIRTIO_BLK_S_UNSUPP.
+ *   (§5.2.6.2) and is no output; an unknown request type is VIRTIO_BLK_S_UNSUPP.
  * - In-flight requests are part of the saved state; {@link VirtioBlock.onGoLive} reissues them
- *   (they are idempotent) on a backup that becomes the primary.
+ *   (they are idempotent) on a backup that becomes the primary. Their outputs were made when they
+ *   were taken, on the machine that took them, and are not repeated.
  *
  * One request queue. Configuration space (57 bytes, as QEMU 7.2): `capacity` in 512-byte sectors
  * at 0, `seg_max` at 12, `blk_size` (512) at 20; the rest reads 0. Write data held in bounce
@@ -41,7 +62,8 @@ import type { BlockBackend } from './block-backend.js';
  * the ring for bounce-buffer room), `inFlight`: an array of
  * `{ id, headIndex, operation ('read' | 'write' | 'flush' | 'answered'), offsetBytes, lengthBytes,
  * writeData (bytes or null), flushAfter, writable ([address, length, …]), status (null until
- * known), data (bytes or null) }`.
+ * known), data (bytes or null) }`. The host half (held releases, local read results, the IO
+ * mode) is not state.
  */
 
 /** Request types (§5.2.6). */
@@ -94,6 +116,47 @@ const HEADER_BYTES = 16;
 const STATE_VERSION = 1;
 /** Event type of a completion from the host half. */
 export const BLOCK_REQUEST_COMPLETED = 'request-completed';
+/** Output stream of disk writes (`env.output`), one {@link diskWriteSummary} per write request. */
+export const BLOCK_OUTPUT_DISK_WRITE = 'disk-write';
+/** Output stream of disk flushes (`env.output`), with empty data. */
+export const BLOCK_OUTPUT_DISK_FLUSH = 'disk-flush';
+/** Length of a {@link diskWriteSummary}: offset (8), length (4), FNV-1a hash (4). */
+export const DISK_WRITE_SUMMARY_BYTES = 16;
+
+/**
+ * What the host half does (the paper's disk modes):
+ * - `all`: reads, writes and flushes, and injects each completion (standalone, primary, and a
+ *   backup with its own copy of the disk, which applies the primary's writes to it);
+ * - `reads`: reads only, kept for a completion that comes without its data; injects nothing (a
+ *   backup that reads the shared disk itself, "backup reads");
+ * - `none`: nothing (a backup on a shared disk whose read data travels in the log).
+ */
+export type VirtioBlockHostIo = 'all' | 'reads' | 'none';
+
+const HOST_IO_MODES: readonly VirtioBlockHostIo[] = ['all', 'reads', 'none'];
+const NO_BYTES = new Uint8Array(0);
+const RELEASED: Promise<void> = Promise.resolve();
+
+/** The 32-bit FNV-1a hash of `data`. */
+export function fnv1a32(data: Uint8Array): number {
+  let hash = 0x811c_9dc5;
+  for (let i = 0; i < data.length; i++) hash = Math.imul(hash ^ data[i]!, 0x0100_0193);
+  return hash >>> 0;
+}
+
+/**
+ * The data of a `disk-write` output: the byte offset (u64 LE), the length (u32 LE) and the 32-bit
+ * FNV-1a hash of the data (u32 LE). Small, so logs that record outputs stay small; enough for a
+ * replay to check that the same write happened.
+ */
+export function diskWriteSummary(offsetBytes: number, data: Uint8Array): Uint8Array {
+  const summary = new Uint8Array(DISK_WRITE_SUMMARY_BYTES);
+  const view = new DataView(summary.buffer);
+  view.setBigUint64(0, BigInt(offsetBytes), true);
+  view.setUint32(8, data.length, true);
+  view.setUint32(12, fnv1a32(data), true);
+  return summary;
+}
 
 /** What the host half does for a request; `answered` needs no IO. */
 type BlockOperation = 'read' | 'write' | 'flush' | 'answered';
@@ -131,10 +194,20 @@ export interface VirtioBlockOptions {
   /** What GET_ID answers (at most 20 bytes of ASCII; default empty, as QEMU without `serial=`). */
   readonly serial?: string;
   /**
-   * Whether the host half performs IO (default true). A backup on a shared disk passes false, so
-   * only the primary touches the disk; {@link VirtioBlock.onGoLive} turns it on.
+   * What the host half does (default `all`); see {@link VirtioBlockHostIo}.
+   * {@link VirtioBlock.onGoLive} switches to `all`.
+   */
+  readonly hostIo?: VirtioBlockHostIo;
+  /**
+   * @deprecated Use `hostIo`: true is `all`, false is `none`. Ignored when `hostIo` is given.
    */
   readonly issueHostIo?: boolean;
+  /**
+   * Whether a read's completion carries the data read (default true). False (a primary whose
+   * backup reads the disk itself): the completion carries `data: null, dataFromBackend: true`
+   * and every machine applying it takes the data from its own host read.
+   */
+  readonly logReadData?: boolean;
 }
 
 /** The completion a host half injects. */
@@ -142,6 +215,23 @@ interface BlockCompletion {
   readonly id: number;
   readonly status: number;
   readonly data: Uint8Array | null;
+  /** The data is not in the event: the applying machine's own host read has it. */
+  readonly dataFromBackend: boolean;
+}
+
+/** The host half's read of one request, kept for a completion that comes without its data. */
+interface HostRead {
+  settled: boolean;
+  /** The bytes read, or null when the read failed (or has not settled). */
+  data: Uint8Array | null;
+  /** Settles (never rejects) once the read did. */
+  done: Promise<void>;
+}
+
+/** The release promises of a request's outputs (`env.output`), host half only. */
+interface Releases {
+  readonly write: Promise<void>;
+  readonly flush: Promise<void>;
 }
 
 export class VirtioBlock implements VirtioDevice {
@@ -150,8 +240,8 @@ export class VirtioBlock implements VirtioDevice {
   readonly queueSizesMax = [VIRTIO_BLOCK_QUEUE_SIZE_MAX] as const;
   readonly deviceFeatures: bigint;
   readonly backend: BlockBackend;
-  /** Whether the host half performs IO (see {@link VirtioBlockOptions.issueHostIo}). */
-  issueHostIo: boolean;
+  /** Whether read completions carry their data (see {@link VirtioBlockOptions.logReadData}). */
+  logReadData: boolean;
 
   readonly #config = new Uint8Array(VIRTIO_BLOCK_CONFIG_SIZE_BYTES);
   readonly #serial: Uint8Array;
@@ -163,10 +253,25 @@ export class VirtioBlock implements VirtioDevice {
   #stalled = false;
   /** The host half's chain of IO: one request at a time, in order. */
   #hostWork: Promise<void> = Promise.resolve();
+  #hostIo: VirtioBlockHostIo;
+  /** Host half: the release of each in-flight write's and flush's outputs, by request id. */
+  readonly #releases = new Map<number, Releases>();
+  /** Host half: this machine's own reads of in-flight read requests, by request id. */
+  readonly #hostReads = new Map<number, HostRead>();
+  #disposed = false;
+  /** Settles on dispose, so a write held forever (a halted primary) no longer holds the chain. */
+  readonly #disposal: Promise<void>;
+  #signalDisposal: () => void = () => {};
 
   constructor(options: VirtioBlockOptions) {
     this.backend = options.backend;
-    this.issueHostIo = options.issueHostIo ?? true;
+    this.#hostIo = checkHostIo(
+      options.hostIo ?? (options.issueHostIo === undefined || options.issueHostIo ? 'all' : 'none'),
+    );
+    this.logReadData = options.logReadData ?? true;
+    this.#disposal = new Promise((resolve) => {
+      this.#signalDisposal = resolve;
+    });
     this.#capacitySectors = Math.floor(options.backend.sizeBytes / VIRTIO_BLOCK_SECTOR_BYTES);
     setConfigField(this.#config, 0, 8, this.#capacitySectors);
     setConfigField(this.#config, 12, 4, VIRTIO_BLOCK_SEGMENTS_MAX);
@@ -198,9 +303,74 @@ export class VirtioBlock implements VirtioDevice {
     }));
   }
 
-  /** A promise that settles when the host half has no IO left to do (for tests and shutdown). */
+  /** What the host half does (see {@link VirtioBlockHostIo}). */
+  get hostIo(): VirtioBlockHostIo {
+    return this.#hostIo;
+  }
+
+  /**
+   * Changes what the host half does from the next request on; requests already taken keep what
+   * was done for them (use {@link VirtioBlock.onGoLive} to reissue them).
+   */
+  set hostIo(mode: VirtioBlockHostIo) {
+    this.#hostIo = checkHostIo(mode);
+  }
+
+  /** Same as setting {@link VirtioBlock.hostIo}. */
+  setHostIo(mode: VirtioBlockHostIo): void {
+    this.hostIo = mode;
+  }
+
+  /** @deprecated Use {@link VirtioBlock.hostIo}: true when it is not `none`; true sets `all`, false `none`. */
+  get issueHostIo(): boolean {
+    return this.#hostIo !== 'none';
+  }
+
+  set issueHostIo(on: boolean) {
+    this.#hostIo = on ? 'all' : 'none';
+  }
+
+  /**
+   * A promise that settles when the host half has no IO left to do (for tests and shutdown). A
+   * write whose output is held keeps it pending until the output is released.
+   */
   hostIdle(): Promise<void> {
     return this.#hostWork;
+  }
+
+  /**
+   * A promise that settles once every host read issued so far has settled (the reads a
+   * completion without data waits for; see {@link VirtioBlock.isReadyFor}). Never rejects.
+   */
+  hostReadsSettled(): Promise<void> {
+    return Promise.all([...this.#hostReads.values()].map((read) => read.done)).then(() => {});
+  }
+
+  /**
+   * Whether `event` can be applied now. False only for a successful read's completion that
+   * carries no data (`dataFromBackend`) while this machine's own read of the request has not
+   * settled: wait for {@link VirtioBlock.hostReadsSettled} and ask again. A read this machine never
+   * issued (its request was restored from a snapshot) is issued here. Any other event — and a
+   * completion this device cannot serve at all (host IO `none`) — is ready: applying it decides.
+   */
+  isReadyFor(event: DeviceEventPayload): boolean {
+    if (event.type !== BLOCK_REQUEST_COMPLETED || this.#context === undefined || !this.#context.isLive())
+      return true;
+    const completion = parseCompletion(event.data);
+    if (
+      completion === null ||
+      completion.status !== VirtioBlockStatus.ok ||
+      completion.data !== null ||
+      !completion.dataFromBackend
+    )
+      return true;
+    const request = this.#pending(completion.id);
+    if (request === undefined || request.operation !== 'read') return true;
+    const read = this.#hostReads.get(request.id);
+    if (read !== undefined) return read.settled;
+    if (this.#hostIo === 'none') return true;
+    this.#issue(request);
+    return false;
   }
 
   attach(context: VirtioDeviceContext): void {
@@ -219,8 +389,10 @@ export class VirtioBlock implements VirtioDevice {
 
   reset(): void {
     // Completions of these requests may still arrive from the host half; their ids match nothing.
+    // Writes already taken still reach the disk once released: they were output.
     this.#inFlight = [];
     this.#stalled = false;
+    this.#forgetHostHalf();
   }
 
   notifyQueue(queueIndex: number): void {
@@ -233,16 +405,18 @@ export class VirtioBlock implements VirtioDevice {
     if (event.type !== BLOCK_REQUEST_COMPLETED) return;
     const completion = parseCompletion(event.data);
     if (completion === null || !this.#requireContext().isLive()) return;
-    const request = this.#inFlight.find(
-      (candidate) => candidate.id === completion.id && candidate.status === null,
-    );
+    const request = this.#pending(completion.id);
     if (request === undefined) return;
     if (request.operation === 'read' && completion.status === VirtioBlockStatus.ok) {
-      if (completion.data === null || completion.data.length !== request.lengthBytes) {
+      const data =
+        completion.data === null && completion.dataFromBackend
+          ? this.#localReadData(request)
+          : completion.data;
+      if (data === null || data.length !== request.lengthBytes) {
         request.status = VirtioBlockStatus.ioError;
       } else {
         request.status = VirtioBlockStatus.ok;
-        request.data = completion.data;
+        request.data = data;
       }
     } else {
       request.status =
@@ -252,11 +426,14 @@ export class VirtioBlock implements VirtioDevice {
   }
 
   onGoLive(): void {
-    this.issueHostIo = true;
+    this.#hostIo = 'all';
     for (const request of this.#inFlight) if (request.status === null) this.#issue(request);
   }
 
   dispose(): void {
+    // Writes still held are never released now: they must not reach the disk.
+    this.#disposed = true;
+    this.#signalDisposal();
     const backend = this.backend;
     void this.#hostWork.then(() => backend.close?.()).catch(() => {});
   }
@@ -294,6 +471,8 @@ export class VirtioBlock implements VirtioDevice {
     this.#nextRequestId = nextRequestId;
     this.#stalled = stalled;
     this.#inFlight = inFlight;
+    // The restored requests' outputs were made on the machine that took them; nothing is held.
+    this.#forgetHostHalf();
   }
 
   /** Takes requests off the ring while the bounce buffers have room. */
@@ -312,8 +491,78 @@ export class VirtioBlock implements VirtioDevice {
       }
       const request = this.#take(chain);
       this.#inFlight.push(request);
+      this.#output(request);
       if (request.status === null) this.#issue(request);
     }
+  }
+
+  /**
+   * Door 3 for a request just taken, on the guest's path: a write and a flush reach the outside
+   * world (a shared disk), so they are outputs; the host half acts once they are released.
+   */
+  #output(request: InFlightRequest): void {
+    if (request.operation !== 'write' && request.operation !== 'flush') return;
+    const env = this.#requireContext().env;
+    const write =
+      request.operation === 'write'
+        ? env.output(BLOCK_OUTPUT_DISK_WRITE, diskWriteSummary(request.offsetBytes, request.writeData!))
+        : RELEASED;
+    const flush =
+      request.operation === 'flush' || request.flushAfter
+        ? env.output(BLOCK_OUTPUT_DISK_FLUSH, NO_BYTES)
+        : RELEASED;
+    this.#releases.set(request.id, { write, flush });
+  }
+
+  /** The in-flight request `id` that still waits for its outcome. */
+  #pending(id: number): InFlightRequest | undefined {
+    return this.#inFlight.find((candidate) => candidate.id === id && candidate.status === null);
+  }
+
+  /**
+   * The data of a successful read whose completion left it to this machine's own host read. Not
+   * having it — no local read, a read not yet settled, a read that failed — is a divergence:
+   * the primary read the data, this machine cannot give the guest the same.
+   */
+  #localReadData(request: InFlightRequest): Uint8Array {
+    const read = this.#hostReads.get(request.id);
+    const icount = this.#requireContext().env.icount();
+    const expected = `the ${request.lengthBytes} bytes at offset ${request.offsetBytes} of read request ${request.id}, which the log leaves to this machine's own disk read`;
+    if (read === undefined) {
+      throw new DivergenceError(
+        'missing-entry',
+        icount,
+        expected,
+        this.#hostIo === 'none'
+          ? 'a device that reads nothing (host IO mode "none")'
+          : 'no local read of that request',
+        'a backup of a primary with logReadData false must read the disk itself (hostIo "reads" or "all")',
+      );
+    }
+    if (!read.settled) {
+      throw new DivergenceError(
+        'missing-entry',
+        icount,
+        expected,
+        'a local read that has not completed yet',
+        'apply the event only once isReadyFor answers true (await hostReadsSettled())',
+      );
+    }
+    if (read.data === null) {
+      throw new DivergenceError(
+        'missing-entry',
+        icount,
+        expected,
+        'a local read that failed, where the primary read succeeded',
+      );
+    }
+    return read.data;
+  }
+
+  /** Drops the host half's records (held releases, local reads): their requests are gone. */
+  #forgetHostHalf(): void {
+    this.#releases.clear();
+    this.#hostReads.clear();
   }
 
   #inFlightWriteBytes(): number {
@@ -402,6 +651,8 @@ export class VirtioBlock implements VirtioDevice {
       let pushed = false;
       while (this.#inFlight.length > 0 && this.#inFlight[0]!.status !== null) {
         const request = this.#inFlight.shift()!;
+        this.#releases.delete(request.id);
+        this.#hostReads.delete(request.id);
         const chain: DescriptorChain = {
           headIndex: request.headIndex,
           readable: [],
@@ -424,28 +675,78 @@ export class VirtioBlock implements VirtioDevice {
     if (pushedAny) context.usedBuffersPushed(queue);
   }
 
-  /** Host half: queue the request's IO behind the ones already issued. Never rejects. */
+  /**
+   * Host half: queue the request's IO behind the ones already issued, as the IO mode says. A
+   * write or flush first waits for its output's release. Never rejects.
+   */
   #issue(request: InFlightRequest): void {
-    if (!this.issueHostIo) return;
-    const context = this.#requireContext();
-    const backend = this.backend;
-    const { id, operation, offsetBytes, lengthBytes, writeData, flushAfter } = request;
-    this.#hostWork = this.#hostWork.then(async () => {
-      let completion: BlockCompletion;
-      try {
-        if (operation === 'read') {
-          const data = await backend.read(offsetBytes, lengthBytes);
-          completion = { id, status: VirtioBlockStatus.ok, data: data.slice() };
-        } else {
-          if (operation === 'write') await backend.write(offsetBytes, writeData!);
-          if (operation === 'flush' || flushAfter) await backend.flush();
-          completion = { id, status: VirtioBlockStatus.ok, data: null };
-        }
-      } catch {
-        completion = { id, status: VirtioBlockStatus.ioError, data: null };
-      }
-      context.env.inject({ type: BLOCK_REQUEST_COMPLETED, data: { ...completion } });
+    const mode = this.#hostIo;
+    const { id, operation } = request;
+    if (mode === 'none' || (mode === 'reads' && operation !== 'read')) return;
+    const env = this.#requireContext().env;
+    const inject = mode === 'all';
+    if (operation === 'read') {
+      const read: HostRead = { settled: false, data: null, done: RELEASED };
+      this.#hostReads.set(id, read);
+      this.#hostWork = this.#hostWork.then(() => this.#hostRead(request, read, env, inject));
+      read.done = this.#hostWork;
+      return;
+    }
+    const releases = this.#releases.get(id) ?? { write: RELEASED, flush: RELEASED };
+    this.#hostWork = this.#hostWork.then(() => this.#hostWrite(request, releases, env));
+  }
+
+  async #hostRead(
+    request: InFlightRequest,
+    read: HostRead,
+    env: VirtioDeviceContext['env'],
+    inject: boolean,
+  ): Promise<void> {
+    const { id, offsetBytes, lengthBytes } = request;
+    if (this.#disposed) return;
+    let status: number = VirtioBlockStatus.ok;
+    try {
+      read.data = (await this.backend.read(offsetBytes, lengthBytes)).slice();
+    } catch {
+      read.data = null;
+      status = VirtioBlockStatus.ioError;
+    }
+    read.settled = true;
+    if (!inject) return;
+    env.inject({
+      type: BLOCK_REQUEST_COMPLETED,
+      data: this.logReadData
+        ? { id, status, data: read.data }
+        : { id, status, data: null, dataFromBackend: true },
     });
+  }
+
+  async #hostWrite(
+    request: InFlightRequest,
+    releases: Releases,
+    env: VirtioDeviceContext['env'],
+  ): Promise<void> {
+    const { id, operation, offsetBytes, writeData, flushAfter } = request;
+    let status: number = VirtioBlockStatus.ok;
+    try {
+      if (operation === 'write') {
+        if (!(await this.#released(releases.write))) return;
+        await this.backend.write(offsetBytes, writeData!);
+      }
+      if (operation === 'flush' || flushAfter) {
+        if (!(await this.#released(releases.flush))) return;
+        await this.backend.flush();
+      }
+    } catch {
+      status = VirtioBlockStatus.ioError;
+    }
+    env.inject({ type: BLOCK_REQUEST_COMPLETED, data: { id, status, data: null } });
+  }
+
+  /** Waits for an output's release; false when the device was disposed first (act no more). */
+  async #released(release: Promise<void>): Promise<boolean> {
+    await Promise.race([release, this.#disposal]);
+    return !this.#disposed;
   }
 
   #requireContext(): VirtioDeviceContext {
@@ -463,7 +764,17 @@ function parseCompletion(data: PlainValue | undefined): BlockCompletion | null {
   const bytes = record.data;
   if (typeof id !== 'number' || !Number.isSafeInteger(id)) return null;
   if (typeof status !== 'number') return null;
-  return { id, status, data: bytes instanceof Uint8Array ? bytes : null };
+  return {
+    id,
+    status,
+    data: bytes instanceof Uint8Array ? bytes : null,
+    dataFromBackend: record.dataFromBackend === true,
+  };
+}
+
+function checkHostIo(mode: VirtioBlockHostIo): VirtioBlockHostIo {
+  if (!HOST_IO_MODES.includes(mode)) throw new RangeError(`virtio-blk: unknown host IO mode ${String(mode)}`);
+  return mode;
 }
 
 const OPERATIONS: readonly BlockOperation[] = ['read', 'write', 'flush', 'answered'];
