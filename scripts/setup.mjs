@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Installs the Debian packages ftvm's tests use when they are missing: the guest toolchain
-// (gcc + picolibc for riscv64-unknown-elf), QEMU (the reference for guest behaviour) and dtc.
+// (gcc + picolibc for riscv64-unknown-elf), QEMU (the reference for guest behaviour), dtc and
+// etcd (the arbiter's etcd backend).
 // Idempotent: does nothing when everything is present. Runs `apt-get update` at most once.
 // Without root (or apt), it says what is missing; the tests that need it then skip and say why.
 // Set FTVM_SKIP_SETUP=1 to skip this step entirely.
@@ -16,6 +17,7 @@ const requirements = [
   },
   { debianPackage: 'qemu-system-misc', command: 'qemu-system-riscv32' },
   { debianPackage: 'device-tree-compiler', command: 'dtc' },
+  { debianPackage: 'etcd-server', command: 'etcd' },
 ];
 
 function commandExists(command) {
