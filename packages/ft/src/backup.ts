@@ -1,0 +1,285 @@
+import type { Arbiter, FtMessage, LogChannel } from '@ftvm/core';
+import { DivergenceError, FtvmError } from '@ftvm/core';
+import type { HostScheduler, HostSleep, Machine, MachineOptions, MachineOutput } from '@ftvm/machine';
+import { BackupCore, type BackupStatistics } from './backup-core.js';
+import { type FtConfig, ftConfig } from './config.js';
+import type { FtEvent } from './events.js';
+import { LiveLog } from './live-log.js';
+import { FtPrimary, type FtPrimaryOptions } from './primary.js';
+
+const SLICE_STEPS = 5_000_000;
+
+/** What the driver hands the machine it builds: spread these into the machine's options. */
+export type BackupMachineHooks = Required<
+  Pick<MachineOptions, 'mode' | 'replayLog' | 'holdOutputs' | 'onOutput'>
+>;
+
+export interface FtBackupOptions {
+  readonly vmId: string;
+  readonly host: string;
+  /** The epoch the primary owns now. */
+  readonly epoch: number;
+  readonly config?: Partial<FtConfig>;
+  readonly scheduler: HostScheduler;
+  readonly arbiter: Arbiter;
+  /** The open channel from the primary. */
+  readonly channel: LogChannel;
+  /**
+   * Builds the backup's machine with these hooks spread into its options: the same configuration
+   * as the primary's (RAM, devices; a shared disk's device does no host IO). For a backup that
+   * boots with its primary, load the same image; for a clone, load nothing (RAM comes over).
+   */
+  readonly createMachine: (hooks: BackupMachineHooks) => Machine;
+  /** True for a clone of a running primary (pages and state come first). */
+  readonly cloning: boolean;
+  /** Where outputs go once this backup went live and is the primary. */
+  readonly deliver: (output: MachineOutput) => void;
+  readonly onEvent?: (event: FtEvent) => void;
+}
+
+/** How a backup's run ended. */
+export type BackupEnd =
+  /** It won the arbiter and went live: run the primary it became. */
+  | { readonly end: 'went-live'; readonly primary: FtPrimary }
+  /** It lost the arbiter, was told goodbye, or broke off: it emitted nothing. */
+  | { readonly end: 'halted'; readonly reason: string }
+  /** Its replay disagreed with the primary's log (a bug or corruption), named here. */
+  | { readonly end: 'diverged'; readonly error: DivergenceError }
+  /** The guest powered off where the primary's log said it did. */
+  | { readonly end: 'powered-off'; readonly exitStatus: number }
+  | { readonly end: 'stopped' }
+  /** `kill()` was called (an injected host failure). */
+  | { readonly end: 'killed' };
+
+/**
+ * The backup's driver: replays the primary's log as it arrives (never past its last point),
+ * acknowledges it, watches for the primary's failure and, when it wins the arbiter, consumes the
+ * rest of the log and goes live as an {@link FtPrimary}.
+ */
+export class FtBackup {
+  readonly machine: Machine;
+  readonly log: LiveLog;
+  readonly #core: BackupCore;
+  readonly #options: FtBackupOptions;
+  readonly #config: FtConfig;
+  #sleep: HostSleep | undefined;
+  #stopRequested = false;
+  #killed = false;
+  #halted: string | undefined;
+  #goLive: { epoch: number; wonMs: number } | undefined;
+
+  constructor(options: FtBackupOptions) {
+    this.#options = options;
+    this.#config = ftConfig(options.config);
+    const nowMs = this.#nowMs();
+    this.#core = new BackupCore({
+      epoch: options.epoch,
+      config: this.#config,
+      cloning: options.cloning,
+      nowMs,
+    });
+    this.log = new LiveLog();
+    this.machine = options.createMachine({
+      mode: 'replay',
+      replayLog: this.log,
+      holdOutputs: true,
+      onOutput: () => {},
+    });
+    options.channel.onMessage((message: FtMessage) => {
+      this.#core.messageReceived(message, this.#nowMs());
+      this.#apply();
+    });
+    options.channel.onClose(() => {
+      this.#core.channelClosed(this.#nowMs());
+      this.#apply();
+    });
+  }
+
+  get state(): BackupStatistics['state'] {
+    return this.#core.state;
+  }
+
+  statistics(): BackupStatistics {
+    return this.#core.statistics();
+  }
+
+  stop(): void {
+    this.#stopRequested = true;
+    this.#wake();
+  }
+
+  /**
+   * Fail-stop, as when the host dies (fault injection): the run ends at its next step, and from
+   * now on nothing is sent, released, applied or asked. The channel is left as it is: the peer
+   * notices by the silence, or by the connection dropping if the caller cuts it.
+   */
+  kill(): void {
+    this.#killed = true;
+    this.#wake();
+  }
+
+  async run(): Promise<BackupEnd> {
+    const scheduler = this.#options.scheduler;
+    this.log.onAvailable(() => this.#wake());
+    try {
+      for (;;) {
+        this.#core.tick(this.#nowMs());
+        this.#apply();
+        if (this.#killed) return { end: 'killed' };
+        if (this.#halted !== undefined) return { end: 'halted', reason: this.#halted };
+        if (this.#stopRequested) {
+          this.#core.stop('the backup was stopped', this.#nowMs());
+          this.#apply();
+          this.#options.channel.close();
+          return { end: 'stopped' };
+        }
+        if (this.#goLive) return this.#takeOver(this.#goLive);
+        if (this.#core.state === 'receiving-state') {
+          await this.#sleepMs(this.#config.heartbeatIntervalMs);
+          continue;
+        }
+        let outcome: ReturnType<Machine['runSlice']>;
+        try {
+          const startNs = scheduler.monotonicNs();
+          outcome = this.machine.runSlice(SLICE_STEPS, {
+            nowNs: () => scheduler.monotonicNs(),
+            deadlineNs: startNs + this.#config.sliceTimeMsMax * 1e6,
+          });
+        } catch (error) {
+          if (!DivergenceError.is(error)) throw error;
+          this.#core.diverged(error.message, this.#nowMs());
+          this.#apply();
+          this.#options.channel.close();
+          this.#emit({ type: 'backup-halted', epoch: this.#core.epoch, reason: error.message });
+          return { end: 'diverged', error };
+        }
+        this.#core.sliceDone(this.machine.logPosition.appliedSeq, this.machine.cpu.icount, this.#nowMs());
+        this.#apply();
+        if (outcome.end === 'stopped' && this.machine.exitStatus !== undefined) {
+          this.#core.stop('the guest powered off', this.#nowMs());
+          this.#apply();
+          this.#options.channel.close();
+          return { end: 'powered-off', exitStatus: this.machine.exitStatus };
+        }
+        if (outcome.end === 'log-starved' || outcome.end === 'waiting') {
+          if (this.log.pendingEntries === 0) await this.#sleepMs(this.#config.heartbeatIntervalMs);
+        } else {
+          await scheduler.yieldToHost();
+        }
+      }
+    } finally {
+      this.log.onAvailable(undefined);
+      // Whatever ended the run, the channel's later news (its close) must not start anything.
+      if (this.#core.state !== 'halted' && !this.#goLive)
+        this.#core.stop('the backup finished', this.#nowMs());
+      this.#core.takeEffects();
+    }
+  }
+
+  /**
+   * Go-live (§2.3): consume the rest of the log, then become a primary at exactly that point.
+   * Devices reissue in-flight disk IO and announce the guest's MAC; outputs are no longer dropped.
+   */
+  #takeOver(goLive: { epoch: number; wonMs: number }): BackupEnd {
+    this.log.endHere();
+    try {
+      while (!this.machine.isStopped) {
+        const outcome = this.machine.runSlice(SLICE_STEPS);
+        if (outcome.end === 'log-starved') throw new FtvmError('the log ended without its closing mark');
+      }
+    } catch (error) {
+      if (!DivergenceError.is(error)) throw error;
+      this.#emit({ type: 'backup-halted', epoch: this.#core.epoch, reason: error.message });
+      return { end: 'diverged', error };
+    }
+    if (this.machine.exitStatus !== undefined) {
+      this.#options.channel.close({ flush: false });
+      return { end: 'powered-off', exitStatus: this.machine.exitStatus };
+    }
+    this.#options.channel.close({ flush: false });
+    const primaryOptions: FtPrimaryOptions = {
+      vmId: this.#options.vmId,
+      host: this.#options.host,
+      epoch: goLive.epoch,
+      config: this.#options.config,
+      scheduler: this.#options.scheduler,
+      arbiter: this.#options.arbiter,
+      deliver: this.#options.deliver,
+      onEvent: this.#options.onEvent,
+    };
+    const primary = FtPrimary.promote(this.machine, primaryOptions);
+    this.#emit({
+      type: 'backup-went-live',
+      epoch: goLive.epoch,
+      icount: this.machine.cpu.icount,
+      goLiveMs: this.#nowMs() - goLive.wonMs,
+    });
+    return { end: 'went-live', primary };
+  }
+
+  #apply(): void {
+    if (this.#killed) {
+      this.#core.takeEffects();
+      return;
+    }
+    const effects = this.#core.takeEffects();
+    for (const pages of effects.pages) this.machine.writePages(pages.pageNumbers, pages.pages);
+    if (effects.transferState) {
+      const state = effects.transferState;
+      this.log.rebase(state.nextSeq, state.icount);
+      this.machine.restoreTransferState(state);
+    }
+    if (effects.logEntries.length > 0) this.log.append(effects.logEntries);
+    for (const message of effects.messages) this.#options.channel.send(message);
+    if (effects.arbiterRequest) this.#askArbiter(effects.arbiterRequest.fromEpoch);
+    if (effects.goLive) {
+      this.#goLive = { epoch: effects.goLive.epoch, wonMs: this.#nowMs() };
+      this.#wake();
+    }
+    if (effects.halt !== undefined) {
+      this.#halted = effects.halt;
+      this.#emit({ type: 'backup-halted', epoch: this.#core.epoch, reason: effects.halt });
+      this.#options.channel.close();
+      this.#wake();
+    }
+  }
+
+  #askArbiter(fromEpoch: number): void {
+    this.#emit({ type: 'peer-suspected', epoch: fromEpoch, role: 'backup' });
+    this.#options.arbiter.testAndSet(this.#options.vmId, fromEpoch, this.#options.host).then(
+      (result) => {
+        this.#emit({
+          type: result.won ? 'arbiter-won' : 'arbiter-lost',
+          epoch: result.record.epoch,
+          role: 'backup',
+        });
+        this.#core.arbiterAnswered(result, this.#nowMs());
+        this.#apply();
+      },
+      () => {
+        this.#emit({ type: 'arbiter-unreachable', epoch: fromEpoch, role: 'backup' });
+        this.#core.arbiterAnswered(undefined, this.#nowMs());
+        this.#apply();
+      },
+    );
+  }
+
+  #emit(event: FtEvent): void {
+    this.#options.onEvent?.(event);
+  }
+
+  #nowMs(): number {
+    return this.#options.scheduler.monotonicNs() / 1e6;
+  }
+
+  async #sleepMs(ms: number): Promise<void> {
+    const sleep = this.#options.scheduler.sleep(ms * 1e6);
+    this.#sleep = sleep;
+    await sleep.done;
+    this.#sleep = undefined;
+  }
+
+  #wake(): void {
+    this.#sleep?.cancel();
+  }
+}

@@ -1,0 +1,13 @@
+export type { BackupEnd, BackupMachineHooks, FtBackupOptions } from './backup.js';
+export { FtBackup } from './backup.js';
+export type { BackupEffects, BackupState, BackupStatistics } from './backup-core.js';
+export { BackupCore } from './backup-core.js';
+export type { FtConfig } from './config.js';
+export { DEFAULT_FT_CONFIG, ftConfig } from './config.js';
+export { entrySizeBytes } from './entry-size.js';
+export type { FtEvent, FtEventType } from './events.js';
+export { LiveLog } from './live-log.js';
+export type { CloneReport, FtPrimaryOptions, PrimaryEnd, PrimaryMachineHooks } from './primary.js';
+export { FtPrimary } from './primary.js';
+export type { HeldOutput, PrimaryEffects, PrimaryState, PrimaryStatistics } from './primary-core.js';
+export { CPU_SHARE_MIN, PrimaryCore } from './primary-core.js';

@@ -1,0 +1,444 @@
+import type { ArbiterRecord, ArbiterResult, FtMessage, LogEntry } from '@ftvm/core';
+import type { FtConfig } from './config.js';
+import { entrySizeBytes } from './entry-size.js';
+
+/**
+ * The primary's side of the protocol as an I/O-free state machine, in the style of etcd's raft:
+ * the driver feeds in what happened (log entries the machine appended, outputs it produced,
+ * messages from the backup, the time, the arbiter's answers) and then takes a batch of
+ * {@link PrimaryEffects} to carry out, in the order their fields say. It holds no socket, no
+ * timer and no machine, so tests script it exactly and the simulator runs it unchanged.
+ *
+ * What it implements (Scales et al. 2010):
+ * - §2.2 the output rule: an output leaves only once the backup acknowledged a log position that
+ *   covers the step that produced it (the machine names that position: `coveringSeq`). The primary
+ *   itself never waits for an acknowledgement; only its outputs do.
+ * - §2.3 failure detection: no traffic from the backup for `failureTimeoutMs` (or the channel
+ *   closed) and the primary asks the arbiter to move the epoch e → e+1 with itself as owner. It
+ *   goes on alone only when it wins; it halts when it loses; it keeps waiting, its outputs held,
+ *   while the arbiter cannot be reached.
+ * - §2.4 execution lag: the lag is how long the oldest entry the backup has not applied has
+ *   waited; above `executionLagMsMax` the primary's CPU share drops, below half of it it recovers.
+ *   Unacknowledged log past `logBufferBytesMax` makes the log full: the machine stops until acks
+ *   make room.
+ * - A primary that finds it was paused (its ticks stopped for longer than half the failure
+ *   timeout) does not trust what it knew: it releases nothing until the arbiter confirms the
+ *   epoch is still its own, and halts if it is not.
+ */
+
+/** An output the machine produced, as the core needs it. */
+export interface HeldOutput {
+  /** The log entry that covers the output's step (see `MachineOutput.coveringSeq`). */
+  readonly coveringSeq: number;
+}
+
+export type PrimaryState =
+  /** A backup follows the log; outputs wait for its acknowledgements. */
+  | 'replicating'
+  /** No backup (before a clone, or after the arbiter declared the backup failed): outputs leave at once. */
+  | 'alone'
+  /** The backup is suspected failed; the arbiter was asked. Outputs wait. */
+  | 'suspecting'
+  /** The arbiter gave the epoch to the other side: this primary does nothing more. */
+  | 'halted';
+
+/**
+ * What the driver must do after feeding the core, in this order: send `messages` (so log goes out
+ * before anything that depends on it), then hand `released` outputs to the outside world and
+ * release them (in order), then start `arbiterRequest`/`arbiterRead` (at most one of each in
+ * flight; answer with {@link PrimaryCore.arbiterAnswered} or {@link PrimaryCore.arbiterReadAnswered}),
+ * then act on `halt` (stop the machine; nothing more is sent or released) or `backupDropped`
+ * (close the backup's channel).
+ */
+export interface PrimaryEffects<Output extends HeldOutput> {
+  readonly messages: readonly FtMessage[];
+  readonly released: readonly Output[];
+  readonly arbiterRequest: { readonly fromEpoch: number } | undefined;
+  readonly arbiterRead: boolean;
+  readonly halt: string | undefined;
+  readonly backupDropped: string | undefined;
+}
+
+/** Counters and gauges of a primary, for metrics and the demo's view. */
+export interface PrimaryStatistics {
+  readonly state: PrimaryState;
+  readonly epoch: number;
+  /** Highest sequence number the backup acknowledged receiving (-1: none). */
+  readonly ackedSeq: number;
+  readonly appliedSeq: number;
+  readonly appliedIcount: number;
+  /** Log bytes the backup has not applied yet (sent or not). */
+  readonly logBufferBytes: number;
+  readonly logFull: boolean;
+  readonly heldOutputs: number;
+  /** How long the oldest held output has waited, in ms (0 when none). */
+  readonly oldestHeldOutputMs: number;
+  readonly executionLagMs: number;
+  /** The CPU share lag control gives the guest, (0, 1]. */
+  readonly cpuShare: number;
+  readonly logEntriesSent: number;
+  readonly outputsReleased: number;
+}
+
+interface UnackedEntry {
+  readonly seq: number;
+  readonly bytes: number;
+  readonly appendedMs: number;
+}
+
+interface Held<Output> {
+  readonly output: Output;
+  readonly producedMs: number;
+}
+
+/** The lowest CPU share lag control goes down to. */
+export const CPU_SHARE_MIN = 0.05;
+
+export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
+  #state: PrimaryState;
+  #epoch: number;
+  readonly #vmId: string;
+  readonly #config: FtConfig;
+  #pendingLog: LogEntry[] = [];
+  #unacked: UnackedEntry[] = [];
+  #unackedHead = 0;
+  #logBufferBytes = 0;
+  #held: Held<Output>[] = [];
+  #heldHead = 0;
+  #ackedSeq = -1;
+  #appliedSeq = -1;
+  #appliedIcount = 0;
+  #lastHeardMs: number;
+  #lastSentMs: number;
+  #lastTickMs: number;
+  #heartbeats = 0;
+  #cpuShare = 1;
+  #arbiterInFlight = false;
+  #arbiterRetryAtMs = 0;
+  /** A pause was detected: nothing is released until the arbiter confirms the epoch. */
+  #verifying = false;
+  #arbiterReadInFlight = false;
+  #logEntriesSent = 0;
+  #outputsReleased = 0;
+  // The effects being gathered.
+  #messages: FtMessage[] = [];
+  #released: Output[] = [];
+  #arbiterRequest: { fromEpoch: number } | undefined;
+  #arbiterRead = false;
+  #halt: string | undefined;
+  #backupDropped: string | undefined;
+
+  constructor(options: {
+    readonly vmId: string;
+    readonly epoch: number;
+    readonly config: FtConfig;
+    /** True when a backup is attached from the start; otherwise the primary starts alone. */
+    readonly withBackup: boolean;
+    readonly nowMs: number;
+  }) {
+    this.#vmId = options.vmId;
+    this.#epoch = options.epoch;
+    this.#config = options.config;
+    this.#state = options.withBackup ? 'replicating' : 'alone';
+    this.#lastHeardMs = options.nowMs;
+    this.#lastSentMs = options.nowMs;
+    this.#lastTickMs = options.nowMs;
+  }
+
+  get state(): PrimaryState {
+    return this.#state;
+  }
+
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  get vmId(): string {
+    return this.#vmId;
+  }
+
+  /** True while log the backup has not applied exceeds `logBufferBytesMax`: the machine must wait. */
+  get logFull(): boolean {
+    return this.#logBufferBytes > this.#config.logBufferBytesMax;
+  }
+
+  /** The CPU share lag control allows the guest, (0, 1]. */
+  get cpuShare(): number {
+    return this.#cpuShare;
+  }
+
+  /** How long the oldest entry the backup has not applied has waited. */
+  executionLagMs(nowMs: number): number {
+    if (this.#state !== 'replicating' && this.#state !== 'suspecting') return 0;
+    for (let index = this.#unackedHead; index < this.#unacked.length; index++) {
+      const entry = this.#unacked[index] as UnackedEntry;
+      if (entry.seq > this.#appliedSeq) return Math.max(0, nowMs - entry.appendedMs);
+    }
+    return 0;
+  }
+
+  statistics(nowMs: number): PrimaryStatistics {
+    const oldest = this.#held[this.#heldHead];
+    return {
+      state: this.#state,
+      epoch: this.#epoch,
+      ackedSeq: this.#ackedSeq,
+      appliedSeq: this.#appliedSeq,
+      appliedIcount: this.#appliedIcount,
+      logBufferBytes: this.#logBufferBytes,
+      logFull: this.logFull,
+      heldOutputs: this.#held.length - this.#heldHead,
+      oldestHeldOutputMs: oldest ? Math.max(0, nowMs - oldest.producedMs) : 0,
+      executionLagMs: this.executionLagMs(nowMs),
+      cpuShare: this.#cpuShare,
+      logEntriesSent: this.#logEntriesSent,
+      outputsReleased: this.#outputsReleased,
+    };
+  }
+
+  // ---- inputs ----
+
+  /** The machine appended a log entry. */
+  logAppended(entry: LogEntry, nowMs: number): void {
+    if (this.#state === 'alone' || this.#state === 'halted') return;
+    this.#pendingLog.push(entry);
+    const bytes = entrySizeBytes(entry);
+    this.#unacked.push({ seq: entry.seq, bytes, appendedMs: nowMs });
+    this.#logBufferBytes += bytes;
+  }
+
+  /** The machine produced an output (covered by the log, see `MachineOutput`). */
+  outputProduced(output: Output, nowMs: number): void {
+    if (this.#state === 'halted') return;
+    this.#held.push({ output, producedMs: nowMs });
+    this.#releaseCovered();
+  }
+
+  /**
+   * Sends the log gathered since the last flush as one message. The driver calls it after each
+   * slice and whenever outputs wait for log (so they wait no longer than the network).
+   */
+  flush(nowMs: number): void {
+    if (this.#pendingLog.length === 0 || this.#state === 'halted' || this.#state === 'alone') return;
+    this.#send({ type: 'log', entries: this.#pendingLog }, nowMs);
+    this.#logEntriesSent += this.#pendingLog.length;
+    this.#pendingLog = [];
+  }
+
+  /** A message from the backup. */
+  messageReceived(message: FtMessage, nowMs: number): void {
+    if (this.#state === 'halted' || this.#state === 'alone') return;
+    this.#lastHeardMs = nowMs;
+    switch (message.type) {
+      case 'ack':
+        this.#acknowledged(message.receivedSeq, message.appliedSeq, message.appliedIcount);
+        break;
+      case 'goodbye':
+        // The backup leaves on purpose (it halted, or diverged): it is failed as far as we care.
+        this.#suspect(nowMs);
+        break;
+      default:
+        // Heartbeats only prove the backup alive; a backup sends nothing else.
+        break;
+    }
+  }
+
+  /** The channel to the backup closed (`error` says why; undefined for an orderly close). */
+  channelClosed(nowMs: number): void {
+    if (this.#state === 'replicating') this.#suspect(nowMs);
+  }
+
+  /** Time passes. Call it often (every slice and every heartbeat interval). */
+  tick(nowMs: number): void {
+    const sinceLastTick = nowMs - this.#lastTickMs;
+    this.#lastTickMs = nowMs;
+    if (this.#state === 'halted') return;
+    if (sinceLastTick > this.#config.failureTimeoutMs / 2) {
+      // We were not running (a paused process or host): what we believed may be stale. Give the
+      // peer a fresh timeout, and let nothing out until the arbiter says the epoch is still ours.
+      this.#lastHeardMs = Math.max(this.#lastHeardMs, nowMs);
+      if (this.#state !== 'alone' || this.#held.length > this.#heldHead) this.#verifying = true;
+    }
+    if (this.#verifying && !this.#arbiterReadInFlight) {
+      this.#arbiterReadInFlight = true;
+      this.#arbiterRead = true;
+    }
+    if (this.#state === 'replicating' && nowMs - this.#lastHeardMs > this.#config.failureTimeoutMs) {
+      this.#suspect(nowMs);
+    }
+    if (this.#state === 'suspecting' && !this.#arbiterInFlight && nowMs >= this.#arbiterRetryAtMs) {
+      this.#arbiterInFlight = true;
+      this.#arbiterRequest = { fromEpoch: this.#epoch };
+    }
+    if (this.#state === 'replicating' && nowMs - this.#lastSentMs >= this.#config.heartbeatIntervalMs) {
+      this.#send({ type: 'heartbeat', counter: ++this.#heartbeats }, nowMs);
+    }
+    this.#controlLag(nowMs);
+  }
+
+  /** The arbiter answered the request of `arbiterRequest`; `undefined` when it could not be reached. */
+  arbiterAnswered(result: ArbiterResult | undefined, nowMs: number): void {
+    this.#arbiterInFlight = false;
+    if (this.#state !== 'suspecting') return;
+    if (result === undefined) {
+      this.#arbiterRetryAtMs = nowMs + this.#config.arbiterRetryMs;
+      return;
+    }
+    if (!result.won) {
+      this.#haltBecause(
+        `the arbiter gave epoch ${result.record.epoch} to ${result.record.owner || 'another host'}`,
+      );
+      return;
+    }
+    this.#epoch = result.record.epoch;
+    this.#verifying = false;
+    this.#goAlone('the backup failed; the arbiter gave this primary the next epoch');
+  }
+
+  /** The arbiter answered `arbiterRead`; `undefined` when it could not be reached. */
+  arbiterReadAnswered(record: ArbiterRecord | undefined, nowMs: number): void {
+    this.#arbiterReadInFlight = false;
+    if (this.#state === 'halted' || !this.#verifying) return;
+    if (record === undefined) return; // asked again at the next tick
+    if (record.epoch !== this.#epoch) {
+      this.#haltBecause(
+        `the epoch moved to ${record.epoch} (${record.owner || 'another host'}) while this host was paused`,
+      );
+      return;
+    }
+    this.#verifying = false;
+    this.#releaseCovered();
+    void nowMs;
+  }
+
+  /**
+   * A new backup was cloned and follows the log from `firstSeq` (the live state transfer's log
+   * position): outputs covered from there on wait for it.
+   */
+  backupAttached(firstSeq: number, nowMs: number): void {
+    if (this.#state === 'halted') return;
+    this.#state = 'replicating';
+    this.#ackedSeq = firstSeq - 1;
+    this.#appliedSeq = firstSeq - 1;
+    this.#pendingLog = [];
+    this.#unacked = [];
+    this.#unackedHead = 0;
+    this.#logBufferBytes = 0;
+    this.#lastHeardMs = nowMs;
+    this.#lastSentMs = nowMs;
+    this.#cpuShare = 1;
+  }
+
+  /** The driver is stopping the primary on purpose (the guest powered off, an operator). */
+  stop(reason: string, nowMs: number): void {
+    if (this.#state === 'halted') return;
+    this.flush(nowMs);
+    if (this.#state === 'replicating' || this.#state === 'suspecting')
+      this.#send({ type: 'goodbye', reason }, nowMs);
+    this.#state = 'halted';
+  }
+
+  /** Takes the effects gathered since the last call. */
+  takeEffects(): PrimaryEffects<Output> {
+    const effects: PrimaryEffects<Output> = {
+      messages: this.#messages,
+      released: this.#released,
+      arbiterRequest: this.#arbiterRequest,
+      arbiterRead: this.#arbiterRead,
+      halt: this.#halt,
+      backupDropped: this.#backupDropped,
+    };
+    this.#messages = [];
+    this.#released = [];
+    this.#arbiterRequest = undefined;
+    this.#arbiterRead = false;
+    this.#halt = undefined;
+    this.#backupDropped = undefined;
+    return effects;
+  }
+
+  // ---- internals ----
+
+  #send(message: FtMessage, nowMs: number): void {
+    this.#messages.push(message);
+    this.#lastSentMs = nowMs;
+  }
+
+  #acknowledged(receivedSeq: number, appliedSeq: number, appliedIcount: number): void {
+    if (receivedSeq > this.#ackedSeq) this.#ackedSeq = receivedSeq;
+    if (appliedSeq > this.#appliedSeq) {
+      this.#appliedSeq = Math.min(appliedSeq, this.#ackedSeq);
+      this.#appliedIcount = appliedIcount;
+    }
+    // The buffer holds what the backup has not applied yet (received or not): that bounds the
+    // backup's memory as well as ours.
+    while (this.#unackedHead < this.#unacked.length) {
+      const entry = this.#unacked[this.#unackedHead] as UnackedEntry;
+      if (entry.seq > this.#appliedSeq) break;
+      this.#logBufferBytes -= entry.bytes;
+      this.#unackedHead++;
+    }
+    if (this.#unackedHead > 4096 && this.#unackedHead * 2 > this.#unacked.length) {
+      this.#unacked = this.#unacked.slice(this.#unackedHead);
+      this.#unackedHead = 0;
+    }
+    this.#releaseCovered();
+  }
+
+  #releaseCovered(): void {
+    if (this.#state === 'halted' || this.#verifying) return;
+    const everything = this.#state === 'alone';
+    while (this.#heldHead < this.#held.length) {
+      const held = this.#held[this.#heldHead] as Held<Output>;
+      if (!everything && held.output.coveringSeq > this.#ackedSeq) break;
+      this.#released.push(held.output);
+      this.#outputsReleased++;
+      this.#heldHead++;
+    }
+    if (this.#heldHead > 1024 && this.#heldHead * 2 > this.#held.length) {
+      this.#held = this.#held.slice(this.#heldHead);
+      this.#heldHead = 0;
+    }
+  }
+
+  #suspect(nowMs: number): void {
+    if (this.#state !== 'replicating') return;
+    this.#state = 'suspecting';
+    this.#arbiterRetryAtMs = nowMs;
+    if (!this.#arbiterInFlight) {
+      this.#arbiterInFlight = true;
+      this.#arbiterRequest = { fromEpoch: this.#epoch };
+    }
+  }
+
+  #goAlone(reason: string): void {
+    this.#state = 'alone';
+    this.#backupDropped = reason;
+    this.#pendingLog = [];
+    this.#unacked = [];
+    this.#unackedHead = 0;
+    this.#logBufferBytes = 0;
+    this.#cpuShare = 1;
+    this.#releaseCovered();
+  }
+
+  #haltBecause(reason: string): void {
+    this.#state = 'halted';
+    this.#halt = reason;
+    this.#pendingLog = [];
+    this.#held = [];
+    this.#heldHead = 0;
+    this.#messages = [];
+  }
+
+  /** Multiplicative decrease above the lag limit, recovery below half of it. */
+  #controlLag(nowMs: number): void {
+    if (this.#state !== 'replicating') {
+      this.#cpuShare = 1;
+      return;
+    }
+    const lag = this.executionLagMs(nowMs);
+    if (lag > this.#config.executionLagMsMax) this.#cpuShare = Math.max(CPU_SHARE_MIN, this.#cpuShare * 0.8);
+    else if (lag < this.#config.executionLagMsMax / 2) this.#cpuShare = Math.min(1, this.#cpuShare * 1.25);
+  }
+}

@@ -1,0 +1,449 @@
+import type { Arbiter, FtMessage, LogChannel, LogEntry, LogSink } from '@ftvm/core';
+import { ConfigError } from '@ftvm/core';
+import type { HostScheduler, HostSleep, Machine, MachineOptions, MachineOutput } from '@ftvm/machine';
+import { type FtConfig, ftConfig } from './config.js';
+import type { FtEvent } from './events.js';
+import { PrimaryCore, type PrimaryStatistics } from './primary-core.js';
+
+/** Steps per slice; slices end sooner by host time (`sliceTimeMsMax`). */
+const SLICE_STEPS = 5_000_000;
+
+/** What the driver hands the machine it builds: spread these into the machine's options. */
+export type PrimaryMachineHooks = Required<Pick<MachineOptions, 'mode' | 'log' | 'onOutput' | 'holdOutputs'>>;
+
+export interface FtPrimaryOptions {
+  readonly vmId: string;
+  /** This host's name: the arbiter's owner field. */
+  readonly host: string;
+  /** The epoch this primary owns (the arbiter's record says so). */
+  readonly epoch: number;
+  readonly config?: Partial<FtConfig>;
+  /** Host time and sleeping (`createNodeHost()` from `@ftvm/machine/node`, or a simulator's). */
+  readonly scheduler: HostScheduler;
+  readonly arbiter: Arbiter;
+  /**
+   * Builds the machine (guest loaded) with these hooks spread into its options. Not called for a
+   * primary made from a backup that went live ({@link FtPrimary.promote}).
+   */
+  readonly createMachine?: (hooks: PrimaryMachineHooks) => Machine;
+  /** Where outputs go once released (console bytes, frames). Disk writes need nothing here. */
+  readonly deliver: (output: MachineOutput) => void;
+  /** Role changes, failures and clones, for logs and metrics. */
+  readonly onEvent?: (event: FtEvent) => void;
+}
+
+/** How a primary's run ended. */
+export type PrimaryEnd =
+  /** The guest powered off (its exit status); the backup was told. */
+  | { readonly end: 'powered-off'; readonly exitStatus: number }
+  /** The arbiter gave the epoch to the other side: this primary emitted nothing more. */
+  | { readonly end: 'halted'; readonly reason: string }
+  /** `stop()` was called. */
+  | { readonly end: 'stopped' }
+  /** `kill()` was called (an injected host failure). */
+  | { readonly end: 'killed' };
+
+/** What a live clone measured. */
+export interface CloneReport {
+  /** From the first page sent to the backup following the log. */
+  readonly totalMs: number;
+  /** How long the guest stood still for the final stop-and-copy. */
+  readonly pauseMs: number;
+  readonly rounds: number;
+  readonly pagesSent: number;
+  /** The log position the clone follows from. */
+  readonly firstSeq: number;
+}
+
+interface CloneInProgress {
+  readonly channel: LogChannel;
+  readonly tracker: { collect(): number[]; stop(): void };
+  queue: number[];
+  round: number;
+  pagesSent: number;
+  readonly startedMs: number;
+  readonly resolve: (report: CloneReport) => void;
+  readonly reject: (error: Error) => void;
+}
+
+/**
+ * The primary's driver: runs the machine in slices bounded by host time, feeds the
+ * {@link PrimaryCore} and carries out its effects with a real channel, arbiter and clock. Outputs
+ * leave through `deliver` only when the core releases them; disk writes wait on the same release
+ * (the machine resolves the device's promise). It also clones a new backup by live state
+ * transfer ({@link FtPrimary.cloneTo}).
+ */
+export class FtPrimary {
+  readonly machine: Machine;
+  readonly #core: PrimaryCore<MachineOutput>;
+  readonly #options: FtPrimaryOptions;
+  readonly #config: FtConfig;
+  #channel: LogChannel | undefined;
+  #clone: CloneInProgress | undefined;
+  #sleep: HostSleep | undefined;
+  #stopRequested = false;
+  #killed = false;
+  #halted: string | undefined;
+  #nowMs: number;
+  #arbiterBusy = false;
+
+  constructor(options: FtPrimaryOptions, promoted?: Machine) {
+    this.#options = options;
+    this.#config = ftConfig(options.config);
+    this.#nowMs = this.#readNowMs();
+    this.#core = new PrimaryCore<MachineOutput>({
+      vmId: options.vmId,
+      epoch: options.epoch,
+      config: this.#config,
+      withBackup: false,
+      nowMs: this.#nowMs,
+    });
+    const hooks = this.#hooks();
+    if (promoted) {
+      this.machine = promoted;
+      promoted.goLive({
+        mode: 'record',
+        log: hooks.log,
+        hostClock: options.scheduler,
+        onOutput: hooks.onOutput,
+      });
+    } else {
+      if (!options.createMachine) throw new ConfigError('a primary needs createMachine or a promoted backup');
+      this.machine = options.createMachine(hooks);
+    }
+  }
+
+  /**
+   * A backup that won the arbiter becomes the primary of the new epoch: its machine (a replay that
+   * applied its whole log) goes live here, and the primary starts alone, ready for a new backup.
+   */
+  static promote(machine: Machine, options: FtPrimaryOptions): FtPrimary {
+    return new FtPrimary(options, machine);
+  }
+
+  get epoch(): number {
+    return this.#core.epoch;
+  }
+
+  get state(): PrimaryStatistics['state'] {
+    return this.#core.state;
+  }
+
+  statistics(): PrimaryStatistics {
+    return this.#core.statistics(this.#readNowMs());
+  }
+
+  /**
+   * Attaches a backup that starts from the same point (both machines booted from the same image
+   * and have run nothing yet): it follows the log from the start.
+   */
+  attachBackup(channel: LogChannel): void {
+    if (this.#channel) throw new ConfigError('this primary already has a backup');
+    if (this.machine.cpu.icount !== 0 || this.machine.logPosition.nextSeq !== 0) {
+      throw new ConfigError('a running primary gets a backup by cloning (cloneTo)');
+    }
+    this.#useChannel(channel);
+    this.#core.backupAttached(0, this.#readNowMs());
+  }
+
+  /**
+   * Clones a new backup over `channel` by live state transfer (the paper's FT VMotion, §3.1):
+   * every non-zero page while the guest runs, then rounds of the pages written meanwhile, then a
+   * short stop-and-copy of the last pages and everything else, after which logging resumes.
+   */
+  cloneTo(channel: LogChannel): Promise<CloneReport> {
+    if (this.#channel || this.#clone)
+      return Promise.reject(new ConfigError('this primary already has a backup'));
+    if (this.#core.state !== 'alone')
+      return Promise.reject(new ConfigError(`cannot clone while ${this.#core.state}`));
+    return new Promise<CloneReport>((resolve, reject) => {
+      const tracker = this.machine.trackDirtyPages();
+      this.#clone = {
+        channel,
+        tracker,
+        queue: this.machine.nonZeroPages(),
+        round: 0,
+        pagesSent: 0,
+        startedMs: this.#readNowMs(),
+        resolve,
+        reject,
+      };
+      channel.onMessage(() => {});
+      channel.onClose((error) => this.#cloneFailed(error ?? new Error('the new backup closed the channel')));
+      this.#emit({ type: 'clone-started', epoch: this.#core.epoch });
+      this.#wake();
+    });
+  }
+
+  /** Stops the run at the next slice boundary; the backup is told goodbye. */
+  stop(): void {
+    this.#stopRequested = true;
+    this.#wake();
+  }
+
+  /**
+   * Fail-stop, as when the host dies (fault injection): the run ends at its next step, and from
+   * now on nothing is sent, released, applied or asked. The channel is left as it is: the peer
+   * notices by the silence, or by the connection dropping if the caller cuts it.
+   */
+  kill(): void {
+    this.#killed = true;
+    this.#wake();
+  }
+
+  async run(): Promise<PrimaryEnd> {
+    const scheduler = this.#options.scheduler;
+    try {
+      for (;;) {
+        this.#nowMs = this.#readNowMs();
+        this.#core.tick(this.#nowMs);
+        this.#apply();
+        if (this.#killed) return { end: 'killed' };
+        if (this.#halted !== undefined) return { end: 'halted', reason: this.#halted };
+        if (this.#stopRequested) {
+          this.#core.stop('the primary was stopped', this.#nowMs);
+          this.#apply();
+          this.#channel?.close();
+          return { end: 'stopped' };
+        }
+        if (this.machine.isStopped) {
+          // The last outputs still wait for the backup's acknowledgement (or for the arbiter to
+          // let this primary go on alone): the run ends once they left.
+          if (this.#core.statistics(this.#nowMs).heldOutputs > 0) {
+            this.#core.flush(this.#nowMs);
+            this.#apply();
+            await this.#sleepMs(this.#config.heartbeatIntervalMs);
+            continue;
+          }
+          this.#core.stop('the guest powered off', this.#nowMs);
+          this.#apply();
+          this.#channel?.close();
+          return { end: 'powered-off', exitStatus: this.machine.exitStatus ?? 0 };
+        }
+        if (this.#clone) this.#cloneStep();
+        if (this.#core.logFull) {
+          await this.#sleepMs(this.#config.heartbeatIntervalMs);
+          continue;
+        }
+        const startNs = scheduler.monotonicNs();
+        const outcome = this.machine.runSlice(SLICE_STEPS, {
+          nowNs: () => scheduler.monotonicNs(),
+          deadlineNs: startNs + this.#config.sliceTimeMsMax * 1e6,
+        });
+        this.#nowMs = this.#readNowMs();
+        this.#core.flush(this.#nowMs);
+        this.#apply();
+        const share = this.#core.cpuShare;
+        if (share < 1 && outcome.steps > 0) {
+          // Lag control: the guest gets `share` of the CPU while the backup catches up.
+          const ranMs = (scheduler.monotonicNs() - startNs) / 1e6;
+          await this.#sleepMs(ranMs * (1 / share - 1));
+          continue;
+        }
+        switch (outcome.end) {
+          case 'waiting': {
+            if (this.machine.hasPendingInput) break;
+            const timerMs = (this.machine.nextTimerDelayNs() ?? Number.POSITIVE_INFINITY) / 1e6;
+            await this.#sleepMs(Math.min(timerMs, this.#config.heartbeatIntervalMs));
+            break;
+          }
+          case 'log-full':
+            await this.#sleepMs(this.#config.heartbeatIntervalMs);
+            break;
+          default:
+            await scheduler.yieldToHost();
+        }
+      }
+    } finally {
+      this.#clone?.tracker.stop();
+      this.#clone?.reject(new ConfigError('the primary stopped during the clone'));
+      this.#clone = undefined;
+    }
+  }
+
+  // ---- internals ----
+
+  #hooks(): PrimaryMachineHooks {
+    const core = this.#core;
+    const sink: LogSink = {
+      append: (entry: LogEntry) => core.logAppended(entry, this.#nowMs),
+      get full() {
+        return core.logFull;
+      },
+    };
+    return {
+      mode: 'record',
+      log: sink,
+      holdOutputs: true,
+      onOutput: (output) => {
+        core.outputProduced(output, this.#nowMs);
+        // The output waits for its log: send the log now rather than at the end of the slice.
+        core.flush(this.#nowMs);
+        this.#apply();
+      },
+    };
+  }
+
+  #useChannel(channel: LogChannel): void {
+    this.#channel = channel;
+    channel.onMessage((message: FtMessage) => {
+      if (this.#channel !== channel) return;
+      this.#core.messageReceived(message, this.#readNowMs());
+      this.#apply();
+    });
+    channel.onClose(() => {
+      if (this.#channel !== channel) return;
+      this.#core.channelClosed(this.#readNowMs());
+      this.#apply();
+    });
+  }
+
+  /** Carries out the core's effects in the order its fields name. */
+  #apply(): void {
+    if (this.#killed) {
+      this.#core.takeEffects();
+      return;
+    }
+    const effects = this.#core.takeEffects();
+    const channel = this.#channel;
+    for (const message of effects.messages) channel?.send(message);
+    for (const output of effects.released) {
+      this.#options.deliver(output);
+      output.release();
+    }
+    if (effects.arbiterRequest) this.#askArbiter(effects.arbiterRequest.fromEpoch);
+    if (effects.arbiterRead) this.#readArbiter();
+    if (effects.halt !== undefined) {
+      this.#halted = effects.halt;
+      this.#emit({ type: 'primary-halted', epoch: this.#core.epoch, reason: effects.halt });
+      this.#channel?.close({ flush: false });
+      this.#channel = undefined;
+      this.#wake();
+    }
+    if (effects.backupDropped !== undefined) {
+      this.#emit({ type: 'backup-dropped', epoch: this.#core.epoch, reason: effects.backupDropped });
+      this.#channel?.close({ flush: false });
+      this.#channel = undefined;
+      this.#wake();
+    }
+    if (effects.messages.length > 0 || effects.released.length > 0) this.#wake();
+  }
+
+  #askArbiter(fromEpoch: number): void {
+    this.#emit({ type: 'peer-suspected', epoch: fromEpoch, role: 'primary' });
+    this.#options.arbiter.testAndSet(this.#options.vmId, fromEpoch, this.#options.host).then(
+      (result) => {
+        this.#emit({
+          type: result.won ? 'arbiter-won' : 'arbiter-lost',
+          epoch: result.record.epoch,
+          role: 'primary',
+        });
+        this.#core.arbiterAnswered(result, this.#readNowMs());
+        this.#apply();
+        this.#wake();
+      },
+      () => {
+        this.#emit({ type: 'arbiter-unreachable', epoch: fromEpoch, role: 'primary' });
+        this.#core.arbiterAnswered(undefined, this.#readNowMs());
+        this.#apply();
+      },
+    );
+  }
+
+  #readArbiter(): void {
+    if (this.#arbiterBusy) return;
+    this.#arbiterBusy = true;
+    this.#options.arbiter.read(this.#options.vmId).then(
+      (record) => {
+        this.#arbiterBusy = false;
+        this.#core.arbiterReadAnswered(record, this.#readNowMs());
+        this.#apply();
+      },
+      () => {
+        this.#arbiterBusy = false;
+        this.#core.arbiterReadAnswered(undefined, this.#readNowMs());
+        this.#apply();
+      },
+    );
+  }
+
+  /** One step of a live clone, between slices (the guest runs between steps). */
+  #cloneStep(): void {
+    const clone = this.#clone as CloneInProgress;
+    if (clone.channel.closed) {
+      this.#cloneFailed(new Error('the new backup closed the channel'));
+      return;
+    }
+    if (clone.channel.bufferedBytes > this.#config.cloneChannelBytesMax) return;
+    if (clone.queue.length > 0) {
+      const batch = clone.queue.splice(0, this.#config.clonePagesPerMessage);
+      this.#sendPages(clone, batch);
+      return;
+    }
+    const written = clone.tracker.collect();
+    if (clone.round < this.#config.cloneRoundsMax && written.length > this.#config.cloneFinalPagesMax) {
+      clone.round++;
+      clone.queue = written;
+      return;
+    }
+    // Stop-and-copy: between slices the guest stands still; everything left goes now.
+    const pauseStartNs = this.#options.scheduler.monotonicNs();
+    for (let index = 0; index < written.length; index += this.#config.clonePagesPerMessage) {
+      this.#sendPages(clone, written.slice(index, index + this.#config.clonePagesPerMessage));
+    }
+    clone.tracker.stop();
+    const state = this.machine.saveTransferState();
+    clone.channel.send({ type: 'transfer-state', ...state, machine: null });
+    this.#clone = undefined;
+    this.#useChannel(clone.channel);
+    this.#core.backupAttached(state.nextSeq, this.#readNowMs());
+    const nowNs = this.#options.scheduler.monotonicNs();
+    const report: CloneReport = {
+      totalMs: nowNs / 1e6 - clone.startedMs,
+      pauseMs: (nowNs - pauseStartNs) / 1e6,
+      rounds: clone.round + 1,
+      pagesSent: clone.pagesSent,
+      firstSeq: state.nextSeq,
+    };
+    this.#emit({ type: 'clone-finished', epoch: this.#core.epoch, ...report });
+    clone.resolve(report);
+  }
+
+  #sendPages(clone: CloneInProgress, pageNumbers: number[]): void {
+    if (pageNumbers.length === 0) return;
+    clone.channel.send({ type: 'transfer-pages', pageNumbers, pages: this.machine.readPages(pageNumbers) });
+    clone.pagesSent += pageNumbers.length;
+  }
+
+  #cloneFailed(error: Error): void {
+    const clone = this.#clone;
+    if (!clone) return;
+    this.#clone = undefined;
+    clone.tracker.stop();
+    clone.channel.close({ flush: false });
+    this.#emit({ type: 'clone-failed', epoch: this.#core.epoch, reason: error.message });
+    clone.reject(error);
+  }
+
+  #emit(event: FtEvent): void {
+    this.#options.onEvent?.(event);
+  }
+
+  #readNowMs(): number {
+    return this.#options.scheduler.monotonicNs() / 1e6;
+  }
+
+  async #sleepMs(ms: number): Promise<void> {
+    if (ms <= 0) return this.#options.scheduler.yieldToHost();
+    const sleep = this.#options.scheduler.sleep(ms * 1e6);
+    this.#sleep = sleep;
+    this.machine.onWake(() => sleep.cancel());
+    await sleep.done;
+    this.machine.onWake(undefined);
+    this.#sleep = undefined;
+  }
+
+  #wake(): void {
+    this.#sleep?.cancel();
+  }
+}

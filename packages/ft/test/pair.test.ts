@@ -1,0 +1,246 @@
+import { MemoryArbiter, MemoryArbiterStore } from '@ftvm/arbiter';
+import type { Arbiter } from '@ftvm/core';
+import type { ImageName } from '@ftvm/guests';
+import { Machine } from '@ftvm/machine';
+import { createNodeHost } from '@ftvm/machine/node';
+import { describe, expect, it } from 'vitest';
+import { FtBackup } from '../src/backup.js';
+import type { FtEvent } from '../src/events.js';
+import { FtPrimary } from '../src/primary.js';
+import { ConsoleCapture, channelPair, loadGuest, standaloneConsole } from './support.js';
+
+/** An in-memory arbiter where host-a owns epoch 1 of vm1. */
+function arbiterAtEpochOne(): MemoryArbiter {
+  const store = new MemoryArbiterStore();
+  store.testAndSet('vm1', 0, 'host-a');
+  return new MemoryArbiter({ store });
+}
+
+const config = { failureTimeoutMs: 150, heartbeatIntervalMs: 20 };
+
+function pair(image: ImageName, arbiter: Arbiter, events: FtEvent[]) {
+  const scheduler = createNodeHost();
+  const link = channelPair();
+  const primaryConsole = new ConsoleCapture();
+  const backupConsole = new ConsoleCapture();
+  const onEvent = (event: FtEvent) => events.push(event);
+  const primary = new FtPrimary({
+    vmId: 'vm1',
+    host: 'host-a',
+    epoch: 1,
+    config,
+    scheduler,
+    arbiter,
+    deliver: primaryConsole.deliver,
+    onEvent,
+    createMachine: (hooks) => {
+      const machine = new Machine({ clock: 'icount', checkpointIntervalSteps: 20_000, ...hooks });
+      machine.loadImage(loadGuest(image), image);
+      return machine;
+    },
+  });
+  const backup = new FtBackup({
+    vmId: 'vm1',
+    host: 'host-b',
+    epoch: 1,
+    config,
+    scheduler,
+    arbiter,
+    channel: link.backup,
+    cloning: false,
+    deliver: backupConsole.deliver,
+    onEvent,
+    createMachine: (hooks) => {
+      const machine = new Machine({ clock: 'icount', checkpointIntervalSteps: 20_000, ...hooks });
+      machine.loadImage(loadGuest(image), image);
+      return machine;
+    },
+  });
+  primary.attachBackup(link.primary);
+  return { primary, backup, link, primaryConsole, backupConsole, scheduler };
+}
+
+describe('a primary and a backup in lockstep', () => {
+  it('paging.elf: the backup replays the whole run and powers off where the primary did', async () => {
+    const arbiter = arbiterAtEpochOne();
+    const events: FtEvent[] = [];
+    const { primary, backup, primaryConsole } = pair('paging', arbiter, events);
+    const [primaryEnd, backupEnd] = await Promise.all([primary.run(), backup.run()]);
+    const reference = standaloneConsole('paging');
+    expect(primaryEnd).toEqual({ end: 'powered-off', exitStatus: reference.exitStatus });
+    expect(backupEnd).toEqual({ end: 'powered-off', exitStatus: reference.exitStatus });
+    expect(primaryConsole.text).toBe(reference.console);
+    expect(backup.machine.stateHash()).toEqual(primary.machine.stateHash());
+    expect(events).toEqual([]);
+  });
+});
+
+/** Resolves after `ms` of host time. */
+const after = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+describe('failures (the paper §2.3): fail-stop of either side, partitions', () => {
+  for (const killAtMs of [40, 120]) {
+    it(`the primary dies ${killAtMs} ms in: the backup wins the arbiter, goes live and finishes the run`, async () => {
+      const arbiter = arbiterAtEpochOne();
+      const events: FtEvent[] = [];
+      const { primary, backup, link, primaryConsole, backupConsole } = pair('paging', arbiter, events);
+      const primaryRun = primary.run();
+      const backupRun = backup.run();
+      await after(killAtMs);
+      primary.kill();
+      link.disconnect();
+      const primaryEnd = await primaryRun;
+      const backupEnd = await backupRun;
+      if (primaryEnd.end === 'powered-off') {
+        // It finished before the kill landed: the backup powered off with it.
+        expect(backupEnd.end).toBe('powered-off');
+        return;
+      }
+      expect(primaryEnd).toEqual({ end: 'killed' });
+      const reference = standaloneConsole('paging');
+      if (backupEnd.end === 'powered-off') {
+        // The primary had finished before it died; the backup replayed to the same end.
+        expect(backupEnd.exitStatus).toBe(reference.exitStatus);
+        expect(primaryConsole.text).toBe(reference.console);
+        return;
+      }
+      expect(backupEnd.end).toBe('went-live');
+      if (backupEnd.end !== 'went-live') return;
+      expect(await arbiter.read('vm1')).toEqual({ epoch: 2, owner: 'host-b' });
+      expect(backupEnd.primary.epoch).toBe(2);
+      expect(await backupEnd.primary.run()).toEqual({ end: 'powered-off', exitStatus: reference.exitStatus });
+      // What the dead primary let out is the start of the run, what the new one printed its end.
+      expect(reference.console.startsWith(primaryConsole.text)).toBe(true);
+      expect(reference.console.endsWith(backupConsole.text)).toBe(true);
+      expect(primaryConsole.text.length + backupConsole.text.length).toBeLessThanOrEqual(
+        reference.console.length,
+      );
+      expect(events.map((event) => event.type)).toEqual(
+        expect.arrayContaining(['peer-suspected', 'arbiter-won', 'backup-went-live']),
+      );
+    });
+  }
+
+  it('the backup dies: the primary wins the arbiter, lets its held outputs go, and finishes alone', async () => {
+    const arbiter = arbiterAtEpochOne();
+    const events: FtEvent[] = [];
+    const { primary, backup, link, primaryConsole } = pair('paging', arbiter, events);
+    const primaryRun = primary.run();
+    const backupRun = backup.run();
+    await after(100);
+    backup.kill();
+    link.disconnect();
+    expect(await backupRun).toEqual({ end: 'killed' });
+    const reference = standaloneConsole('paging');
+    expect(await primaryRun).toEqual({ end: 'powered-off', exitStatus: reference.exitStatus });
+    expect(primaryConsole.text).toBe(reference.console);
+    if (events.length > 0) {
+      expect(events.map((event) => event.type)).toEqual(['peer-suspected', 'arbiter-won', 'backup-dropped']);
+      expect(primary.epoch).toBe(2);
+    }
+  });
+
+  it('a partition: both suspect, exactly one wins the arbiter; the other halts having emitted nothing more', async () => {
+    const arbiter = arbiterAtEpochOne();
+    const events: FtEvent[] = [];
+    const { primary, backup, link } = pair('paging', arbiter, events);
+    const primaryRun = primary.run();
+    const backupRun = backup.run();
+    await after(80);
+    link.disconnect();
+    const [primaryEnd, backupEnd] = await Promise.all([primaryRun, backupRun]);
+    if (primaryEnd.end === 'powered-off' && backupEnd.end === 'powered-off') return; // finished first
+    const winners = events.filter((event) => event.type === 'arbiter-won');
+    expect(winners).toHaveLength(1);
+    const record = await arbiter.read('vm1');
+    expect(record.epoch).toBe(2);
+    if (record.owner === 'host-a') {
+      expect(primaryEnd.end).toBe('powered-off');
+      expect(backupEnd.end).toBe('halted');
+    } else {
+      expect(primaryEnd.end).toBe('halted');
+      expect(backupEnd.end).toBe('went-live');
+      if (backupEnd.end === 'went-live') expect((await backupEnd.primary.run()).end).toBe('powered-off');
+    }
+  });
+});
+
+/** The state hash of a standalone run of `image` after exactly `icount` steps (deterministic clock). */
+function referenceHashAt(image: ImageName, icount: number): Uint8Array {
+  const machine = new Machine({ clock: 'icount', checkpointIntervalSteps: 20_000 });
+  machine.loadImage(loadGuest(image), image);
+  while (machine.cpu.icount < icount) {
+    const outcome = machine.runSlice(icount - machine.cpu.icount);
+    if (outcome.steps === 0) throw new Error(`the reference stopped at ${machine.cpu.icount}`);
+  }
+  return machine.stateHash();
+}
+
+describe('restoring redundancy: a new backup cloned from the running primary (§3.1)', () => {
+  it('a clone of a running bench.elf follows the log; when the primary dies it goes on exactly where it was', async () => {
+    const arbiter = arbiterAtEpochOne();
+    const scheduler = createNodeHost();
+    const events: FtEvent[] = [];
+    const onEvent = (event: FtEvent) => events.push(event);
+    const make = (hooks: object, load: boolean) => {
+      const machine = new Machine({ clock: 'icount', checkpointIntervalSteps: 200_000, ...hooks });
+      if (load) machine.loadImage(loadGuest('bench'), 'bench');
+      return machine;
+    };
+    const primary = new FtPrimary({
+      vmId: 'vm1',
+      host: 'host-a',
+      epoch: 1,
+      config,
+      scheduler,
+      arbiter,
+      deliver: () => {},
+      onEvent,
+      createMachine: (hooks) => make(hooks, true),
+    });
+    const primaryRun = primary.run();
+    await after(100);
+    const link = channelPair();
+    const clone = new FtBackup({
+      vmId: 'vm1',
+      host: 'host-c',
+      epoch: 1,
+      config,
+      scheduler,
+      arbiter,
+      channel: link.backup,
+      cloning: true,
+      deliver: () => {},
+      onEvent,
+      createMachine: (hooks) => make(hooks, false),
+    });
+    const cloneRun = clone.run();
+    const startedAt = primary.machine.cpu.icount;
+    const report = await primary.cloneTo(link.primary);
+    expect(report.pagesSent).toBeGreaterThan(0);
+    expect(report.rounds).toBeGreaterThanOrEqual(1);
+    expect(report.firstSeq).toBeGreaterThan(0);
+    expect(primary.state).toBe('replicating');
+    expect(primary.machine.cpu.icount).toBeGreaterThan(startedAt); // the guest ran during the transfer
+    await after(150);
+    expect(clone.statistics().logEntriesReceived).toBeGreaterThan(0);
+    primary.kill();
+    link.disconnect();
+    expect(await primaryRun).toEqual({ end: 'killed' });
+    const cloneEnd = await cloneRun;
+    expect(cloneEnd.end).toBe('went-live');
+    if (cloneEnd.end !== 'went-live') return;
+    const wentLiveAt = cloneEnd.primary.machine.cpu.icount;
+    expect(wentLiveAt).toBeGreaterThan(startedAt);
+    const live = cloneEnd.primary.run();
+    await after(100);
+    cloneEnd.primary.stop();
+    expect(await live).toEqual({ end: 'stopped' });
+    const machine = cloneEnd.primary.machine;
+    expect(machine.cpu.icount).toBeGreaterThan(wentLiveAt);
+    expect(machine.stateHash()).toEqual(referenceHashAt('bench', machine.cpu.icount));
+    expect(events.map((event) => event.type)).toEqual(
+      expect.arrayContaining(['clone-started', 'clone-finished', 'arbiter-won', 'backup-went-live']),
+    );
+  });
+});
