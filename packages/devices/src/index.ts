@@ -35,9 +35,18 @@ export {
 } from './uart/uart.js';
 export type { BlockBackend, MemoryBlockBackendOptions } from './virtio/block/block-backend.js';
 export { MemoryBlockBackend } from './virtio/block/block-backend.js';
-export type { BlockRequestSummary, VirtioBlockOptions } from './virtio/block/virtio-block.js';
+export type {
+  BlockRequestSummary,
+  VirtioBlockHostIo,
+  VirtioBlockOptions,
+} from './virtio/block/virtio-block.js';
 export {
+  BLOCK_OUTPUT_DISK_FLUSH,
+  BLOCK_OUTPUT_DISK_WRITE,
   BLOCK_REQUEST_COMPLETED,
+  DISK_WRITE_SUMMARY_BYTES,
+  diskWriteSummary,
+  fnv1a32,
   VIRTIO_BLOCK_CONFIG_SIZE_BYTES,
   VIRTIO_BLOCK_ID_BYTES,
   VIRTIO_BLOCK_QUEUE_SIZE_MAX,
@@ -61,6 +70,7 @@ export type { VirtioNetOptions, VirtioNetStatistics } from './virtio/net/virtio-
 export {
   NET_FRAME_OUTPUT,
   NET_FRAME_RECEIVED,
+  reverseArpAnnouncement,
   VIRTIO_NET_DEFAULT_MAC,
   VIRTIO_NET_FRAME_BYTES_MAX,
   VIRTIO_NET_HEADER_BYTES,

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { VirtioStatus } from '../constants.js';
 import { createVirtioRig, Reg } from '../testing/guest-driver.js';
 import {
+  reverseArpAnnouncement,
+  VIRTIO_NET_DEFAULT_MAC,
   VIRTIO_NET_FRAME_BYTES_MAX,
   VIRTIO_NET_HEADER_BYTES,
   VIRTIO_NET_PENDING_FRAMES_MAX,
@@ -168,5 +170,28 @@ describe('virtio-net (virtio 1.2 §5.1)', () => {
     expect(restored.driver.memory.read(buffer + VIRTIO_NET_HEADER_BYTES, 70)).toEqual(frame(70));
     expect(restored.harness.env.irq.level).toBe(rig.harness.env.irq.level);
     expect(restored.device.statistics).toEqual(rig.device.statistics);
+  });
+});
+
+describe('go-live', () => {
+  it('announces the guest MAC with a RARP broadcast, as QEMU does after a migration', () => {
+    const mac = Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56);
+    const frame = reverseArpAnnouncement(mac);
+    expect(frame.length).toBe(60);
+    expect([...frame.subarray(0, 6)]).toEqual([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+    expect([...frame.subarray(6, 12)]).toEqual([...mac]);
+    expect([...frame.subarray(12, 22)]).toEqual([0x80, 0x35, 0, 1, 0x08, 0x00, 6, 4, 0, 3]);
+    expect([...frame.subarray(22, 28)]).toEqual([...mac]);
+    expect([...frame.subarray(28, 32)]).toEqual([0, 0, 0, 0]);
+    expect([...frame.subarray(32, 38)]).toEqual([...mac]);
+    expect(frame.subarray(38).every((byte) => byte === 0)).toBe(true);
+  });
+
+  it('sends the announcement through the output door when it goes live', () => {
+    const rig = netRig();
+    rig.transport.onGoLive();
+    const frames = rig.harness.env.outputs.filter((output) => output.kind === 'frame');
+    expect(frames).toHaveLength(1);
+    expect([...(frames[0]?.data ?? [])]).toEqual([...reverseArpAnnouncement(VIRTIO_NET_DEFAULT_MAC)]);
   });
 });

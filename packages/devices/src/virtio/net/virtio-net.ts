@@ -187,6 +187,15 @@ export class VirtioNet implements VirtioDevice {
     this.#deliverPending();
   }
 
+  /**
+   * A backup that became the primary tells the network where the guest's MAC lives now: a RARP
+   * announcement (as QEMU sends after a migration, `qemu_announce_self`), broadcast from the
+   * guest's address, so switches move the address to this port. An output like any frame.
+   */
+  onGoLive(): void {
+    this.#context?.env.output(NET_FRAME_OUTPUT, reverseArpAnnouncement(this.mac));
+  }
+
   saveState(): StateSection {
     return {
       kind: this.kind,
@@ -270,4 +279,27 @@ export class VirtioNet implements VirtioDevice {
     if (this.#context === undefined) throw new VirtqueueError('virtio-net used before it was attached');
     return this.#context;
   }
+}
+
+/** Ethernet's shortest frame without its checksum: QEMU pads its announcements to it. */
+const ANNOUNCEMENT_FRAME_BYTES = 60;
+
+/**
+ * A RARP "reverse request" (RFC 903) from `mac` about itself, broadcast: sender and target
+ * hardware address `mac`, protocol addresses zero. It teaches switches, and asks nothing of anyone.
+ */
+export function reverseArpAnnouncement(mac: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(ANNOUNCEMENT_FRAME_BYTES);
+  const view = new DataView(frame.buffer);
+  frame.fill(0xff, 0, 6); // broadcast
+  frame.set(mac, 6);
+  view.setUint16(12, 0x8035); // EtherType RARP
+  view.setUint16(14, 1); // hardware: Ethernet
+  view.setUint16(16, 0x0800); // protocol: IPv4
+  frame[18] = 6;
+  frame[19] = 4;
+  view.setUint16(20, 3); // reverse request
+  frame.set(mac, 22);
+  frame.set(mac, 32);
+  return frame;
 }
