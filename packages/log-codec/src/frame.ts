@@ -33,6 +33,24 @@ export const FrameType = {
   indexPoint: 3,
   /** The trailer of a record file. */
   recordTrailer: 4,
+  /** Logging channel: what each side says first (vmId, epoch, role, protocol version, host). */
+  handshake: 5,
+  /** Logging channel: an acknowledgement of the log (backup → primary). */
+  ack: 6,
+  /** Logging channel: "I am alive". */
+  heartbeat: 7,
+  /** Logging channel: RAM pages of a live state transfer. */
+  transferPages: 8,
+  /** Logging channel: the rest of the state at the end of a live state transfer. */
+  transferState: 9,
+  /** Logging channel: the sender is closing the channel on purpose. */
+  goodbye: 10,
+  /** Logging channel handshake: a random nonce the peer must answer (pre-shared key). */
+  authChallenge: 11,
+  /** Logging channel handshake: the answer to the peer's nonce (an HMAC). */
+  authResponse: 12,
+  /** Logging channel: the handshake's verdict (accept or refuse) or a refusal of a later frame. */
+  channelControl: 13,
 } as const;
 export type FrameType = number;
 

@@ -28,6 +28,33 @@ export {
   LogEncoder,
   messagePack,
 } from './log-stream.js';
+export type { ChannelControl } from './messages.js';
+export {
+  AUTH_MAC_BYTES,
+  AUTH_NONCE_BYTES,
+  CHANNEL_ERROR_REASONS,
+  CONTROL_DETAIL_LENGTH_MAX,
+  decodeAuthChallenge,
+  decodeAuthResponse,
+  decodeChannelControl,
+  decodeHandshake,
+  encodeAuthChallenge,
+  encodeAuthResponse,
+  encodeChannelControl,
+  encodeHandshake,
+  encodeMessage,
+  GOODBYE_REASON_LENGTH_MAX,
+  HANDSHAKE_FRAME_BYTES_MAX,
+  HANDSHAKE_STRING_LENGTH_MAX,
+  LOG_FRAME_BYTES_TARGET,
+  MessageDecoder,
+  MessageEncoder,
+  PAGE_NUMBER_MAX,
+  PLAIN_VALUE_DEPTH_MAX,
+  TRANSFER_PAGE_BYTES,
+  TRANSFER_PAGES_PER_MESSAGE_MAX,
+  TRANSFER_STATE_DEVICES_MAX,
+} from './messages.js';
 export type { IndexPoint, RecordFileContents, RecordHeader, RecordTrailer } from './record-file.js';
 export {
   INDEX_INTERVAL_FRAMES,

@@ -1,0 +1,7 @@
+/** @ftvm/transport/node: logging channels over TCP and TLS sockets. */
+export type { SocketStreamOptions } from './socket-stream.js';
+export { createSocketStream, SOCKET_LINGER_MS_DEFAULT } from './socket-stream.js';
+export type { ChannelListener, ConnectOptions, ListenOptions } from './tcp.js';
+export { connectTcp, listenTcp } from './tcp.js';
+export type { Pem, TlsConnectOptions, TlsCredentials, TlsListenOptions } from './tls.js';
+export { connectTls, listenTls, tlsError } from './tls.js';
