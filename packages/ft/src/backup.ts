@@ -34,6 +34,11 @@ export interface FtBackupOptions {
   readonly cloning: boolean;
   /** Where outputs go once this backup went live and is the primary. */
   readonly deliver: (output: MachineOutput) => void;
+  /**
+   * Called after the backup won the arbiter and replayed its log, just before its devices go live
+   * (and reissue in-flight disk writes): the place to fence a shared disk to the new epoch.
+   */
+  readonly beforeGoLive?: (epoch: number) => void;
   readonly onEvent?: (event: FtEvent) => void;
 }
 
@@ -207,6 +212,7 @@ export class FtBackup {
       deliver: this.#options.deliver,
       onEvent: this.#options.onEvent,
     };
+    this.#options.beforeGoLive?.(goLive.epoch);
     const primary = FtPrimary.promote(this.machine, primaryOptions);
     this.#emit({
       type: 'backup-went-live',

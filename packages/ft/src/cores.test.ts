@@ -162,10 +162,11 @@ describe('§2.3 detecting failure, and the arbiter against split brain', () => {
     ]);
     primary.arbiterAnswered(forPrimary, 10);
     backup.arbiterAnswered(forBackup, 10);
-    const outcomes = [primary.takeEffects(), backup.takeEffects()];
+    const primaryEffects = primary.takeEffects();
+    const backupEffects = backup.takeEffects();
     expect([forPrimary.won, forBackup.won].filter(Boolean)).toHaveLength(1);
-    expect(outcomes[0]?.halt !== undefined).toBe(!forPrimary.won);
-    expect(outcomes[1]?.goLive !== undefined).toBe(forBackup.won);
+    expect(primaryEffects.halt !== undefined).toBe(!forPrimary.won);
+    expect(backupEffects.goLive !== undefined).toBe(forBackup.won);
   });
 
   it('a host that was paused does not act on its stale view', () => {

@@ -1,0 +1,233 @@
+import type { MessagePort } from 'node:worker_threads';
+import type { Arbiter, Device, FtRole, LogChannel } from '@ftvm/core';
+import { FT_PROTOCOL_VERSION } from '@ftvm/core';
+import { NET_FRAME_OUTPUT, VirtioBlock, VirtioMmioTransport, VirtioNet } from '@ftvm/devices';
+import { Machine, type MachineOutput } from '@ftvm/machine';
+import { createNodeHost } from '@ftvm/machine/node';
+import { createMessagePortStream, openChannel } from '@ftvm/transport';
+import { FtBackup } from '../backup.js';
+import type { FtConfig } from '../config.js';
+import type { FtEvent } from '../events.js';
+import { FtPrimary } from '../primary.js';
+import { PortArbiter } from './arbiter-port.js';
+import { type SharedDiskBuffers, SharedMemoryDisk } from './shared-disk.js';
+
+/**
+ * One VM role on one host, in a worker thread: what an `ftvm` host runs per VM. The thread builds
+ * the machine (the same configuration on every host), opens the logging channel, and runs the
+ * primary or the backup; a backup that goes live goes on as the primary in the same thread. The
+ * parent sees events, statistics and the end; it kills the "host" with `worker.terminate()`.
+ */
+
+/** How the backup treats the disk (the paper's three modes, §2.1 and §4.1). */
+export type DiskMode = 'shared' | 'backup-reads' | 'separate';
+
+/** What the parent gives the worker (as `workerData`). */
+export interface VmWorkerSpec {
+  /** `clone`: a new backup cloned from the running primary (it loads no image). */
+  readonly role: FtRole | 'clone';
+  readonly vmId: string;
+  readonly host: string;
+  readonly epoch: number;
+  /** The guest image (not needed for a clone). */
+  readonly image?: Uint8Array;
+  readonly ramSizeBytes: number;
+  readonly clock: 'host' | 'icount';
+  readonly checkpointIntervalSteps: number;
+  /** The disk, if any: shared memory all hosts see (`separate`: this host's own copy). */
+  readonly disk?: { readonly buffers: SharedDiskBuffers; readonly mode: DiskMode };
+  /** A virtio-net NIC on the guest network: frames cross `networkPort`. */
+  readonly network: boolean;
+  readonly config?: Partial<FtConfig>;
+  readonly preSharedKey?: string;
+  /** The logging channel (primary ↔ backup), a byte stream. Absent for a primary that starts alone. */
+  readonly logPort?: MessagePort;
+  /** Frames to and from the guest network: `{ frame: Uint8Array }` both ways. */
+  readonly networkPort?: MessagePort;
+  /** The arbiter, served by the parent. */
+  readonly arbiterPort: MessagePort;
+  /** How often to post statistics to the parent, in ms. */
+  readonly statisticsIntervalMs?: number;
+}
+
+/** What the worker posts to its parent. */
+export type VmWorkerMessage =
+  | { readonly type: 'event'; readonly event: FtEvent }
+  | { readonly type: 'console'; readonly data: Uint8Array }
+  | {
+      readonly type: 'statistics';
+      readonly role: 'primary' | 'backup';
+      readonly epoch: number;
+      readonly state: string;
+      readonly icount: number;
+      /** The primary's figures (lag, held outputs, log buffer) or the backup's (received, applied). */
+      readonly figures: Readonly<Record<string, number | string | boolean>>;
+    }
+  | { readonly type: 'clone-finished'; readonly report: Readonly<Record<string, number>> }
+  | { readonly type: 'clone-failed'; readonly message: string }
+  | { readonly type: 'ended'; readonly end: string; readonly detail?: string; readonly exitStatus?: number }
+  | { readonly type: 'failed'; readonly message: string };
+
+/** What the parent may post to the worker. */
+export type VmWorkerCommand =
+  /** Primary: clone a new backup over this port. */
+  { readonly type: 'clone'; readonly logPort: MessagePort } | { readonly type: 'stop' };
+
+interface Parent {
+  postMessage(message: VmWorkerMessage, transfer?: readonly unknown[]): void;
+  on(event: 'message', listener: (command: VmWorkerCommand) => void): void;
+}
+
+/** Runs a VM role until it ends; reports to `parent`. */
+export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<void> {
+  const scheduler = createNodeHost();
+  const arbiter: Arbiter = new PortArbiter(spec.arbiterPort);
+  const post = (message: VmWorkerMessage) => parent.postMessage(message);
+  const onEvent = (event: FtEvent) => post({ type: 'event', event });
+  const disk = spec.disk ? new SharedMemoryDisk(spec.disk.buffers, spec.epoch) : undefined;
+  let nic: VirtioNet | undefined;
+
+  const deliver = (output: MachineOutput) => {
+    if (output.kind === 'console') post({ type: 'console', data: output.data.slice() });
+    else if (output.kind === NET_FRAME_OUTPUT) spec.networkPort?.postMessage({ frame: output.data.slice() });
+  };
+  spec.networkPort?.on('message', (message: { frame?: unknown }) => {
+    if (message.frame instanceof Uint8Array) nic?.receive(message.frame);
+  });
+
+  const buildMachine = (hooks: object, asBackup: boolean, loadImage: boolean): Machine => {
+    const slots: (Device | undefined)[] = new Array(8).fill(undefined);
+    let slot = 7;
+    if (disk) {
+      // A backup on a shared disk does no disk IO (read data travels in the log); with
+      // backup-reads it reads, never writes; with its own copy it applies the writes too.
+      const mode = spec.disk?.mode ?? 'shared';
+      const hostIo = !asBackup
+        ? 'all'
+        : mode === 'shared'
+          ? 'none'
+          : mode === 'backup-reads'
+            ? 'reads'
+            : 'all';
+      slots[slot--] = new VirtioMmioTransport(
+        new VirtioBlock({ backend: disk, hostIo, logReadData: mode !== 'backup-reads' }),
+      );
+    }
+    if (spec.network) {
+      nic = new VirtioNet();
+      slots[slot--] = new VirtioMmioTransport(nic);
+    }
+    const machine = new Machine({
+      ramSizeBytes: spec.ramSizeBytes,
+      clock: spec.clock,
+      hostClock: scheduler,
+      checkpointIntervalSteps: spec.checkpointIntervalSteps,
+      virtioSlots: slots,
+      ...hooks,
+    });
+    if (loadImage) {
+      if (!spec.image) throw new Error('no guest image');
+      machine.loadImage(spec.image, spec.vmId);
+    }
+    return machine;
+  };
+
+  const statistics = (role: 'primary' | 'backup', source: FtPrimary | FtBackup) => {
+    const figures = source.statistics() as unknown as Record<string, number | string | boolean>;
+    post({
+      type: 'statistics',
+      role,
+      epoch: Number(figures.epoch),
+      state: String(figures.state),
+      icount: source.machine.cpu.icount,
+      figures,
+    });
+  };
+
+  const openLog = async (port: MessagePort, role: FtRole, epoch: number): Promise<LogChannel> =>
+    openChannel(createMessagePortStream(port), {
+      handshake: { vmId: spec.vmId, epoch, role, protocolVersion: FT_PROTOCOL_VERSION, host: spec.host },
+      preSharedKey: spec.preSharedKey,
+    });
+
+  const runPrimary = async (primary: FtPrimary): Promise<void> => {
+    parent.on('message', (command) => {
+      if (command.type === 'stop') primary.stop();
+      if (command.type === 'clone') {
+        openLog(command.logPort, 'primary', primary.epoch)
+          .then((channel) => primary.cloneTo(channel))
+          .then(
+            (report) => post({ type: 'clone-finished', report: { ...report } }),
+            (error: Error) => post({ type: 'clone-failed', message: error.message }),
+          );
+      }
+    });
+    const timer = setInterval(() => statistics('primary', primary), spec.statisticsIntervalMs ?? 200);
+    try {
+      const end = await primary.run();
+      post({
+        type: 'ended',
+        end: end.end,
+        detail: end.end === 'halted' ? end.reason : undefined,
+        exitStatus: end.end === 'powered-off' ? end.exitStatus : undefined,
+      });
+    } finally {
+      clearInterval(timer);
+    }
+  };
+
+  if (spec.role === 'primary') {
+    const primary = new FtPrimary({
+      vmId: spec.vmId,
+      host: spec.host,
+      epoch: spec.epoch,
+      config: spec.config,
+      scheduler,
+      arbiter,
+      deliver,
+      onEvent: (event) => {
+        if (event.type === 'arbiter-won') disk?.fence(event.epoch);
+        onEvent(event);
+      },
+      createMachine: (hooks) => buildMachine(hooks, false, true),
+    });
+    if (spec.logPort) primary.attachBackup(await openLog(spec.logPort, 'primary', spec.epoch));
+    await runPrimary(primary);
+    return;
+  }
+
+  if (!spec.logPort) throw new Error('a backup needs a logging channel');
+  const channel = await openLog(spec.logPort, 'backup', spec.epoch);
+  const cloning = spec.role === 'clone';
+  const backup = new FtBackup({
+    vmId: spec.vmId,
+    host: spec.host,
+    epoch: spec.epoch,
+    config: spec.config,
+    scheduler,
+    arbiter,
+    channel,
+    cloning,
+    deliver,
+    onEvent,
+    beforeGoLive: (epoch) => disk?.fence(epoch),
+    createMachine: (hooks) => buildMachine(hooks, true, !cloning),
+  });
+  const timer = setInterval(() => statistics('backup', backup), spec.statisticsIntervalMs ?? 200);
+  let end: Awaited<ReturnType<FtBackup['run']>>;
+  try {
+    end = await backup.run();
+  } finally {
+    clearInterval(timer);
+  }
+  if (end.end === 'went-live') {
+    await runPrimary(end.primary);
+    return;
+  }
+  post({
+    type: 'ended',
+    end: end.end,
+    detail: end.end === 'halted' ? end.reason : end.end === 'diverged' ? end.error.message : undefined,
+    exitStatus: end.end === 'powered-off' ? end.exitStatus : undefined,
+  });
+}
