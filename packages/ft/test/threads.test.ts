@@ -1,16 +1,6 @@
 import { createSocket, type Socket } from 'node:dgram';
-import { readFileSync } from 'node:fs';
-import { MessageChannel } from 'node:worker_threads';
-import { MemoryArbiter } from '@ftvm/arbiter';
-import { imagePath } from '@ftvm/guests';
-import { UserGateway, VirtualSwitch } from '@ftvm/net';
-import { UdpGatewayHost } from '@ftvm/net/node';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { FtEvent } from '../src/events.js';
-import { serveArbiter } from '../src/node/arbiter-port.js';
-import { SharedMemoryDisk } from '../src/node/shared-disk.js';
-import { startVmWorker, type VmWorkerHandle } from '../src/node/vm-host.js';
-import type { VmWorkerMessage, VmWorkerSpec } from '../src/node/vm-worker.js';
+import { Cluster, until } from './cluster.js';
 
 /**
  * Real threads and real sockets: kv.elf served by a fault-tolerant pair of hosts (worker threads)
@@ -18,84 +8,8 @@ import type { VmWorkerMessage, VmWorkerSpec } from '../src/node/vm-worker.js';
  * threads. Whatever the failures, no acknowledged write is lost and every INCR counts once.
  */
 
-const VM = 'kv';
+const VM = 'vm1';
 const config = { failureTimeoutMs: 300, heartbeatIntervalMs: 50 };
-
-interface Host {
-  readonly name: string;
-  readonly handle: VmWorkerHandle;
-  readonly events: FtEvent[];
-  ended?: VmWorkerMessage;
-  failed?: string;
-}
-
-class Cluster {
-  readonly switch = new VirtualSwitch();
-  readonly arbiter = new MemoryArbiter();
-  readonly disk = SharedMemoryDisk.create(4 * 1024 * 1024);
-  readonly hosts: Host[] = [];
-  readonly image = new Uint8Array(readFileSync(imagePath('kv')));
-  gatewayHost: UdpGatewayHost | undefined;
-  port = 0;
-
-  async start(): Promise<void> {
-    const gateway = UserGateway.fromNetdevSpec('user,hostfwd=udp:127.0.0.1:0-:5555');
-    const link = this.switch.attach({ deliver: (frame) => gateway.deliver(frame) });
-    gateway.connect({ send: (frame) => link.send(frame) });
-    this.gatewayHost = await UdpGatewayHost.open(gateway);
-    this.port = this.gatewayHost.boundForwards[0]?.port ?? 0;
-    await this.arbiter.testAndSet(VM, 0, 'host-a');
-  }
-
-  /** A host thread running one role, its NIC on a switch port. */
-  spawn(name: string, role: VmWorkerSpec['role'], epoch: number, logPort?: MessageChannel['port1']): Host {
-    const network = new MessageChannel();
-    const switchLink = this.switch.attach({ deliver: (frame) => network.port1.postMessage({ frame }) });
-    network.port1.on('message', (message: { frame: Uint8Array }) => switchLink.send(message.frame));
-    const arbiterChannel = new MessageChannel();
-    serveArbiter(this.arbiter, arbiterChannel.port1);
-    const handle = startVmWorker({
-      role,
-      vmId: VM,
-      host: name,
-      epoch,
-      image: role === 'clone' ? undefined : this.image,
-      ramSizeBytes: 16 * 1024 * 1024,
-      clock: 'host',
-      checkpointIntervalSteps: 1_000_000,
-      disk: { buffers: this.disk, mode: 'shared' },
-      network: true,
-      config,
-      logPort,
-      networkPort: network.port2,
-      arbiterPort: arbiterChannel.port2,
-      statisticsIntervalMs: 100,
-    });
-    const host: Host = { name, handle, events: [] };
-    handle.onMessage((message) => {
-      if (message.type === 'event') host.events.push(message.event);
-      if (message.type === 'ended') host.ended = message;
-      if (message.type === 'failed') host.failed = message.message;
-      if (process.env.FTVM_DEBUG)
-        console.log(
-          name,
-          JSON.stringify(message, (_, v) => (v instanceof Uint8Array ? new TextDecoder().decode(v) : v)),
-        );
-    });
-    void handle.exited.then(() => {
-      switchLink.detach();
-      network.port1.close();
-      arbiterChannel.port1.close();
-    });
-    this.hosts.push(host);
-    return host;
-  }
-
-  async close(): Promise<void> {
-    await Promise.all(this.hosts.map((host) => host.handle.kill()));
-    await this.gatewayHost?.close();
-  }
-}
 
 /** A kv client with retries (same id), recording what was acknowledged. */
 class Client {
@@ -139,72 +53,73 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-const until = async (what: string, predicate: () => boolean, timeoutMs = 20_000) => {
-  const started = Date.now();
-  while (!predicate()) {
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-};
+describe.each(['port', 'tcp'] as const)(
+  'kv.elf on a fault-tolerant pair of host threads, logging over %s, clients over real UDP',
+  (transport) => {
+    it('survives the primary dying, then the new primary dying after a clone: nothing acknowledged is lost, INCR once', async () => {
+      cluster = new Cluster({
+        image: 'kv',
+        transport,
+        config,
+        diskBytes: 4 * 1024 * 1024,
+        checkpointIntervalSteps: 1_000_000,
+      });
+      await cluster.start();
+      const { primary: hostA, backup: hostB } = await cluster.startPair();
+      const client = new Client(cluster.port);
+      try {
+        const acknowledged = new Map<string, string>();
+        let increments = 0;
+        const work = async (round: number) => {
+          const key = `k${round % 7}`;
+          const value = `v${round}`;
+          expect(await client.request(`PUT ${key} ${value}`)).toBe('OK');
+          acknowledged.set(key, value);
+          const incr = await client.request('INCR counter');
+          increments++;
+          expect(incr).toBe(`OK ${increments}`);
+        };
+        for (let round = 0; round < 20; round++) await work(round);
 
-describe('kv.elf on a fault-tolerant pair of host threads, over real UDP', () => {
-  it('survives the primary dying, then the new primary dying after a clone: nothing acknowledged is lost, INCR once', async () => {
-    cluster = new Cluster();
-    await cluster.start();
-    const log = new MessageChannel();
-    const hostA = cluster.spawn('host-a', 'primary', 1, log.port1);
-    const hostB = cluster.spawn('host-b', 'backup', 1, log.port2);
-    const client = new Client(cluster.port);
-    try {
-      const acknowledged = new Map<string, string>();
-      let increments = 0;
-      const work = async (round: number) => {
-        const key = `k${round % 7}`;
-        const value = `v${round}`;
-        expect(await client.request(`PUT ${key} ${value}`)).toBe('OK');
-        acknowledged.set(key, value);
-        const incr = await client.request('INCR counter');
-        increments++;
-        expect(incr).toBe(`OK ${increments}`);
-      };
-      for (let round = 0; round < 20; round++) await work(round);
+        // The primary's host dies in the middle of the load.
+        const load = (async () => {
+          for (let round = 20; round < 60; round++) await work(round);
+        })();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        await hostA.handle.kill();
+        await load;
+        expect(hostB.events.map((event) => event.type)).toEqual(
+          expect.arrayContaining(['peer-suspected', 'arbiter-won', 'backup-went-live']),
+        );
+        expect(await cluster.arbiter.read(VM)).toEqual({ epoch: 2, owner: 'host-b' });
+        for (const [key, value] of acknowledged)
+          expect(await client.request(`GET ${key}`)).toBe(`OK ${value}`);
 
-      // The primary's host dies in the middle of the load.
-      const load = (async () => {
-        for (let round = 20; round < 60; round++) await work(round);
-      })();
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      await hostA.handle.kill();
-      await load;
-      expect(hostB.events.map((event) => event.type)).toEqual(
-        expect.arrayContaining(['peer-suspected', 'arbiter-won', 'backup-went-live']),
-      );
-      expect(await cluster.arbiter.read(VM)).toEqual({ epoch: 2, owner: 'host-b' });
-      for (const [key, value] of acknowledged) expect(await client.request(`GET ${key}`)).toBe(`OK ${value}`);
+        // Redundancy restored: a new backup is cloned onto host-c from the running primary.
+        const hostC = await cluster.clone(hostB, 'host-c', 2);
+        await until('the clone to finish', () =>
+          hostB.events.some((event) => event.type === 'clone-finished'),
+        );
+        for (let round = 60; round < 80; round++) await work(round);
 
-      // Redundancy restored: a new backup is cloned onto host-c from the running primary.
-      const cloneLog = new MessageChannel();
-      const hostC = cluster.spawn('host-c', 'clone', 2, cloneLog.port2);
-      hostB.handle.clone(cloneLog.port1);
-      await until('the clone to finish', () => hostB.events.some((event) => event.type === 'clone-finished'));
-      for (let round = 60; round < 80; round++) await work(round);
-
-      // And the new primary dies too: the clone takes over.
-      const second = (async () => {
-        for (let round = 80; round < 120; round++) await work(round);
-      })();
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      await hostB.handle.kill();
-      await second;
-      expect(hostC.events.map((event) => event.type)).toEqual(
-        expect.arrayContaining(['arbiter-won', 'backup-went-live']),
-      );
-      expect(await cluster.arbiter.read(VM)).toEqual({ epoch: 3, owner: 'host-c' });
-      for (const [key, value] of acknowledged) expect(await client.request(`GET ${key}`)).toBe(`OK ${value}`);
-      expect(await client.request('GET counter')).toBe(`OK ${increments}`);
-      expect(hostC.failed).toBeUndefined();
-    } finally {
-      client.close();
-    }
-  }, 120_000);
-});
+        // And the new primary dies too: the clone takes over.
+        const second = (async () => {
+          for (let round = 80; round < 120; round++) await work(round);
+        })();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        await hostB.handle.kill();
+        await second;
+        expect(hostC.events.map((event) => event.type)).toEqual(
+          expect.arrayContaining(['arbiter-won', 'backup-went-live']),
+        );
+        expect(await cluster.arbiter.read(VM)).toEqual({ epoch: 3, owner: 'host-c' });
+        for (const [key, value] of acknowledged)
+          expect(await client.request(`GET ${key}`)).toBe(`OK ${value}`);
+        expect(await client.request('GET counter')).toBe(`OK ${increments}`);
+        expect(hostC.failed).toBeUndefined();
+      } finally {
+        client.close();
+      }
+    }, 120_000);
+  },
+);

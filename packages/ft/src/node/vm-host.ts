@@ -10,8 +10,11 @@ export interface VmWorkerHandle {
   onMessage(listener: (message: VmWorkerMessage) => void): void;
   /** Resolves when the thread has exited (killed, failed or done). */
   readonly exited: Promise<number>;
-  /** Primary: clone a new backup over `logPort` (the other end goes to the clone's worker). */
-  clone(logPort: MessagePort): void;
+  /**
+   * Primary: clone a new backup over `logPort` (the other end goes to the clone's worker), or by
+   * connecting to a clone listening on TCP.
+   */
+  clone(log: MessagePort | { host: string; port: number }): void;
   /** Ends the role in order (a goodbye to the peer). */
   stop(): void;
   /** The host dies: the thread is terminated at once, its ports close without a goodbye. */
@@ -55,8 +58,10 @@ export function startVmWorker(spec: VmWorkerSpec): VmWorkerHandle {
       listener = next;
     },
     exited,
-    clone(logPort) {
-      worker.postMessage({ type: 'clone', logPort } satisfies VmWorkerCommand, [logPort]);
+    clone(log) {
+      if ('postMessage' in log)
+        worker.postMessage({ type: 'clone', logPort: log } satisfies VmWorkerCommand, [log]);
+      else worker.postMessage({ type: 'clone', logTcp: log } satisfies VmWorkerCommand);
     },
     stop() {
       worker.postMessage({ type: 'stop' } satisfies VmWorkerCommand);

@@ -2,9 +2,10 @@ import type { MessagePort } from 'node:worker_threads';
 import type { Arbiter, Device, FtRole, LogChannel } from '@ftvm/core';
 import { FT_PROTOCOL_VERSION } from '@ftvm/core';
 import { NET_FRAME_OUTPUT, VirtioBlock, VirtioMmioTransport, VirtioNet } from '@ftvm/devices';
-import { Machine, type MachineOutput } from '@ftvm/machine';
+import { Machine, type MachineOutput, runMachine } from '@ftvm/machine';
 import { createNodeHost } from '@ftvm/machine/node';
 import { createMessagePortStream, openChannel } from '@ftvm/transport';
+import { connectTcp, listenTcp } from '@ftvm/transport/node';
 import { FtBackup } from '../backup.js';
 import type { FtConfig } from '../config.js';
 import type { FtEvent } from '../events.js';
@@ -24,8 +25,11 @@ export type DiskMode = 'shared' | 'backup-reads' | 'separate';
 
 /** What the parent gives the worker (as `workerData`). */
 export interface VmWorkerSpec {
-  /** `clone`: a new backup cloned from the running primary (it loads no image). */
-  readonly role: FtRole | 'clone';
+  /**
+   * `clone`: a new backup cloned from the running primary (it loads no image). `standalone`: the
+   * VM without fault tolerance (no log, no backup), the baseline FT is measured against.
+   */
+  readonly role: FtRole | 'clone' | 'standalone';
   readonly vmId: string;
   readonly host: string;
   readonly epoch: number;
@@ -40,8 +44,13 @@ export interface VmWorkerSpec {
   readonly network: boolean;
   readonly config?: Partial<FtConfig>;
   readonly preSharedKey?: string;
-  /** The logging channel (primary ↔ backup), a byte stream. Absent for a primary that starts alone. */
+  /** The logging channel (primary ↔ backup) over a port. Absent for a primary that starts alone. */
   readonly logPort?: MessagePort;
+  /**
+   * Or over TCP: a backup (or clone) listens on `host` (a free port; it posts `listening` with
+   * the port), a primary connects to `host:port`.
+   */
+  readonly logTcp?: { readonly host: string; readonly port?: number };
   /** Frames to and from the guest network: `{ frame: Uint8Array }` both ways. */
   readonly networkPort?: MessagePort;
   /** The arbiter, served by the parent. */
@@ -64,14 +73,21 @@ export type VmWorkerMessage =
       readonly figures: Readonly<Record<string, number | string | boolean>>;
     }
   | { readonly type: 'clone-finished'; readonly report: Readonly<Record<string, number>> }
+  /** A backup listens for its primary's TCP logging channel on this port. */
+  | { readonly type: 'listening'; readonly port: number }
   | { readonly type: 'clone-failed'; readonly message: string }
   | { readonly type: 'ended'; readonly end: string; readonly detail?: string; readonly exitStatus?: number }
   | { readonly type: 'failed'; readonly message: string };
 
 /** What the parent may post to the worker. */
 export type VmWorkerCommand =
-  /** Primary: clone a new backup over this port. */
-  { readonly type: 'clone'; readonly logPort: MessagePort } | { readonly type: 'stop' };
+  /** Primary: clone a new backup over this port, or by connecting to the clone over TCP. */
+  | {
+      readonly type: 'clone';
+      readonly logPort?: MessagePort;
+      readonly logTcp?: { host: string; port: number };
+    }
+  | { readonly type: 'stop' };
 
 interface Parent {
   postMessage(message: VmWorkerMessage, transfer?: readonly unknown[]): void;
@@ -144,17 +160,44 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
     });
   };
 
+  const handshake = (role: FtRole, epoch: number) => ({
+    vmId: spec.vmId,
+    epoch,
+    role,
+    protocolVersion: FT_PROTOCOL_VERSION,
+    host: spec.host,
+  });
   const openLog = async (port: MessagePort, role: FtRole, epoch: number): Promise<LogChannel> =>
     openChannel(createMessagePortStream(port), {
-      handshake: { vmId: spec.vmId, epoch, role, protocolVersion: FT_PROTOCOL_VERSION, host: spec.host },
+      handshake: handshake(role, epoch),
       preSharedKey: spec.preSharedKey,
     });
+  const connectLog = (endpoint: { host: string; port: number }, epoch: number): Promise<LogChannel> =>
+    connectTcp({ ...endpoint, handshake: handshake('primary', epoch), preSharedKey: spec.preSharedKey });
+  /** A backup waits for one primary to connect (the first channel that passes the handshake). */
+  const acceptLog = async (host: string, epoch: number): Promise<LogChannel> => {
+    let accepted: (channel: LogChannel) => void = () => {};
+    const channel = new Promise<LogChannel>((resolve) => {
+      accepted = resolve;
+    });
+    const listener = await listenTcp(
+      { host, port: 0, handshake: handshake('backup', epoch), preSharedKey: spec.preSharedKey },
+      (opened) => accepted(opened),
+    );
+    post({ type: 'listening', port: listener.port });
+    const opened = await channel;
+    await listener.close();
+    return opened;
+  };
 
   const runPrimary = async (primary: FtPrimary): Promise<void> => {
     parent.on('message', (command) => {
       if (command.type === 'stop') primary.stop();
       if (command.type === 'clone') {
-        openLog(command.logPort, 'primary', primary.epoch)
+        const opened = command.logTcp
+          ? connectLog(command.logTcp, primary.epoch)
+          : openLog(command.logPort as MessagePort, 'primary', primary.epoch);
+        opened
           .then((channel) => primary.cloneTo(channel))
           .then(
             (report) => post({ type: 'clone-finished', report: { ...report } }),
@@ -176,6 +219,37 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
     }
   };
 
+  if (spec.role === 'standalone') {
+    const machine = buildMachine({ mode: 'standalone', onOutput: deliver }, false, true);
+    const abort = new AbortController();
+    parent.on('message', (command) => {
+      if (command.type === 'stop') abort.abort();
+    });
+    const timer = setInterval(
+      () =>
+        post({
+          type: 'statistics',
+          role: 'primary',
+          epoch: 0,
+          state: 'standalone',
+          icount: machine.cpu.icount,
+          figures: {},
+        }),
+      spec.statisticsIntervalMs ?? 200,
+    );
+    try {
+      const result = await runMachine(machine, scheduler, { signal: abort.signal });
+      post({
+        type: 'ended',
+        end: result.end === 'aborted' ? 'stopped' : 'powered-off',
+        exitStatus: result.exitStatus,
+      });
+    } finally {
+      clearInterval(timer);
+    }
+    return;
+  }
+
   if (spec.role === 'primary') {
     const primary = new FtPrimary({
       vmId: spec.vmId,
@@ -192,12 +266,17 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
       createMachine: (hooks) => buildMachine(hooks, false, true),
     });
     if (spec.logPort) primary.attachBackup(await openLog(spec.logPort, 'primary', spec.epoch));
+    else if (spec.logTcp?.port !== undefined) {
+      primary.attachBackup(await connectLog({ host: spec.logTcp.host, port: spec.logTcp.port }, spec.epoch));
+    }
     await runPrimary(primary);
     return;
   }
 
-  if (!spec.logPort) throw new Error('a backup needs a logging channel');
-  const channel = await openLog(spec.logPort, 'backup', spec.epoch);
+  let channel: LogChannel;
+  if (spec.logPort) channel = await openLog(spec.logPort, 'backup', spec.epoch);
+  else if (spec.logTcp) channel = await acceptLog(spec.logTcp.host, spec.epoch);
+  else throw new Error('a backup needs a logging channel');
   const cloning = spec.role === 'clone';
   const backup = new FtBackup({
     vmId: spec.vmId,

@@ -46,10 +46,16 @@ interface Direction {
   lastArrivalNs: number;
   /** Bytes being transmitted, by the time their transmission ends. */
   transmitting: { endNs: number; bytes: number }[];
-  /** Messages held by a partition, in order. */
-  held: { message: FtMessage; corrupt: boolean }[];
+  /** What arrived during a partition (and after it, until those are delivered), in order. */
+  held: Arrival[];
+  flushScheduled: boolean;
   corruptNext: boolean;
 }
+
+/** What reaches an end: a message (maybe damaged), or the end of the stream. */
+type Arrival =
+  | { readonly kind: 'message'; readonly message: FtMessage; readonly corrupt: boolean }
+  | { readonly kind: 'close'; readonly error: Error | undefined };
 
 export class SimLink {
   readonly name: string;
@@ -76,6 +82,7 @@ export class SimLink {
       lastArrivalNs: 0,
       transmitting: [],
       held: [],
+      flushScheduled: false,
       corruptNext: false,
     });
     this.#directions = { a: direction(), b: direction() };
@@ -125,11 +132,7 @@ export class SimLink {
     if (!this.#partitioned) return;
     this.#partitioned = false;
     if (this.#cut) return;
-    for (const from of ['a', 'b'] as const) {
-      const direction = this.#directions[from];
-      const held = direction.held.splice(0);
-      for (const item of held) this.#schedule(from, item.message, item.corrupt, 0);
-    }
+    for (const from of ['a', 'b'] as const) this.#scheduleFlush(from);
   }
 
   /** Adds `extraNs` to every message sent in the next `durationNs`. */
@@ -164,45 +167,56 @@ export class SimLink {
     direction.transmitting.push({ endNs: direction.busyUntilNs, bytes });
     const corrupt = direction.corruptNext;
     direction.corruptNext = false;
-    this.#schedule(from, message, corrupt, direction.busyUntilNs - this.#loop.now);
+    this.#schedule(from, { kind: 'message', message, corrupt }, direction.busyUntilNs - this.#loop.now);
   }
 
   /** An orderly or abortive end of the stream, after what is in flight (from `from`'s side). */
   transmitClose(from: LinkSide, error: Error | undefined): void {
     if (this.#cut) return;
-    const to = this.end(other(from));
+    this.#schedule(from, { kind: 'close', error }, 0);
+  }
+
+  #schedule(from: LinkSide, arrival: Arrival, transmitNs: number): void {
     const direction = this.#directions[from];
-    const arrival = Math.max(this.#loop.now + this.#latency(), direction.lastArrivalNs);
-    direction.lastArrivalNs = arrival;
+    const spike = this.#loop.now < this.#spikeUntilNs ? this.#spikeNs : 0;
+    const atNs = Math.max(this.#loop.now + transmitNs + this.#latency() + spike, direction.lastArrivalNs);
+    direction.lastArrivalNs = atNs;
+    const to = this.end(other(from));
     const generation = this.#generation;
     this.#loop.at(
-      arrival,
+      atNs,
       () => {
-        if (generation === this.#generation) to.finish(error);
+        if (generation !== this.#generation) return;
+        if (this.#partitioned || direction.held.length > 0) {
+          // Behind a partition, or behind what it held: keep the order.
+          direction.held.push(arrival);
+          this.#scheduleFlush(from);
+          return;
+        }
+        this.#arrive(to, arrival);
       },
       to.host,
     );
   }
 
-  #schedule(from: LinkSide, message: FtMessage, corrupt: boolean, transmitNs: number): void {
+  /** After a partition heals, what it held arrives, in order (TCP retransmits it). */
+  #scheduleFlush(from: LinkSide): void {
     const direction = this.#directions[from];
-    const spike = this.#loop.now < this.#spikeUntilNs ? this.#spikeNs : 0;
-    const arrival = Math.max(this.#loop.now + transmitNs + this.#latency() + spike, direction.lastArrivalNs);
-    direction.lastArrivalNs = arrival;
+    if (this.#partitioned || this.#cut || direction.flushScheduled || direction.held.length === 0) return;
+    direction.flushScheduled = true;
     const to = this.end(other(from));
     const generation = this.#generation;
-    this.#loop.at(
-      arrival,
-      () => {
-        if (generation !== this.#generation) return;
-        if (this.#partitioned) {
-          direction.held.push({ message, corrupt });
-          return;
-        }
-        to.receive(message, corrupt);
-      },
-      to.host,
-    );
+    to.host.after(this.#latency(), () => {
+      direction.flushScheduled = false;
+      if (generation !== this.#generation) return;
+      if (this.#partitioned) return;
+      for (const arrival of direction.held.splice(0)) this.#arrive(to, arrival);
+    });
+  }
+
+  #arrive(to: SimChannelEnd, arrival: Arrival): void {
+    if (arrival.kind === 'close') to.finish(arrival.error);
+    else to.receive(arrival.message, arrival.corrupt);
   }
 
   #latency(): number {
@@ -276,7 +290,9 @@ export class SimChannelEnd implements LogChannel {
         this.#side,
         new Error('the peer closed the channel: corrupt or malformed frame from the peer: checksum mismatch'),
       );
-      this.finish(new Error(`corrupt or malformed frame from the peer: checksum mismatch (a ${message.type})`));
+      this.finish(
+        new Error(`corrupt or malformed frame from the peer: checksum mismatch (a ${message.type})`),
+      );
       return;
     }
     this.#link.delivered(this.#side, message);

@@ -1,0 +1,200 @@
+import { readFileSync } from 'node:fs';
+import { MessageChannel } from 'node:worker_threads';
+import { MemoryArbiter } from '@ftvm/arbiter';
+import { type ImageName, imagePath } from '@ftvm/guests';
+import { UserGateway, VirtualSwitch } from '@ftvm/net';
+import { UdpGatewayHost } from '@ftvm/net/node';
+import type { FtConfig } from '../src/config.js';
+import type { FtEvent } from '../src/events.js';
+import { serveArbiter } from '../src/node/arbiter-port.js';
+import { SharedMemoryDisk } from '../src/node/shared-disk.js';
+import { startVmWorker, type VmWorkerHandle } from '../src/node/vm-host.js';
+import type { DiskMode, VmWorkerMessage, VmWorkerSpec } from '../src/node/vm-worker.js';
+
+/**
+ * An in-process cluster for tests and benchmarks: hosts are worker threads, each running one role
+ * of one VM; the guest network is a virtual switch with a user-mode gateway on a real UDP port;
+ * the arbiter is in memory, served to the hosts over ports; the disk is shared memory.
+ */
+
+export interface ClusterOptions {
+  readonly image: ImageName;
+  readonly vmId?: string;
+  /** The logging channel: a MessagePort between threads, or TCP on loopback. */
+  readonly transport?: 'port' | 'tcp';
+  readonly ramSizeBytes?: number;
+  readonly clock?: 'host' | 'icount';
+  readonly config?: Partial<FtConfig>;
+  readonly diskBytes?: number;
+  readonly diskMode?: DiskMode;
+  readonly checkpointIntervalSteps?: number;
+  /** Debug: print every message of the hosts. */
+  readonly verbose?: boolean;
+}
+
+export interface Host {
+  readonly name: string;
+  readonly handle: VmWorkerHandle;
+  readonly events: (FtEvent & { atMs: number })[];
+  readonly console: number[];
+  statistics: Extract<VmWorkerMessage, { type: 'statistics' }> | undefined;
+  ended: Extract<VmWorkerMessage, { type: 'ended' }> | undefined;
+  failed: string | undefined;
+  listening: Promise<number>;
+}
+
+export class Cluster {
+  readonly switch = new VirtualSwitch();
+  readonly arbiter = new MemoryArbiter();
+  readonly hosts: Host[] = [];
+  readonly vmId: string;
+  readonly disk: ReturnType<typeof SharedMemoryDisk.create> | undefined;
+  readonly image: Uint8Array;
+  gatewayHost: UdpGatewayHost | undefined;
+  /** The gateway's UDP port for kv (guest port 5555). */
+  port = 0;
+
+  constructor(readonly options: ClusterOptions) {
+    this.vmId = options.vmId ?? 'vm1';
+    this.image = new Uint8Array(readFileSync(imagePath(options.image)));
+    this.disk = options.diskBytes ? SharedMemoryDisk.create(options.diskBytes) : undefined;
+  }
+
+  async start(): Promise<void> {
+    const gateway = UserGateway.fromNetdevSpec('user,hostfwd=udp:127.0.0.1:0-:5555');
+    const link = this.switch.attach({ deliver: (frame) => gateway.deliver(frame) });
+    gateway.connect({ send: (frame) => link.send(frame) });
+    this.gatewayHost = await UdpGatewayHost.open(gateway);
+    this.port = this.gatewayHost.boundForwards[0]?.port ?? 0;
+  }
+
+  /** The VM without fault tolerance: the baseline. */
+  startStandalone(name = 'host-a'): Host {
+    return this.spawn(name, 'standalone', 0, {});
+  }
+
+  /** A primary and its backup, booted together at epoch 1. */
+  async startPair(): Promise<{ primary: Host; backup: Host }> {
+    await this.arbiter.testAndSet(this.vmId, 0, 'host-a');
+    if (this.options.transport === 'tcp') {
+      const backup = this.spawn('host-b', 'backup', 1, { logTcp: { host: '127.0.0.1' } });
+      const port = await backup.listening;
+      const primary = this.spawn('host-a', 'primary', 1, { logTcp: { host: '127.0.0.1', port } });
+      return { primary, backup };
+    }
+    const log = new MessageChannel();
+    const primary = this.spawn('host-a', 'primary', 1, { logPort: log.port1 });
+    const backup = this.spawn('host-b', 'backup', 1, { logPort: log.port2 });
+    return { primary, backup };
+  }
+
+  /** A primary alone at epoch 1 (no backup yet). */
+  async startAlone(name = 'host-a'): Promise<Host> {
+    await this.arbiter.testAndSet(this.vmId, 0, name);
+    return this.spawn(name, 'primary', 1, {});
+  }
+
+  /** Clones a new backup onto a new host from the running primary on `from`. */
+  async clone(from: Host, name: string, epoch: number): Promise<Host> {
+    if (this.options.transport === 'tcp') {
+      const clone = this.spawn(name, 'clone', epoch, { logTcp: { host: '127.0.0.1' } });
+      from.handle.clone({ host: '127.0.0.1', port: await clone.listening });
+      return clone;
+    }
+    const log = new MessageChannel();
+    const clone = this.spawn(name, 'clone', epoch, { logPort: log.port2 });
+    from.handle.clone(log.port1);
+    return clone;
+  }
+
+  spawn(
+    name: string,
+    role: VmWorkerSpec['role'],
+    epoch: number,
+    log: Pick<VmWorkerSpec, 'logPort' | 'logTcp'>,
+  ): Host {
+    const network = new MessageChannel();
+    const switchLink = this.switch.attach({ deliver: (frame) => network.port1.postMessage({ frame }) });
+    network.port1.on('message', (message: { frame: Uint8Array }) => switchLink.send(message.frame));
+    const arbiterChannel = new MessageChannel();
+    serveArbiter(this.arbiter, arbiterChannel.port1);
+    const handle = startVmWorker({
+      role,
+      vmId: this.vmId,
+      host: name,
+      epoch,
+      image: role === 'clone' ? undefined : this.image,
+      ramSizeBytes: this.options.ramSizeBytes ?? 16 * 1024 * 1024,
+      clock: this.options.clock ?? 'host',
+      checkpointIntervalSteps: this.options.checkpointIntervalSteps ?? 5_000_000,
+      disk: this.disk ? { buffers: this.disk, mode: this.options.diskMode ?? 'shared' } : undefined,
+      network: true,
+      config: this.options.config,
+      ...log,
+      networkPort: network.port2,
+      arbiterPort: arbiterChannel.port2,
+      statisticsIntervalMs: 100,
+    });
+    let listened: (port: number) => void = () => {};
+    const host: Host = {
+      name,
+      handle,
+      events: [],
+      console: [],
+      statistics: undefined,
+      ended: undefined,
+      failed: undefined,
+      listening: new Promise<number>((resolve) => {
+        listened = resolve;
+      }),
+    };
+    handle.onMessage((message) => {
+      if (this.options.verbose && message.type !== 'statistics' && message.type !== 'console') {
+        console.log(name, JSON.stringify(message));
+      }
+      switch (message.type) {
+        case 'event':
+          host.events.push({ ...message.event, atMs: performance.now() });
+          break;
+        case 'console':
+          for (const byte of message.data) host.console.push(byte);
+          break;
+        case 'statistics':
+          host.statistics = message;
+          break;
+        case 'listening':
+          listened(message.port);
+          break;
+        case 'ended':
+          host.ended = message;
+          break;
+        case 'failed':
+          host.failed = message.message;
+          break;
+        default:
+          break;
+      }
+    });
+    void handle.exited.then(() => {
+      switchLink.detach();
+      network.port1.close();
+      arbiterChannel.port1.close();
+    });
+    this.hosts.push(host);
+    return host;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.hosts.map((host) => host.handle.kill()));
+    await this.gatewayHost?.close();
+  }
+}
+
+/** Waits until `predicate` holds, polling. */
+export async function until(what: string, predicate: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const started = Date.now();
+  while (!predicate()) {
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
