@@ -31,6 +31,7 @@ export const images = [
   { name: 'echo', sources: ['images/echo.c'] },
   { name: 'kv', sources: ['images/kv.c'] },
   { name: 'diskbench', sources: ['images/diskbench.c'] },
+  { name: 'memtouch', sources: ['images/memtouch.c'] },
 ];
 
 const targetFlags = [

@@ -8,6 +8,7 @@ import {
   deterministicLines,
   expectedTranscripts,
   nondeterministicLinePrefix,
+  ReferenceQemu,
   referenceQemuArgs,
   referenceQemuBinary,
   runOnReferenceQemu,
@@ -123,6 +124,38 @@ describe.skipIf(qemuMissing !== undefined)(`guest images on the reference QEMU $
     const { output, exit } = await runOnReferenceQemu('diskbench', { diskPath });
     expect(deterministicLines(output)).toEqual(expectedTranscripts.diskbench.lines);
     expect(output).toMatch(/\[nondet\] diskbench: write \d+ KiB\/s, read \d+ KiB\/s/);
+    expect(exit.status).toBe(0);
+  });
+
+  it('memtouch fills the free RAM, rewrites its working set and checks every page (rounds=1024)', async () => {
+    const { output, exit } = await runOnReferenceQemu('memtouch', {
+      append: expectedTranscripts.memtouch.setup.bootArgs,
+    });
+    expect(deterministicLines(output)).toEqual(expectedTranscripts.memtouch.lines);
+    expect(output).toMatch(/^\[nondet\] memtouch: fill took \d+ ms \(\d+ MiB\/s\)$/m);
+    expect(exit.status).toBe(0);
+  });
+
+  it('memtouch runs for minutes by default, printing the same rounds; stopped after round 192', async () => {
+    const qemu = new ReferenceQemu('memtouch');
+    try {
+      await qemu.waitForOutput(/^memtouch: round 192 checksum .*\n/m);
+    } finally {
+      await qemu.stop();
+    }
+    const lines = deterministicLines(qemu.output);
+    const throughRound192 = expectedTranscripts.memtouch.lines.slice(0, 6);
+    expect(throughRound192.at(-1)).toMatch(/^memtouch: round 192 /);
+    expect(lines.slice(0, 6)).toEqual(throughRound192);
+  });
+
+  it('memtouch fills up to 2 MiB below the top of whatever RAM it has', async () => {
+    const { output, exit } = await runOnReferenceQemu('memtouch', { memoryMiB: 128, append: 'rounds=64' });
+    expect(deterministicLines(output).slice(0, 2)).toEqual([
+      'memtouch: 128 MiB of RAM at 0x80000000, free 0x80114000-0x87e00000',
+      'memtouch: filled 124 MiB',
+    ]);
+    expect(output).toContain('memtouch: ok after 64 rounds');
     expect(exit.status).toBe(0);
   });
 

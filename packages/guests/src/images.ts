@@ -14,6 +14,7 @@ export const imageNames = [
   'echo',
   'kv',
   'diskbench',
+  'memtouch',
 ] as const;
 
 /** The name of a prebuilt guest image. */

@@ -6,6 +6,8 @@ export interface TranscriptSetup {
   blankDiskBytes?: number;
   /** A virtio-rng device. */
   rng?: boolean;
+  /** The kernel command line (/chosen/bootargs; QEMU `-append`). */
+  bootArgs?: string;
 }
 
 /** What a run-to-completion image prints (deterministic lines only) and its exit status. */
@@ -18,7 +20,8 @@ export interface ExpectedTranscript {
 /**
  * The deterministic transcripts of the images that run to completion, as seen on the reference
  * QEMU with 64 MiB and the given setup. ftvm must print the same (compare with deterministicLines).
- * echo and kv are servers: see the tests in network.test.ts for their behaviour.
+ * memtouch ends so soon only with its setup's command line. echo and kv are servers: see the tests
+ * in network.test.ts for their behaviour.
  */
 export const expectedTranscripts: Readonly<Record<Exclude<ImageName, 'echo' | 'kv'>, ExpectedTranscript>> = {
   hello: {
@@ -132,6 +135,33 @@ export const expectedTranscripts: Readonly<Record<Exclude<ImageName, 'echo' | 'k
       'dmarace: read race done; buffer matches the disk afterwards: yes',
       'dmarace: write race done; disk readable afterwards: yes',
       'dmarace: ok',
+    ],
+    exitStatus: 0,
+  },
+  // Without bootArgs memtouch runs 1,000,000 rounds (minutes); its lines up to round 1024 are these.
+  memtouch: {
+    setup: { bootArgs: 'rounds=1024' },
+    lines: [
+      'memtouch: 64 MiB of RAM at 0x80000000, free 0x80114000-0x83e00000',
+      'memtouch: filled 60 MiB',
+      'memtouch: working set 256 pages (every 60 pages), checksum every 64 rounds',
+      'memtouch: round 64 checksum 0xb7271a83',
+      'memtouch: round 128 checksum 0xe9ed6342',
+      'memtouch: round 192 checksum 0x7b1f932c',
+      'memtouch: round 256 checksum 0x7f8425cd',
+      'memtouch: round 320 checksum 0x458ff8e1',
+      'memtouch: round 384 checksum 0x79b3458a',
+      'memtouch: round 448 checksum 0xf1eb796f',
+      'memtouch: round 512 checksum 0x0ca82a56',
+      'memtouch: round 576 checksum 0x1a7a1e77',
+      'memtouch: round 640 checksum 0x491ca4e1',
+      'memtouch: round 704 checksum 0xaf531c31',
+      'memtouch: round 768 checksum 0x7257fc5a',
+      'memtouch: round 832 checksum 0x9405c1fe',
+      'memtouch: round 896 checksum 0x0547db71',
+      'memtouch: round 960 checksum 0x0be6194c',
+      'memtouch: round 1024 checksum 0x9a1ad032',
+      'memtouch: ok after 1024 rounds, full sweeps checked: 1',
     ],
     exitStatus: 0,
   },
