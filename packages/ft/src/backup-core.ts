@@ -170,15 +170,20 @@ export class BackupCore {
     }
   }
 
-  /** The machine executed up to `appliedSeq` (the last log entry it consumed) and `icount`. */
-  sliceDone(appliedSeq: number, icount: number, nowMs: number): void {
+  /**
+   * The machine executed up to `appliedSeq` (the last log entry it consumed) and `icount`;
+   * `caughtUp` when it consumed all it had (it now waits for more log). A backup that caught up
+   * says so at once (it has nothing else to do, and the primary's lag control wants to know);
+   * one that is busy catching up says so at most every `appliedAckIntervalMs`.
+   */
+  sliceDone(appliedSeq: number, icount: number, nowMs: number, caughtUp = false): void {
     if (this.#state === 'halted') return;
     this.#appliedSeq = appliedSeq;
     this.#appliedIcount = icount;
     if (
       this.#state === 'replicating' &&
       appliedSeq !== this.#ackedAppliedSeq &&
-      nowMs - this.#lastAppliedAckMs >= this.#config.appliedAckIntervalMs
+      (caughtUp || nowMs - this.#lastAppliedAckMs >= this.#config.appliedAckIntervalMs)
     ) {
       this.#sendAck(nowMs);
     }

@@ -158,7 +158,12 @@ export class FtBackup {
           this.#emit({ type: 'backup-halted', epoch: this.#core.epoch, reason: error.message });
           return { end: 'diverged', error };
         }
-        this.#core.sliceDone(this.machine.logPosition.appliedSeq, this.machine.cpu.icount, this.#nowMs());
+        this.#core.sliceDone(
+          this.machine.logPosition.appliedSeq,
+          this.machine.cpu.icount,
+          this.#nowMs(),
+          outcome.end === 'log-starved' && this.log.pendingEntries === 0,
+        );
         this.#apply();
         if (outcome.end === 'stopped' && this.machine.exitStatus !== undefined) {
           this.#core.stop('the guest powered off', this.#nowMs());

@@ -77,6 +77,8 @@ export interface PrimaryStatistics {
   /** The CPU share lag control gives the guest, (0, 1]. */
   readonly cpuShare: number;
   readonly logEntriesSent: number;
+  /** Log bytes sent to backups, as the codec's compact form takes them (an estimate: see entrySizeBytes). */
+  readonly logBytesSent: number;
   readonly outputsReleased: number;
 }
 
@@ -119,6 +121,8 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
   #verifying = false;
   #arbiterReadInFlight = false;
   #logEntriesSent = 0;
+  #logBytesSent = 0;
+  #pendingLogBytes = 0;
   #outputsReleased = 0;
   // The effects being gathered.
   #messages: FtMessage[] = [];
@@ -192,6 +196,7 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
       executionLagMs: this.executionLagMs(nowMs),
       cpuShare: this.#cpuShare,
       logEntriesSent: this.#logEntriesSent,
+      logBytesSent: this.#logBytesSent,
       outputsReleased: this.#outputsReleased,
     };
   }
@@ -205,6 +210,7 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
     const bytes = entrySizeBytes(entry);
     this.#unacked.push({ seq: entry.seq, bytes, appendedMs: nowMs });
     this.#logBufferBytes += bytes;
+    this.#pendingLogBytes += bytes;
   }
 
   /** The machine produced an output (covered by the log, see `MachineOutput`). */
@@ -222,6 +228,8 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
     if (this.#pendingLog.length === 0 || this.#state === 'halted' || this.#state === 'alone') return;
     this.#send({ type: 'log', entries: this.#pendingLog }, nowMs);
     this.#logEntriesSent += this.#pendingLog.length;
+    this.#logBytesSent += this.#pendingLogBytes;
+    this.#pendingLogBytes = 0;
     this.#pendingLog = [];
   }
 
@@ -321,6 +329,7 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
     this.#ackedSeq = firstSeq - 1;
     this.#appliedSeq = firstSeq - 1;
     this.#pendingLog = [];
+    this.#pendingLogBytes = 0;
     this.#unacked = [];
     this.#unackedHead = 0;
     this.#logBufferBytes = 0;
@@ -415,6 +424,7 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
     this.#state = 'alone';
     this.#backupDropped = reason;
     this.#pendingLog = [];
+    this.#pendingLogBytes = 0;
     this.#unacked = [];
     this.#unackedHead = 0;
     this.#logBufferBytes = 0;
@@ -426,6 +436,7 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
     this.#state = 'halted';
     this.#halt = reason;
     this.#pendingLog = [];
+    this.#pendingLogBytes = 0;
     this.#held = [];
     this.#heldHead = 0;
     this.#messages = [];

@@ -1,0 +1,235 @@
+// The fault-tolerance benchmark: FT on vs FT off, side by side in one run (the machine is shared
+// and noisy: only ratios measured together mean something). Hosts are worker threads, the logging
+// channel TCP on loopback, clients real UDP through the gateway.
+//
+//   npm run bench -w @ftvm/ft            (FTVM_BENCH_SECONDS=N to change the window per run)
+//
+// Prints each figure and writes them all to packages/ft/bench/results.json.
+import { createSocket } from 'node:dgram';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Cluster, type ClusterOptions, type Host, until } from '../test/cluster.js';
+
+const seconds = Number(process.env.FTVM_BENCH_SECONDS ?? 4);
+const config = { failureTimeoutMs: 300, heartbeatIntervalMs: 50 };
+const results: Record<string, unknown> = { date: new Date().toISOString(), windowSeconds: seconds };
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function percentile(sorted: readonly number[], fraction: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * fraction))] as number;
+}
+
+function median(values: readonly number[]): number {
+  return percentile([...values].sort((a, b) => a - b), 0.5);
+}
+
+async function withCluster<T>(options: ClusterOptions, body: (cluster: Cluster) => Promise<T>): Promise<T> {
+  const cluster = new Cluster(options);
+  await cluster.start();
+  try {
+    return await body(cluster);
+  } finally {
+    await cluster.close();
+  }
+}
+
+/** Guest MIPS of a host over the window (after a warm-up), from its statistics. */
+async function measureMips(host: Host): Promise<number> {
+  await until('the guest to run', () => (host.statistics?.icount ?? 0) > 0);
+  await sleep(1000);
+  const first = { icount: host.statistics?.icount ?? 0, at: performance.now() };
+  await sleep(seconds * 1000);
+  const last = { icount: host.statistics?.icount ?? 0, at: performance.now() };
+  return (last.icount - first.icount) / ((last.at - first.at) * 1000);
+}
+
+/** Closed-loop kv clients: each sends the next request when the last was answered. */
+async function kvLoad(port: number, clients: number, durationMs: number) {
+  const latencies: number[] = [];
+  let completed = 0;
+  const stopAt = performance.now() + durationMs;
+  await Promise.all(
+    Array.from({ length: clients }, async (_, client) => {
+      const socket = createSocket('udp4');
+      let id = 1;
+      try {
+        while (performance.now() < stopAt) {
+          const requestId = id++;
+          const sent = performance.now();
+          const answered = new Promise<boolean>((resolve) => {
+            const onMessage = (message: Buffer) => {
+              if (message.toString('ascii').startsWith(`${requestId} `)) {
+                socket.off('message', onMessage);
+                resolve(true);
+              }
+            };
+            socket.on('message', onMessage);
+            setTimeout(() => {
+              socket.off('message', onMessage);
+              resolve(false);
+            }, 500);
+          });
+          socket.send(`${requestId} PUT c${client}k${requestId % 16} v${requestId}`, port, '127.0.0.1');
+          if (await answered) {
+            latencies.push(performance.now() - sent);
+            completed++;
+          }
+        }
+      } finally {
+        socket.close();
+      }
+    }),
+  );
+  latencies.sort((a, b) => a - b);
+  return {
+    requestsPerSecond: completed / (durationMs / 1000),
+    p50Ms: percentile(latencies, 0.5),
+    p99Ms: percentile(latencies, 0.99),
+  };
+}
+
+/** Log bytes per second the primary sent during `ms`. */
+async function logRate(primary: Host, ms: number): Promise<number> {
+  const bytes = () => Number(primary.statistics?.figures.logBytesSent ?? 0);
+  const before = bytes();
+  const started = performance.now();
+  await sleep(ms);
+  await sleep(150); // the next statistics message
+  return ((bytes() - before) / (performance.now() - started)) * 1000;
+}
+
+async function cpuBound(): Promise<void> {
+  const off: number[] = [];
+  const on: number[] = [];
+  for (let round = 0; round < 2; round++) {
+    off.push(await withCluster({ image: 'bench', clock: 'host' }, (cluster) => measureMips(cluster.startStandalone())));
+    on.push(
+      await withCluster({ image: 'bench', clock: 'host', transport: 'tcp', config }, async (cluster) => {
+        const { primary } = await cluster.startPair();
+        return measureMips(primary);
+      }),
+    );
+  }
+  const ratio = median(on) / median(off);
+  results.cpuBound = { image: 'bench.elf', mipsFtOff: off, mipsFtOn: on, ratio };
+  console.log(`cpu-bound (bench.elf): FT off ${median(off).toFixed(0)} MIPS, FT on ${median(on).toFixed(0)} MIPS, ratio ${ratio.toFixed(3)}`);
+}
+
+async function kv(): Promise<void> {
+  const options = { image: 'kv' as const, diskBytes: 4 * 1024 * 1024, checkpointIntervalSteps: 5_000_000 };
+  const rounds: { off: Awaited<ReturnType<typeof kvLoad>>; on: Awaited<ReturnType<typeof kvLoad>> }[] = [];
+  let idleLogBytesPerSecond = 0;
+  let loadLogBytesPerSecond = 0;
+  for (let round = 0; round < 2; round++) {
+    const off = await withCluster(options, async (cluster) => {
+      cluster.startStandalone();
+      await kvLoad(cluster.port, 4, 1500); // warm-up: compiled paths
+      return kvLoad(cluster.port, 4, seconds * 1000);
+    });
+    const on = await withCluster({ ...options, transport: 'tcp', config }, async (cluster) => {
+      const { primary } = await cluster.startPair();
+      await kvLoad(cluster.port, 4, 1500);
+      idleLogBytesPerSecond = await logRate(primary, 2000);
+      const measuring = kvLoad(cluster.port, 4, seconds * 1000);
+      loadLogBytesPerSecond = await logRate(primary, seconds * 1000 - 200);
+      return measuring;
+    });
+    rounds.push({ off, on });
+  }
+  const rps = (pick: 'off' | 'on') => median(rounds.map((round) => round[pick].requestsPerSecond));
+  const p = (pick: 'off' | 'on', key: 'p50Ms' | 'p99Ms') => median(rounds.map((round) => round[pick][key]));
+  results.kv = {
+    clients: 4,
+    rounds,
+    requestsPerSecondRatio: rps('on') / rps('off'),
+    addedLatencyP50Ms: p('on', 'p50Ms') - p('off', 'p50Ms'),
+    addedLatencyP99Ms: p('on', 'p99Ms') - p('off', 'p99Ms'),
+    logBytesPerSecondIdle: idleLogBytesPerSecond,
+    logBytesPerSecondUnderLoad: loadLogBytesPerSecond,
+  };
+  console.log(
+    `kv: FT off ${rps('off').toFixed(0)} req/s (p50 ${p('off', 'p50Ms').toFixed(3)} ms, p99 ${p('off', 'p99Ms').toFixed(3)} ms), ` +
+      `FT on ${rps('on').toFixed(0)} req/s (p50 ${p('on', 'p50Ms').toFixed(3)} ms, p99 ${p('on', 'p99Ms').toFixed(3)} ms), ratio ${(rps('on') / rps('off')).toFixed(3)}`,
+  );
+  console.log(
+    `log bandwidth: idle ${(idleLogBytesPerSecond / 1024).toFixed(1)} KiB/s, under load ${(loadLogBytesPerSecond / 1024).toFixed(1)} KiB/s`,
+  );
+}
+
+/** From the primary's death to the first reply from the new primary, for a client sending every 2 ms. */
+async function failover(): Promise<void> {
+  const times: number[] = [];
+  for (let round = 0; round < 3; round++) {
+    times.push(
+      await withCluster(
+        { image: 'kv', diskBytes: 4 * 1024 * 1024, transport: 'tcp', config, checkpointIntervalSteps: 5_000_000 },
+        async (cluster) => {
+          const { primary } = await cluster.startPair();
+          await kvLoad(cluster.port, 2, 1500);
+          const socket = createSocket('udp4');
+          let firstReplyAfterKill: number | undefined;
+          let killedAt = Number.POSITIVE_INFINITY;
+          socket.on('message', () => {
+            const now = performance.now();
+            if (now > killedAt && firstReplyAfterKill === undefined) firstReplyAfterKill = now;
+          });
+          let id = 1;
+          const sender = setInterval(() => socket.send(`${id++} GET x`, cluster.port, '127.0.0.1'), 2);
+          await sleep(300);
+          killedAt = performance.now();
+          await primary.handle.kill();
+          await until('a reply from the new primary', () => firstReplyAfterKill !== undefined, 10_000);
+          clearInterval(sender);
+          socket.close();
+          return (firstReplyAfterKill as number) - killedAt;
+        },
+      ),
+    );
+  }
+  results.failover = { failureTimeoutMs: config.failureTimeoutMs, milliseconds: times, medianMs: median(times) };
+  console.log(
+    `failover (failure timeout ${config.failureTimeoutMs} ms): ${times.map((time) => time.toFixed(0)).join(', ')} ms, median ${median(times).toFixed(0)} ms`,
+  );
+}
+
+/** A new backup cloned from a running 64 MiB primary under kv load: total time and the primary's pause. */
+async function restoreRedundancy(): Promise<void> {
+  const reports: Record<string, number>[] = [];
+  for (const image of ['kv', 'memtouch'] as const) {
+    try {
+      const report = await withCluster(
+        { image, ramSizeBytes: 64 * 1024 * 1024, diskBytes: 4 * 1024 * 1024, transport: 'tcp', config },
+        async (cluster) => {
+          const primary = await cluster.startAlone();
+          await until('the guest to run', () => (primary.statistics?.icount ?? 0) > 0);
+          await sleep(image === 'memtouch' ? 4000 : 1000); // memtouch fills its RAM first
+          const load = image === 'kv' ? kvLoad(cluster.port, 2, 3000) : sleep(0);
+          await cluster.clone(primary, 'host-b', 1);
+          await until('the clone to finish', () => primary.events.some((event) => event.type === 'clone-finished'), 30_000);
+          await load;
+          const finished = primary.events.find((event) => event.type === 'clone-finished');
+          return { image, ...(finished as unknown as Record<string, number>) } as Record<string, number>;
+        },
+      );
+      reports.push(report);
+      console.log(
+        `restore redundancy (${image}, 64 MiB RAM): ${Number(report.totalMs).toFixed(0)} ms in all, primary paused ${Number(report.pauseMs).toFixed(1)} ms, ${report.pagesSent} pages in ${report.rounds} rounds`,
+      );
+    } catch (error) {
+      console.log(`restore redundancy (${image}): skipped: ${(error as Error).message}`);
+    }
+  }
+  results.restoreRedundancy = reports;
+}
+
+await cpuBound();
+await kv();
+await failover();
+await restoreRedundancy();
+const out = join(dirname(fileURLToPath(import.meta.url)), 'results.json');
+mkdirSync(dirname(out), { recursive: true });
+writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+console.log(`figures written to ${out}`);
+process.exit(0);
