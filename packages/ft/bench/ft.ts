@@ -22,7 +22,10 @@ function percentile(sorted: readonly number[], fraction: number): number {
 }
 
 function median(values: readonly number[]): number {
-  return percentile([...values].sort((a, b) => a - b), 0.5);
+  return percentile(
+    [...values].sort((a, b) => a - b),
+    0.5,
+  );
 }
 
 async function withCluster<T>(options: ClusterOptions, body: (cluster: Cluster) => Promise<T>): Promise<T> {
@@ -104,7 +107,11 @@ async function cpuBound(): Promise<void> {
   const off: number[] = [];
   const on: number[] = [];
   for (let round = 0; round < 2; round++) {
-    off.push(await withCluster({ image: 'bench', clock: 'host' }, (cluster) => measureMips(cluster.startStandalone())));
+    off.push(
+      await withCluster({ image: 'bench', clock: 'host' }, (cluster) =>
+        measureMips(cluster.startStandalone()),
+      ),
+    );
     on.push(
       await withCluster({ image: 'bench', clock: 'host', transport: 'tcp', config }, async (cluster) => {
         const { primary } = await cluster.startPair();
@@ -114,7 +121,9 @@ async function cpuBound(): Promise<void> {
   }
   const ratio = median(on) / median(off);
   results.cpuBound = { image: 'bench.elf', mipsFtOff: off, mipsFtOn: on, ratio };
-  console.log(`cpu-bound (bench.elf): FT off ${median(off).toFixed(0)} MIPS, FT on ${median(on).toFixed(0)} MIPS, ratio ${ratio.toFixed(3)}`);
+  console.log(
+    `cpu-bound (bench.elf): FT off ${median(off).toFixed(0)} MIPS, FT on ${median(on).toFixed(0)} MIPS, ratio ${ratio.toFixed(3)}`,
+  );
 }
 
 async function kv(): Promise<void> {
@@ -164,7 +173,13 @@ async function failover(): Promise<void> {
   for (let round = 0; round < 3; round++) {
     times.push(
       await withCluster(
-        { image: 'kv', diskBytes: 4 * 1024 * 1024, transport: 'tcp', config, checkpointIntervalSteps: 5_000_000 },
+        {
+          image: 'kv',
+          diskBytes: 4 * 1024 * 1024,
+          transport: 'tcp',
+          config,
+          checkpointIntervalSteps: 5_000_000,
+        },
         async (cluster) => {
           const { primary } = await cluster.startPair();
           await kvLoad(cluster.port, 2, 1500);
@@ -188,7 +203,11 @@ async function failover(): Promise<void> {
       ),
     );
   }
-  results.failover = { failureTimeoutMs: config.failureTimeoutMs, milliseconds: times, medianMs: median(times) };
+  results.failover = {
+    failureTimeoutMs: config.failureTimeoutMs,
+    milliseconds: times,
+    medianMs: median(times),
+  };
   console.log(
     `failover (failure timeout ${config.failureTimeoutMs} ms): ${times.map((time) => time.toFixed(0)).join(', ')} ms, median ${median(times).toFixed(0)} ms`,
   );
@@ -196,7 +215,7 @@ async function failover(): Promise<void> {
 
 /** A new backup cloned from a running 64 MiB primary under kv load: total time and the primary's pause. */
 async function restoreRedundancy(): Promise<void> {
-  const reports: Record<string, number>[] = [];
+  const reports: Record<string, number | string>[] = [];
   for (const image of ['kv', 'memtouch'] as const) {
     try {
       const report = await withCluster(
@@ -207,13 +226,17 @@ async function restoreRedundancy(): Promise<void> {
           await sleep(image === 'memtouch' ? 4000 : 1000); // memtouch fills its RAM first
           const load = image === 'kv' ? kvLoad(cluster.port, 2, 3000) : sleep(0);
           await cluster.clone(primary, 'host-b', 1);
-          await until('the clone to finish', () => primary.events.some((event) => event.type === 'clone-finished'), 30_000);
+          await until(
+            'the clone to finish',
+            () => primary.events.some((event) => event.type === 'clone-finished'),
+            30_000,
+          );
           await load;
           const finished = primary.events.find((event) => event.type === 'clone-finished');
-          return { image, ...(finished as unknown as Record<string, number>) } as Record<string, number>;
+          return { ...(finished as unknown as Record<string, number>) };
         },
       );
-      reports.push(report);
+      reports.push({ ...report, image });
       console.log(
         `restore redundancy (${image}, 64 MiB RAM): ${Number(report.totalMs).toFixed(0)} ms in all, primary paused ${Number(report.pauseMs).toFixed(1)} ms, ${report.pagesSent} pages in ${report.rounds} rounds`,
       );

@@ -35,7 +35,7 @@ class Client {
       this.socket.send(`${id} ${text}`, this.port, '127.0.0.1');
       const outcome = await Promise.race([
         answer,
-        new Promise<undefined>((resolve) => setTimeout(resolve, 150)),
+        new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 150)),
       ]);
       if (outcome !== undefined) return outcome;
       if (Date.now() - started > deadlineMs) throw new Error(`no answer to "${id} ${text}"`);

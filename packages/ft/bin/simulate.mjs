@@ -1,0 +1,9 @@
+#!/usr/bin/env node
+// The seeded simulator of fault-tolerant kv VMs (packages/ft/src/simulator): runs the TypeScript
+// sources directly (see ts-hooks.mjs), no build first.
+//   npm run simulate -- --seeds N [--from S]      (from the repository root or packages/ft)
+import { register } from 'node:module';
+
+register('./ts-hooks.mjs', import.meta.url);
+const { main } = await import('../src/simulator/cli.ts');
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,134 @@
+import { reportUnhandledRejection, runSeed, type SeedResult, type SimulatorOptions } from './simulator.js';
+
+/**
+ * `npm run simulate -- --seeds N [--from S]`: runs seeds S..S+N-1 and ends with exactly the line
+ * `simulate: N seeds, F failed`. A failing seed prints its failures, configuration, fault schedule,
+ * the end of its trace and the command that reproduces it.
+ */
+
+export interface SimulateArguments {
+  readonly seeds: number;
+  readonly from: number;
+  readonly durationMs: number | undefined;
+  /** Print every seed's trace as it runs. */
+  readonly verbose: boolean;
+  /** Print a line per seed (on by default). */
+  readonly quiet: boolean;
+}
+
+const USAGE =
+  'usage: npm run simulate -- --seeds N [--from S] [--duration MS] [--verbose] [--quiet]\n' +
+  '  runs seeds S..S+N-1 (S defaults to 1); --duration sets the virtual ms of load per seed';
+
+export function parseArguments(argv: readonly string[]): SimulateArguments | string {
+  let seeds = 1;
+  let from = 1;
+  let durationMs: number | undefined;
+  let verbose = false;
+  let quiet = false;
+  for (let index = 0; index < argv.length; index++) {
+    const argument = argv[index] as string;
+    const [flag, inline] = argument.includes('=') ? argument.split('=', 2) : [argument, undefined];
+    const value = (): number | string => {
+      const text = inline ?? argv[++index];
+      const number = Number(text);
+      if (text === undefined || !Number.isSafeInteger(number) || number < 0) return `${flag} needs a whole number`;
+      return number;
+    };
+    switch (flag) {
+      case '--seeds': {
+        const parsed = value();
+        if (typeof parsed === 'string') return parsed;
+        seeds = parsed;
+        break;
+      }
+      case '--from':
+      case '--seed': {
+        const parsed = value();
+        if (typeof parsed === 'string') return parsed;
+        from = parsed;
+        break;
+      }
+      case '--duration': {
+        const parsed = value();
+        if (typeof parsed === 'string') return parsed;
+        durationMs = parsed;
+        break;
+      }
+      case '--verbose':
+        verbose = true;
+        break;
+      case '--quiet':
+        quiet = true;
+        break;
+      case '--help':
+      case '-h':
+        return USAGE;
+      default:
+        return `unknown argument ${argument}\n${USAGE}`;
+    }
+  }
+  return { seeds, from, durationMs, verbose, quiet };
+}
+
+/** The report of a failing seed: what failed, its configuration and schedule, how to run it again. */
+export function formatSeedReport(result: SeedResult, traceLines = 60): string {
+  const lines = [`seed ${result.seed} FAILED`];
+  for (const failure of result.failures) lines.push(`  failure: ${failure}`);
+  lines.push(`  config: ${result.config}`);
+  lines.push(`  fault schedule (${result.schedule.length}):`);
+  for (const fault of result.schedule) lines.push(`    ${fault}`);
+  if (result.schedule.length === 0) lines.push('    (none)');
+  const trace = result.trace.slice(-traceLines);
+  lines.push(`  trace (last ${trace.length} of ${result.trace.length} lines):`);
+  for (const line of trace) lines.push(`    ${line}`);
+  lines.push(`  reproduce: npm run simulate -- --seeds 1 --from ${result.seed}`);
+  return lines.join('\n');
+}
+
+function summary(result: SeedResult): string {
+  const s = result.statistics;
+  return (
+    `seed ${result.seed}: ${result.ok ? "ok" : "FAILED"} [${result.digest}] (${s.virtualMs} ms virtual, ${s.realMs} ms real, ` +
+    `${s.faultsApplied} faults, ${s.failovers} failovers, ${s.clones} clones, ${s.answered}/${s.requests} requests answered)`
+  );
+}
+
+/** Runs the command; resolves with the exit status. */
+export async function main(
+  argv: readonly string[],
+  write: (text: string) => void = (text) => process.stdout.write(`${text}\n`),
+): Promise<number> {
+  const parsed = parseArguments(argv);
+  if (typeof parsed === 'string') {
+    write(parsed);
+    return parsed === USAGE ? 0 : 64;
+  }
+  const onRejection = (reason: unknown) => {
+    if (!reportUnhandledRejection(reason)) write(`simulate: an unhandled rejection between seeds: ${String(reason)}`);
+  };
+  process.on('unhandledRejection', onRejection);
+  let failed = 0;
+  const started = performance.now();
+  try {
+    for (let seed = parsed.from; seed < parsed.from + parsed.seeds; seed++) {
+      const options: SimulatorOptions = {
+        ...(parsed.durationMs === undefined ? {} : { durationMs: parsed.durationMs }),
+        ...(parsed.verbose ? { onTrace: (line: string) => write(`  ${line}`) } : {}),
+      };
+      const result = await runSeed(seed, options);
+      if (!parsed.quiet || !result.ok) write(summary(result));
+      if (!result.ok) {
+        failed++;
+        write(formatSeedReport(result));
+      }
+    }
+  } finally {
+    process.off('unhandledRejection', onRejection);
+  }
+  if (!parsed.quiet && parsed.seeds > 0) {
+    write(`(${((performance.now() - started) / 1000).toFixed(1)} s for ${parsed.seeds} seeds)`);
+  }
+  write(`simulate: ${parsed.seeds} seeds, ${failed} failed`);
+  return failed > 0 ? 1 : 0;
+}
