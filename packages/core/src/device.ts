@@ -184,6 +184,20 @@ export interface Device {
    */
   onGoLive?(): void;
 
+  /**
+   * A follower (backup, replay) is about to apply a logged `event`: undefined when it can be
+   * applied now, or a promise that settles once the host work it needs is done (a disk read the
+   * backup performs itself, whose data the log does not carry). The machine waits for it.
+   */
+  whenReadyFor?(event: DeviceEventPayload): Promise<void> | undefined;
+
+  /**
+   * The execution point (icount) at which the oldest host work still pending was issued, when
+   * that work is a read of shared state the primary may overwrite later (a backup reading a shared
+   * disk itself); undefined when none is pending. A backup reports progress no further than it.
+   */
+  hostWorkPendingSince?(): number | undefined;
+
   /** Releases host resources (files, sockets) when the machine is disposed. */
   dispose?(): void;
 }

@@ -769,6 +769,25 @@ describe('virtio-blk backup reads (completions without their data)', () => {
     });
   }
 
+  it('through the transport: whenReadyFor waits for the local read; hostWorkPendingSince names its point', async () => {
+    const backend = new ControlledBackend(8 * SECTOR);
+    const backup = blockRig(backend, { hostIo: 'reads' });
+    backup.harness.env.setIcount(1234);
+    backup.submit(VirtioBlockRequestType.in, 5, undefined, SECTOR);
+    const logged = {
+      type: 'request-completed',
+      data: { id: 1, status: 0, data: null, dataFromBackend: true },
+    };
+    await settleHost();
+    expect(backup.harness.device.hostWorkPendingSince?.()).toBe(1234);
+    const waiting = backup.harness.device.whenReadyFor?.(logged);
+    expect(waiting).toBeInstanceOf(Promise);
+    backend.calls[0]!.settle();
+    await waiting;
+    expect(backup.harness.device.hostWorkPendingSince?.()).toBeUndefined();
+    expect(backup.harness.device.whenReadyFor?.(logged)).toBeUndefined();
+  });
+
   it('isReadyFor answers false until the local read settled', async () => {
     const backend = new ControlledBackend(8 * SECTOR);
     backend.inner.bytes.set(pattern(SECTOR, 12), 5 * SECTOR);

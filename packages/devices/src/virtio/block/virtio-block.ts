@@ -222,6 +222,8 @@ interface BlockCompletion {
 /** The host half's read of one request, kept for a completion that comes without its data. */
 interface HostRead {
   settled: boolean;
+  /** The execution point at which the read was issued. */
+  readonly issuedAtIcount: number;
   /** The bytes read, or null when the read failed (or has not settled). */
   data: Uint8Array | null;
   /** Settles (never rejects) once the read did. */
@@ -353,6 +355,20 @@ export class VirtioBlock implements VirtioDevice {
    * issued (its request was restored from a snapshot) is issued here. Any other event — and a
    * completion this device cannot serve at all (host IO `none`) — is ready: applying it decides.
    */
+  whenReadyFor(event: DeviceEventPayload): Promise<void> | undefined {
+    return this.isReadyFor(event) ? undefined : this.hostReadsSettled();
+  }
+
+  /** The icount at which the oldest of this machine's own reads still pending was issued. */
+  hostWorkPendingSince(): number | undefined {
+    let oldest: number | undefined;
+    for (const read of this.#hostReads.values()) {
+      if (!read.settled && (oldest === undefined || read.issuedAtIcount < oldest))
+        oldest = read.issuedAtIcount;
+    }
+    return oldest;
+  }
+
   isReadyFor(event: DeviceEventPayload): boolean {
     if (event.type !== BLOCK_REQUEST_COMPLETED || this.#context === undefined || !this.#context.isLive())
       return true;
@@ -686,7 +702,7 @@ export class VirtioBlock implements VirtioDevice {
     const env = this.#requireContext().env;
     const inject = mode === 'all';
     if (operation === 'read') {
-      const read: HostRead = { settled: false, data: null, done: RELEASED };
+      const read: HostRead = { settled: false, issuedAtIcount: env.icount(), data: null, done: RELEASED };
       this.#hostReads.set(id, read);
       this.#hostWork = this.#hostWork.then(() => this.#hostRead(request, read, env, inject));
       read.done = this.#hostWork;

@@ -287,6 +287,14 @@ export class VirtioMmioTransport implements Device {
     this.#failureReason = null;
   }
 
+  whenReadyFor(event: DeviceEventPayload): Promise<void> | undefined {
+    return this.device?.whenReadyFor?.(event);
+  }
+
+  hostWorkPendingSince(): number | undefined {
+    return this.device?.hostWorkPendingSince?.();
+  }
+
   onGoLive(): void {
     this.device?.onGoLive?.();
   }

@@ -44,6 +44,10 @@ export interface VirtioDevice {
   restoreState(section: StateSection): void;
   /** This machine became the primary: reissue host work that was in flight. */
   onGoLive?(): void;
+  /** See `Device.whenReadyFor`. */
+  whenReadyFor?(event: DeviceEventPayload): Promise<void> | undefined;
+  /** See `Device.hostWorkPendingSince`. */
+  hostWorkPendingSince?(): number | undefined;
   /** Releases host resources. */
   dispose?(): void;
 }
