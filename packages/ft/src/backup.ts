@@ -34,6 +34,8 @@ export interface FtBackupOptions {
   readonly cloning: boolean;
   /** Where outputs go once this backup went live and is the primary. */
   readonly deliver: (output: MachineOutput) => void;
+  /** For the primary it becomes: see `FtPrimaryOptions.holdUntilApplied`. */
+  readonly holdUntilApplied?: (output: MachineOutput) => boolean;
   /**
    * Called after the backup won the arbiter and replayed its log, just before its devices go live
    * (and reissue in-flight disk writes): the place to fence a shared disk to the new epoch.
@@ -215,6 +217,7 @@ export class FtBackup {
       scheduler: this.#options.scheduler,
       arbiter: this.#options.arbiter,
       deliver: this.#options.deliver,
+      holdUntilApplied: this.#options.holdUntilApplied,
       onEvent: this.#options.onEvent,
     };
     this.#options.beforeGoLive?.(goLive.epoch);

@@ -19,6 +19,7 @@ const config = ftConfig({
 interface Out {
   readonly name: string;
   readonly coveringSeq: number;
+  readonly icount: number;
 }
 
 const progress = (seq: number, icount: number): LogEntry => ({ kind: 'progress', seq, icount });
@@ -40,7 +41,7 @@ describe('§2.2 the output rule', () => {
     const core = replicating();
     core.logAppended(event(0, 10), 0);
     core.logAppended(progress(1, 25), 0);
-    core.outputProduced({ name: 'reply', coveringSeq: 1 }, 0);
+    core.outputProduced({ name: 'reply', coveringSeq: 1, icount: 0 }, 0);
     core.flush(0);
     let effects = core.takeEffects();
     expect(effects.messages).toEqual([{ type: 'log', entries: [event(0, 10), progress(1, 25)] }]);
@@ -53,23 +54,34 @@ describe('§2.2 the output rule', () => {
 
     core.messageReceived({ type: 'ack', receivedSeq: 1, appliedSeq: -1, appliedIcount: 0 }, 2);
     effects = core.takeEffects();
-    expect(effects.released).toEqual([{ name: 'reply', coveringSeq: 1 }]);
+    expect(effects.released).toEqual([{ name: 'reply', coveringSeq: 1, icount: 0 }]);
   });
 
   it('releases outputs in the order they were produced', () => {
     const core = replicating();
-    core.outputProduced({ name: 'a', coveringSeq: 3 }, 0);
-    core.outputProduced({ name: 'b', coveringSeq: 3 }, 0);
-    core.outputProduced({ name: 'c', coveringSeq: 7 }, 0);
+    core.outputProduced({ name: 'a', coveringSeq: 3, icount: 0 }, 0);
+    core.outputProduced({ name: 'b', coveringSeq: 3, icount: 0 }, 0);
+    core.outputProduced({ name: 'c', coveringSeq: 7, icount: 0 }, 0);
     core.messageReceived({ type: 'ack', receivedSeq: 5, appliedSeq: 0, appliedIcount: 0 }, 1);
     expect(core.takeEffects().released.map((output) => output.name)).toEqual(['a', 'b']);
     core.messageReceived({ type: 'ack', receivedSeq: 9, appliedSeq: 0, appliedIcount: 0 }, 2);
     expect(core.takeEffects().released.map((output) => output.name)).toEqual(['c']);
   });
 
+  it('backup reads (§4.1): a disk write also waits until the backup executed past it with its reads done', () => {
+    const core = replicating();
+    core.outputProduced({ name: 'write', coveringSeq: 4, icount: 500 }, 0, true);
+    core.outputProduced({ name: 'frame', coveringSeq: 4, icount: 510 }, 0);
+    // Received, but the backup has not executed the write's step (or still reads from before it).
+    core.messageReceived({ type: 'ack', receivedSeq: 4, appliedSeq: 2, appliedIcount: 500 }, 1);
+    expect(core.takeEffects().released).toEqual([]);
+    core.messageReceived({ type: 'ack', receivedSeq: 4, appliedSeq: 4, appliedIcount: 501 }, 2);
+    expect(core.takeEffects().released.map((output) => output.name)).toEqual(['write', 'frame']);
+  });
+
   it('a primary without a backup lets outputs go at once', () => {
     const core = new PrimaryCore<Out>({ vmId: 'vm', epoch: 1, config, withBackup: false, nowMs: 0 });
-    core.outputProduced({ name: 'x', coveringSeq: 99 }, 0);
+    core.outputProduced({ name: 'x', coveringSeq: 99, icount: 0 }, 0);
     expect(core.takeEffects().released).toHaveLength(1);
     core.logAppended(progress(0, 1), 0);
     core.flush(0);
@@ -80,7 +92,7 @@ describe('§2.2 the output rule', () => {
 describe('§2.3 detecting failure, and the arbiter against split brain', () => {
   it('the primary suspects a silent backup after the failure timeout and asks for the next epoch', () => {
     const core = replicating();
-    core.outputProduced({ name: 'held', coveringSeq: 5 }, 0);
+    core.outputProduced({ name: 'held', coveringSeq: 5, icount: 0 }, 0);
     core.tick(100);
     core.tick(200);
     core.tick(300);
@@ -101,14 +113,14 @@ describe('§2.3 detecting failure, and the arbiter against split brain', () => {
 
   it('a primary that loses the arbiter halts and lets nothing more out', () => {
     const core = replicating();
-    core.outputProduced({ name: 'held', coveringSeq: 5 }, 0);
+    core.outputProduced({ name: 'held', coveringSeq: 5, icount: 0 }, 0);
     core.channelClosed(10);
     expect(core.takeEffects().arbiterRequest).toEqual({ fromEpoch: 1 });
     core.arbiterAnswered({ won: false, record: { epoch: 2, owner: 'b' } }, 20);
     const effects = core.takeEffects();
     expect(effects.halt).toMatch(/epoch 2 to b/);
     expect(effects.released).toEqual([]);
-    core.outputProduced({ name: 'later', coveringSeq: 6 }, 30);
+    core.outputProduced({ name: 'later', coveringSeq: 6, icount: 0 }, 30);
     core.messageReceived({ type: 'ack', receivedSeq: 100, appliedSeq: 100, appliedIcount: 0 }, 30);
     core.tick(1000);
     expect(core.takeEffects()).toMatchObject({ released: [], messages: [], arbiterRequest: undefined });
@@ -116,7 +128,7 @@ describe('§2.3 detecting failure, and the arbiter against split brain', () => {
 
   it('a primary that cannot reach the arbiter does not go on alone: it asks again, outputs held', () => {
     const core = replicating();
-    core.outputProduced({ name: 'held', coveringSeq: 5 }, 0);
+    core.outputProduced({ name: 'held', coveringSeq: 5, icount: 0 }, 0);
     // The driver ticks every few ms; a silence of more than the failure timeout is suspicious.
     for (let now = 0; now <= 300; now += 50) core.tick(now);
     core.tick(301);
@@ -172,7 +184,7 @@ describe('§2.3 detecting failure, and the arbiter against split brain', () => {
   it('a host that was paused does not act on its stale view', () => {
     const core = replicating();
     core.tick(10);
-    core.outputProduced({ name: 'held', coveringSeq: 1 }, 10);
+    core.outputProduced({ name: 'held', coveringSeq: 1, icount: 0 }, 10);
     // Paused for 2 s: the first tick after it sees a long gap, not a silent backup.
     core.tick(2010);
     let effects = core.takeEffects();
@@ -192,7 +204,7 @@ describe('§2.3 detecting failure, and the arbiter against split brain', () => {
   it('a paused primary whose epoch still stands lets its outputs go once the arbiter confirms it', () => {
     const core = replicating();
     core.tick(10);
-    core.outputProduced({ name: 'held', coveringSeq: 1 }, 10);
+    core.outputProduced({ name: 'held', coveringSeq: 1, icount: 0 }, 10);
     core.tick(2010);
     core.takeEffects();
     core.messageReceived({ type: 'ack', receivedSeq: 1, appliedSeq: 1, appliedIcount: 0 }, 2011);
@@ -242,12 +254,12 @@ describe('§2.4 execution lag and the log buffer', () => {
 describe('§3.1 restoring redundancy', () => {
   it('a clone follows the log from the transferred position; outputs wait for it from then on', () => {
     const core = new PrimaryCore<Out>({ vmId: 'vm', epoch: 2, config, withBackup: false, nowMs: 0 });
-    core.outputProduced({ name: 'before', coveringSeq: 40 }, 0);
+    core.outputProduced({ name: 'before', coveringSeq: 40, icount: 0 }, 0);
     expect(core.takeEffects().released).toHaveLength(1);
     core.backupAttached(42, 10);
     expect(core.state).toBe('replicating');
     core.logAppended(progress(42, 1000), 11);
-    core.outputProduced({ name: 'after', coveringSeq: 42 }, 11);
+    core.outputProduced({ name: 'after', coveringSeq: 42, icount: 0 }, 11);
     core.flush(11);
     const effects = core.takeEffects();
     expect(effects.messages).toEqual([{ type: 'log', entries: [progress(42, 1000)] }]);

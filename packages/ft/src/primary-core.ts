@@ -30,6 +30,8 @@ import { entrySizeBytes } from './entry-size.js';
 export interface HeldOutput {
   /** The log entry that covers the output's step (see `MachineOutput.coveringSeq`). */
   readonly coveringSeq: number;
+  /** The step that produced it. */
+  readonly icount: number;
 }
 
 export type PrimaryState =
@@ -91,6 +93,8 @@ interface UnackedEntry {
 interface Held<Output> {
   readonly output: Output;
   readonly producedMs: number;
+  /** Released only once the backup also applied past the output's step (see outputProduced). */
+  readonly untilApplied: boolean;
 }
 
 /** The lowest CPU share lag control goes down to. */
@@ -213,10 +217,16 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
     this.#pendingLogBytes += bytes;
   }
 
-  /** The machine produced an output (covered by the log, see `MachineOutput`). */
-  outputProduced(output: Output, nowMs: number): void {
+  /**
+   * The machine produced an output (covered by the log, see `MachineOutput`). With `untilApplied`
+   * it waits, beyond the output rule, until the backup has also executed past its step with none
+   * of its own reads of shared state still pending from before (the backup reports that point as
+   * its applied icount): a write to a disk the backup reads itself must not overtake the backup's
+   * read of the same sectors (the paper's §4.1, backup reads).
+   */
+  outputProduced(output: Output, nowMs: number, untilApplied = false): void {
     if (this.#state === 'halted') return;
-    this.#held.push({ output, producedMs: nowMs });
+    this.#held.push({ output, producedMs: nowMs, untilApplied });
     this.#releaseCovered();
   }
 
@@ -328,6 +338,7 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
     this.#state = 'replicating';
     this.#ackedSeq = firstSeq - 1;
     this.#appliedSeq = firstSeq - 1;
+    this.#appliedIcount = 0;
     this.#pendingLog = [];
     this.#pendingLogBytes = 0;
     this.#unacked = [];
@@ -375,10 +386,8 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
 
   #acknowledged(receivedSeq: number, appliedSeq: number, appliedIcount: number): void {
     if (receivedSeq > this.#ackedSeq) this.#ackedSeq = receivedSeq;
-    if (appliedSeq > this.#appliedSeq) {
-      this.#appliedSeq = Math.min(appliedSeq, this.#ackedSeq);
-      this.#appliedIcount = appliedIcount;
-    }
+    if (appliedSeq > this.#appliedSeq) this.#appliedSeq = Math.min(appliedSeq, this.#ackedSeq);
+    if (appliedIcount > this.#appliedIcount) this.#appliedIcount = appliedIcount;
     // The buffer holds what the backup has not applied yet (received or not): that bounds the
     // backup's memory as well as ours.
     while (this.#unackedHead < this.#unacked.length) {
@@ -400,6 +409,7 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
     while (this.#heldHead < this.#held.length) {
       const held = this.#held[this.#heldHead] as Held<Output>;
       if (!everything && held.output.coveringSeq > this.#ackedSeq) break;
+      if (!everything && held.untilApplied && this.#appliedIcount <= held.output.icount) break;
       this.#released.push(held.output);
       this.#outputsReleased++;
       this.#heldHead++;

@@ -28,6 +28,12 @@ export interface FtPrimaryOptions {
   readonly createMachine?: (hooks: PrimaryMachineHooks) => Machine;
   /** Where outputs go once released (console bytes, frames). Disk writes need nothing here. */
   readonly deliver: (output: MachineOutput) => void;
+  /**
+   * Outputs that must also wait until the backup executed past them with its own reads done:
+   * with the backup-reads disk mode, `(output) => output.kind === 'disk-write' || output.kind ===
+   * 'disk-flush'` (see `PrimaryCore.outputProduced`). Default: none.
+   */
+  readonly holdUntilApplied?: (output: MachineOutput) => boolean;
   /** Role changes, failures and clones, for logs and metrics. */
   readonly onEvent?: (event: FtEvent) => void;
 }
@@ -276,7 +282,7 @@ export class FtPrimary {
       log: sink,
       holdOutputs: true,
       onOutput: (output) => {
-        core.outputProduced(output, this.#nowMs);
+        core.outputProduced(output, this.#nowMs, this.#options.holdUntilApplied?.(output) === true);
         // The output waits for its log: send the log now rather than at the end of the slice.
         core.flush(this.#nowMs);
         this.#apply();
