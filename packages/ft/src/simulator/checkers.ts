@@ -171,11 +171,11 @@ function checkCounter(
 ): void {
   const incrs = requests.filter((request) => request.operation === 'INCR');
   const answered = incrs.filter((request) => request.response?.status === 'OK');
-  const valueOf = (request: KvRequest): number =>
+  const countOf = (request: KvRequest): number =>
     Number(request.response?.status === 'OK' ? request.response.value : Number.NaN);
   const byValue = new Map<number, KvRequest>();
   for (const incr of answered) {
-    const value = valueOf(incr);
+    const value = countOf(incr);
     const other = byValue.get(value);
     if (other !== undefined) {
       failures.push(
@@ -186,9 +186,9 @@ function checkCounter(
   }
   for (const first of answered) {
     for (const second of answered) {
-      if (first !== second && answeredBefore(first, second.invokedNs) && valueOf(second) <= valueOf(first)) {
+      if (first !== second && answeredBefore(first, second.invokedNs) && countOf(second) <= countOf(first)) {
         failures.push(
-          `${key}: ${describeRequest(second)} answered ${valueOf(second)} after ${describeRequest(first)} had answered ${valueOf(first)}: an INCR was lost`,
+          `${key}: ${describeRequest(second)} answered ${countOf(second)} after ${describeRequest(first)} had answered ${countOf(first)}: an INCR was lost`,
         );
         return;
       }
@@ -202,7 +202,7 @@ function checkCounter(
   for (const read of reads) {
     const value = read.response?.status === 'OK' ? Number(read.response.value) : 0;
     const before = answered.filter((incr) => answeredBefore(incr, read.invokedNs));
-    const most = Math.max(0, ...before.map(valueOf));
+    const most = Math.max(0, ...before.map(countOf));
     if (value < most) {
       failures.push(
         `${key}: lost INCR: ${describeRequest(read)} read ${value}, but an INCR answered ${most} before it began`,
@@ -216,7 +216,7 @@ function checkCounter(
     }
   }
   if (options.complete && answered.length === incrs.length) {
-    const values = answered.map(valueOf).sort((a, b) => a - b);
+    const values = answered.map(countOf).sort((a, b) => a - b);
     const expected = values.every((value, index) => value === index + 1);
     if (!expected) {
       failures.push(

@@ -32,7 +32,8 @@ export function parseArguments(argv: readonly string[]): SimulateArguments | str
     const value = (): number | string => {
       const text = inline ?? argv[++index];
       const number = Number(text);
-      if (text === undefined || !Number.isSafeInteger(number) || number < 0) return `${flag} needs a whole number`;
+      if (text === undefined || !Number.isSafeInteger(number) || number < 0)
+        return `${flag} needs a whole number`;
       return number;
     };
     switch (flag) {
@@ -89,7 +90,7 @@ export function formatSeedReport(result: SeedResult, traceLines = 60): string {
 function summary(result: SeedResult): string {
   const s = result.statistics;
   return (
-    `seed ${result.seed}: ${result.ok ? "ok" : "FAILED"} [${result.digest}] (${s.virtualMs} ms virtual, ${s.realMs} ms real, ` +
+    `seed ${result.seed}: ${result.ok ? 'ok' : 'FAILED'} [${result.digest}] (${s.virtualMs} ms virtual, ${s.realMs} ms real, ` +
     `${s.faultsApplied} faults, ${s.failovers} failovers, ${s.clones} clones, ${s.answered}/${s.requests} requests answered)`
   );
 }
@@ -105,7 +106,8 @@ export async function main(
     return parsed === USAGE ? 0 : 64;
   }
   const onRejection = (reason: unknown) => {
-    if (!reportUnhandledRejection(reason)) write(`simulate: an unhandled rejection between seeds: ${String(reason)}`);
+    if (!reportUnhandledRejection(reason))
+      write(`simulate: an unhandled rejection between seeds: ${String(reason)}`);
   };
   process.on('unhandledRejection', onRejection);
   let failed = 0;

@@ -27,8 +27,10 @@ export function readKvDisk(disk: Uint8Array): Map<string, string> | string {
     if (disk[offset + 8] !== 1) continue;
     const keyLength = disk[offset + 9] as number;
     const valueLength = view.getUint16(offset + 10, true);
-    if (keyLength === 0 || keyLength > KEY_BYTES_MAX || valueLength === 0 || valueLength > VALUE_BYTES_MAX) continue;
-    const text = (from: number, length: number) => new TextDecoder().decode(disk.subarray(from, from + length));
+    if (keyLength === 0 || keyLength > KEY_BYTES_MAX || valueLength === 0 || valueLength > VALUE_BYTES_MAX)
+      continue;
+    const text = (from: number, length: number) =>
+      new TextDecoder().decode(disk.subarray(from, from + length));
     const key = text(offset + 12, keyLength);
     if (store.has(key)) return `key ${key} is in two slots of the disk`;
     store.set(key, text(offset + 12 + KEY_BYTES_MAX, valueLength));

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { MemoryArbiter, MemoryArbiterStore } from '@ftvm/arbiter';
-import type { ArbiterResult } from '@ftvm/core';
+import type { Arbiter, ArbiterResult } from '@ftvm/core';
 import { MemoryBlockBackend, VirtioBlock, VirtioMmioTransport, VirtioNet } from '@ftvm/devices';
 import { imagePath } from '@ftvm/guests';
 import { Machine, type MachineOutput } from '@ftvm/machine';
@@ -60,6 +60,8 @@ export interface SimulatorOptions {
 export const KNOWN_BUGS = {
   'clone-pending-input':
     "primary.ts #cloneStep collects the last dirty pages before machine.saveTransferState(), which applies pending host inputs first (a received frame's DMA into guest RAM): those pages never reach the clone, which diverges. The simulator sends them ahead of the transfer state.",
+  'arbiter-lost-reply':
+    "primary-core.ts / backup-core.ts arbiterAnswered: a test-and-set whose answer was lost (it did move the epoch) is asked again and answers won: false with the record naming this very host as owner of fromEpoch + 1; the role halts as if the other side had won, and the VM is lost. The simulator's arbiter clients answer such a retry won: true.",
 } as const;
 
 export interface SeedStatistics {
@@ -175,6 +177,8 @@ interface VmHost {
   readonly disk: SimDisk;
   readonly nicLink: SwitchLink;
   readonly arbiter: MemoryArbiter;
+  /** What the FT roles on this host use: the arbiter client (with the known-bug workaround). */
+  readonly arbiterClient: Arbiter;
   /** Set once this host runs the primary: whom its released outputs belong to. */
   primary: FtPrimary | undefined;
   machine: Machine | undefined;
@@ -272,7 +276,9 @@ class Simulation {
       executionLagMsMax: rng.int(20, 200),
       appliedAckIntervalMs: rng.int(2, 20),
       ...(rng.chance(0.3) ? { logBufferBytesMax: rng.int(16, 256) * 1024 } : {}),
-      ...(rng.chance(0.3) ? { cloneFinalPagesMax: rng.int(4, 64), clonePagesPerMessage: rng.int(16, 256) } : {}),
+      ...(rng.chance(0.3)
+        ? { cloneFinalPagesMax: rng.int(4, 64), clonePagesPerMessage: rng.int(16, 256) }
+        : {}),
     };
     return {
       clock: rng.chance(0.5) ? 'host' : 'icount',
@@ -477,8 +483,18 @@ class Simulation {
     const roles = this.#vms
       .map((vm) => {
         const role =
-          this.#primary?.vm === vm ? 'primary' : this.#backup?.vm === vm ? 'backup' : vm.primary ? 'old primary' : 'host';
-        const state = vm.host.dead ? 'dead' : vm.primary ? vm.primary.state : this.#backupOf(vm)?.driver.state;
+          this.#primary?.vm === vm
+            ? 'primary'
+            : this.#backup?.vm === vm
+              ? 'backup'
+              : vm.primary
+                ? 'old primary'
+                : 'host';
+        const state = vm.host.dead
+          ? 'dead'
+          : vm.primary
+            ? vm.primary.state
+            : this.#backupOf(vm)?.driver.state;
         return `${vm.host.name} (${role}: ${state ?? 'gone'})`;
       })
       .join(', ');
@@ -535,6 +551,24 @@ class Simulation {
     });
     arbiter.setUnreachable(this.#arbiterFault.unreachable);
     arbiter.setLoseReplies(this.#arbiterFault.loseReplies);
+    const arbiterClient: Arbiter = {
+      testAndSet: async (vmId, fromEpoch, owner) => {
+        const result = await arbiter.testAndSet(vmId, fromEpoch, owner);
+        if (
+          this.#workarounds &&
+          !result.won &&
+          result.record.owner === owner &&
+          result.record.epoch === fromEpoch + 1
+        ) {
+          // Known bug 'arbiter-lost-reply': this host's own earlier call won; its answer was lost.
+          this.#workaroundsApplied++;
+          this.#log(`workaround arbiter-lost-reply: ${owner} had won epoch ${result.record.epoch} already`);
+          return { won: true, record: result.record };
+        }
+        return result;
+      },
+      read: (vmId) => arbiter.read(vmId),
+    };
     const vm: VmHost = {
       host,
       nic,
@@ -542,6 +576,7 @@ class Simulation {
       disk,
       nicLink: this.#network.attachNic(host, nic),
       arbiter,
+      arbiterClient,
       primary: undefined,
       machine: undefined,
       pagesWrittenBySave: [],
@@ -632,7 +667,8 @@ class Simulation {
       nsPerByte: this.#config.nsPerByte,
       observer: {
         delivered: (_link, to, message) => {
-          if (to === 'a' && message.type === 'ack') this.#releases.ackDelivered(primary.host.name, message.receivedSeq);
+          if (to === 'a' && message.type === 'ack')
+            this.#releases.ackDelivered(primary.host.name, message.receivedSeq);
         },
       },
     });
@@ -648,7 +684,7 @@ class Simulation {
       epoch: 1,
       config: this.#config.ft,
       scheduler: primaryVm.host,
-      arbiter: primaryVm.arbiter,
+      arbiter: primaryVm.arbiterClient,
       createMachine: (hooks) => this.#createMachine(primaryVm, hooks, true),
       deliver: (output) => this.#deliver(primaryVm, output),
       onEvent: (event) => this.#onEvent(primaryVm, event),
@@ -669,7 +705,7 @@ class Simulation {
       epoch,
       config: this.#config.ft,
       scheduler: vm.host,
-      arbiter: vm.arbiter,
+      arbiter: vm.arbiterClient,
       channel: link.b,
       cloning,
       createMachine: (hooks) => this.#createMachine(vm, hooks, !cloning),
@@ -685,7 +721,8 @@ class Simulation {
       (end) => {
         role.ended = end;
         this.#log(`${role.vm.host.name} primary run ended: ${JSON.stringify(end)}`);
-        if (end.end === 'powered-off') this.fail(`the primary ${role.vm.host.name} powered off: ${JSON.stringify(end)}`);
+        if (end.end === 'powered-off')
+          this.fail(`the primary ${role.vm.host.name} powered off: ${JSON.stringify(end)}`);
         if (end.end !== 'stopped') role.vm.machine?.dispose();
         if (this.#primary === role) this.#primary = undefined;
       },
@@ -773,8 +810,14 @@ class Simulation {
         const pages = message.type === 'transfer-state' ? primary.vm.pagesWrittenBySave.splice(0) : [];
         if (pages.length > 0) {
           this.#workaroundsApplied++;
-          this.#log(`workaround clone-pending-input: ${pages.length} page(s) written by saveTransferState sent`);
-          send({ type: 'transfer-pages', pageNumbers: pages, pages: primary.driver.machine.readPages(pages) });
+          this.#log(
+            `workaround clone-pending-input: ${pages.length} page(s) written by saveTransferState sent`,
+          );
+          send({
+            type: 'transfer-pages',
+            pageNumbers: pages,
+            pages: primary.driver.machine.readPages(pages),
+          });
         }
         send(message);
       };
@@ -788,7 +831,9 @@ class Simulation {
       },
       (error) => {
         this.#cloneInFlight = false;
-        this.#log(`clone onto ${vm.host.name} failed: ${error instanceof Error ? error.message : String(error)}`);
+        this.#log(
+          `clone onto ${vm.host.name} failed: ${error instanceof Error ? error.message : String(error)}`,
+        );
         link.a.close({ flush: false });
       },
     );
@@ -811,13 +856,20 @@ class Simulation {
     const durationNs = (fault.durationMs ?? 0) * 1e6;
     switch (fault.kind) {
       case 'crash-primary': {
-        if (!primary || !backup || primary.driver.state !== 'replicating' || backup.driver.state !== 'replicating')
+        if (
+          !primary ||
+          !backup ||
+          primary.driver.state !== 'replicating' ||
+          backup.driver.state !== 'replicating'
+        )
           return 'skipped (no backup replicating: the VM would be lost)';
         this.#crash(primary.vm, fault.detail.link as 'cut' | 'silent');
         return `${primary.vm.host.name} died`;
       }
       case 'crash-backup': {
         if (!backup) return 'skipped (no backup)';
+        if (!primary || primary.vm.host.dead)
+          return 'skipped (the primary is gone: the backup is the last copy of the VM)';
         this.#crash(backup.vm, fault.detail.link as 'cut' | 'silent');
         return `${backup.vm.host.name} died`;
       }
