@@ -392,13 +392,16 @@ export class FtPrimary {
       clone.queue = written;
       return;
     }
-    // Stop-and-copy: between slices the guest stands still; everything left goes now.
+    // Stop-and-copy: between slices the guest stands still; everything left goes now. The state
+    // is taken first: taking it applies pending host inputs, whose DMA writes pages that must go
+    // too (pages still travel before the state, which the clone restores over them).
     const pauseStartNs = this.#options.scheduler.monotonicNs();
-    for (let index = 0; index < written.length; index += this.#config.clonePagesPerMessage) {
-      this.#sendPages(clone, written.slice(index, index + this.#config.clonePagesPerMessage));
+    const state = this.machine.saveTransferState();
+    const last = [...new Set([...written, ...clone.tracker.collect()])];
+    for (let index = 0; index < last.length; index += this.#config.clonePagesPerMessage) {
+      this.#sendPages(clone, last.slice(index, index + this.#config.clonePagesPerMessage));
     }
     clone.tracker.stop();
-    const state = this.machine.saveTransferState();
     clone.channel.send({ type: 'transfer-state', ...state, machine: null });
     this.#clone = undefined;
     this.#useChannel(clone.channel);

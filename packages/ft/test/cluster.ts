@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { MessageChannel } from 'node:worker_threads';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { MemoryArbiter } from '@ftvm/arbiter';
 import { type ImageName, imagePath } from '@ftvm/guests';
 import { UserGateway, VirtualSwitch } from '@ftvm/net';
@@ -20,8 +20,12 @@ import type { DiskMode, VmWorkerMessage, VmWorkerSpec } from '../src/node/vm-wor
 export interface ClusterOptions {
   readonly image: ImageName;
   readonly vmId?: string;
-  /** The logging channel: a MessagePort between threads, or TCP on loopback. */
-  readonly transport?: 'port' | 'tcp';
+  /**
+   * The logging channel: a MessagePort between threads, TCP on loopback, or ports relayed through
+   * this thread so that {@link Cluster.silenceLog} can make the link go quiet without closing it
+   * (a host that hangs, or a partition).
+   */
+  readonly transport?: 'port' | 'tcp' | 'relay';
   readonly ramSizeBytes?: number;
   readonly clock?: 'host' | 'icount';
   readonly config?: Partial<FtConfig>;
@@ -82,10 +86,31 @@ export class Cluster {
       const primary = this.spawn('host-a', 'primary', 1, { logTcp: { host: '127.0.0.1', port } });
       return { primary, backup };
     }
-    const log = new MessageChannel();
-    const primary = this.spawn('host-a', 'primary', 1, { logPort: log.port1 });
-    const backup = this.spawn('host-b', 'backup', 1, { logPort: log.port2 });
+    const [primaryEnd, backupEnd] = this.#logLink();
+    const primary = this.spawn('host-a', 'primary', 1, { logPort: primaryEnd });
+    const backup = this.spawn('host-b', 'backup', 1, { logPort: backupEnd });
     return { primary, backup };
+  }
+
+  #silent = false;
+
+  /** From now on the relayed logging channels carry nothing, both ways (they stay open). */
+  silenceLog(): void {
+    this.#silent = true;
+  }
+
+  /** Two ports for a logging channel: joined directly, or relayed through this thread. */
+  #logLink(): [MessagePort, MessagePort] {
+    const direct = new MessageChannel();
+    if (this.options.transport !== 'relay') return [direct.port1, direct.port2];
+    const other = new MessageChannel();
+    direct.port2.on('message', (message) => {
+      if (!this.#silent) other.port1.postMessage(message);
+    });
+    other.port1.on('message', (message) => {
+      if (!this.#silent) direct.port2.postMessage(message);
+    });
+    return [direct.port1, other.port2];
   }
 
   /** A primary alone at epoch 1 (no backup yet). */
@@ -101,9 +126,9 @@ export class Cluster {
       from.handle.clone({ host: '127.0.0.1', port: await clone.listening });
       return clone;
     }
-    const log = new MessageChannel();
-    const clone = this.spawn(name, 'clone', epoch, { logPort: log.port2 });
-    from.handle.clone(log.port1);
+    const [primaryEnd, cloneEnd] = this.#logLink();
+    const clone = this.spawn(name, 'clone', epoch, { logPort: cloneEnd });
+    from.handle.clone(primaryEnd);
     return clone;
   }
 

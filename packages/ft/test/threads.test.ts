@@ -123,3 +123,54 @@ describe.each(['port', 'tcp'] as const)(
     }, 120_000);
   },
 );
+
+describe('the independent checker over a load through host failures', () => {
+  it('a seeded kv load survives a kill, a clone, a paused primary and another kill with a clean verdict', async () => {
+    const { checkHistory, formatVerdict } = await import('@ftvm/kv-client');
+    const { startKvLoad } = await import('@ftvm/kv-client/node');
+    cluster = new Cluster({
+      image: 'kv',
+      transport: 'tcp',
+      config,
+      diskBytes: 4 * 1024 * 1024,
+      verbose: !!process.env.FTVM_DEBUG,
+    });
+    await cluster.start();
+    const { primary: hostA, backup: hostB } = await cluster.startPair();
+    const load = startKvLoad({
+      target: { host: '127.0.0.1', port: cluster.port },
+      clients: 4,
+      durationMs: 60_000,
+      mix: { get: 4, put: 3, del: 1, incr: 2 },
+      keySpace: 8,
+      seed: 7,
+      timeoutMs: 250,
+      retries: 40,
+    });
+    const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    await pause(1500);
+    await hostA.handle.kill();
+    await until('host-b live', () => hostB.events.some((event) => event.type === 'backup-went-live'));
+    await pause(500);
+    const hostC = await cluster.clone(hostB, 'host-c', 2);
+    await until('the clone', () => hostB.events.some((event) => event.type === 'clone-finished'));
+    await pause(500);
+    // host-b stands still for 1.5 s: host-c takes over; host-b must not act on its stale view.
+    hostB.handle.pause(1500);
+    await until('host-c live', () => hostC.events.some((event) => event.type === 'backup-went-live'));
+    await pause(2500);
+    expect(hostB.ended?.end).toBe('halted');
+    const hostD = await cluster.clone(hostC, 'host-d', 3);
+    await until('the second clone', () => hostC.events.some((event) => event.type === 'clone-finished'));
+    await pause(500);
+    await hostC.handle.kill();
+    await until('host-d live', () => hostD.events.some((event) => event.type === 'backup-went-live'));
+    await pause(1000);
+    load.stop();
+    const { history } = await load.done;
+    const verdict = checkHistory(history);
+    expect(verdict.ok, formatVerdict(verdict)).toBe(true);
+    expect(verdict.acknowledged).toBeGreaterThan(200);
+    expect(await cluster.arbiter.read(VM)).toEqual({ epoch: 4, owner: 'host-d' });
+  }, 120_000);
+});

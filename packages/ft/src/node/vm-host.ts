@@ -17,6 +17,8 @@ export interface VmWorkerHandle {
   clone(log: MessagePort | { host: string; port: number }): void;
   /** Ends the role in order (a goodbye to the peer). */
   stop(): void;
+  /** Fault injection: the host's thread stands still for `ms`, then goes on. */
+  pause(ms: number): void;
   /** The host dies: the thread is terminated at once, its ports close without a goodbye. */
   kill(): Promise<void>;
 }
@@ -65,6 +67,9 @@ export function startVmWorker(spec: VmWorkerSpec): VmWorkerHandle {
     },
     stop() {
       worker.postMessage({ type: 'stop' } satisfies VmWorkerCommand);
+    },
+    pause(ms) {
+      worker.postMessage({ type: 'pause', ms } satisfies VmWorkerCommand);
     },
     async kill() {
       await worker.terminate();

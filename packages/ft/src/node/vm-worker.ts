@@ -87,7 +87,12 @@ export type VmWorkerCommand =
       readonly logPort?: MessagePort;
       readonly logTcp?: { host: string; port: number };
     }
-  | { readonly type: 'stop' };
+  | { readonly type: 'stop' }
+  /**
+   * Fault injection: the host stands still for `ms` (its thread blocks: nothing is sent,
+   * received or run), then goes on as a paused process would.
+   */
+  | { readonly type: 'pause'; readonly ms: number };
 
 interface Parent {
   postMessage(message: VmWorkerMessage, transfer?: readonly unknown[]): void;
@@ -98,6 +103,9 @@ interface Parent {
 export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<void> {
   const scheduler = createNodeHost();
   const arbiter: Arbiter = new PortArbiter(spec.arbiterPort);
+  parent.on('message', (command) => {
+    if (command.type === 'pause') Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, command.ms);
+  });
   const post = (message: VmWorkerMessage) => parent.postMessage(message);
   const onEvent = (event: FtEvent) => post({ type: 'event', event });
   const disk = spec.disk ? new SharedMemoryDisk(spec.disk.buffers, spec.epoch) : undefined;
