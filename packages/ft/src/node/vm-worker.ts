@@ -5,7 +5,7 @@ import { NET_FRAME_OUTPUT, VirtioBlock, VirtioMmioTransport, VirtioNet } from '@
 import { Machine, type MachineOutput, runMachine } from '@ftvm/machine';
 import { createNodeHost } from '@ftvm/machine/node';
 import { createMessagePortStream, openChannel } from '@ftvm/transport';
-import { connectTcp, listenTcp } from '@ftvm/transport/node';
+import { connectTcp, connectTls, listenTcp, listenTls } from '@ftvm/transport/node';
 import { FtBackup } from '../backup.js';
 import type { FtConfig } from '../config.js';
 import type { FtEvent } from '../events.js';
@@ -51,6 +51,8 @@ export interface VmWorkerSpec {
    * the port), a primary connects to `host:port`.
    */
   readonly logTcp?: { readonly host: string; readonly port?: number };
+  /** With `logTcp`: TLS with these credentials (PEM), both sides presenting certificates of `ca`. */
+  readonly logTls?: { readonly key: string; readonly cert: string; readonly ca: string };
   /** Frames to and from the guest network: `{ frame: Uint8Array }` both ways. */
   readonly networkPort?: MessagePort;
   /** The arbiter, served by the parent. */
@@ -111,6 +113,11 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
   const disk = spec.disk ? new SharedMemoryDisk(spec.disk.buffers, spec.epoch) : undefined;
   let nic: VirtioNet | undefined;
 
+  // With backup reads, a disk write must not overtake the backup's own reads (see PrimaryCore).
+  const holdUntilApplied =
+    spec.disk?.mode === 'backup-reads'
+      ? (output: MachineOutput) => output.kind === 'disk-write' || output.kind === 'disk-flush'
+      : undefined;
   const deliver = (output: MachineOutput) => {
     if (output.kind === 'console') post({ type: 'console', data: output.data.slice() });
     else if (output.kind === NET_FRAME_OUTPUT) spec.networkPort?.postMessage({ frame: output.data.slice() });
@@ -180,18 +187,21 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
       handshake: handshake(role, epoch),
       preSharedKey: spec.preSharedKey,
     });
-  const connectLog = (endpoint: { host: string; port: number }, epoch: number): Promise<LogChannel> =>
-    connectTcp({ ...endpoint, handshake: handshake('primary', epoch), preSharedKey: spec.preSharedKey });
+  const connectLog = (endpoint: { host: string; port: number }, epoch: number): Promise<LogChannel> => {
+    const options = { ...endpoint, handshake: handshake('primary', epoch), preSharedKey: spec.preSharedKey };
+    return spec.logTls ? connectTls({ ...options, ...spec.logTls }) : connectTcp(options);
+  };
   /** A backup waits for one primary to connect (the first channel that passes the handshake). */
   const acceptLog = async (host: string, epoch: number): Promise<LogChannel> => {
     let accepted: (channel: LogChannel) => void = () => {};
     const channel = new Promise<LogChannel>((resolve) => {
       accepted = resolve;
     });
-    const listener = await listenTcp(
-      { host, port: 0, handshake: handshake('backup', epoch), preSharedKey: spec.preSharedKey },
-      (opened) => accepted(opened),
-    );
+    const options = { host, port: 0, handshake: handshake('backup', epoch), preSharedKey: spec.preSharedKey };
+    const onChannel = (opened: LogChannel) => accepted(opened);
+    const listener = spec.logTls
+      ? await listenTls({ ...options, ...spec.logTls }, onChannel)
+      : await listenTcp(options, onChannel);
     post({ type: 'listening', port: listener.port });
     const opened = await channel;
     await listener.close();
@@ -202,6 +212,14 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
     parent.on('message', (command) => {
       if (command.type === 'stop') primary.stop();
       if (command.type === 'clone') {
+        if (spec.disk?.mode === 'separate') {
+          // The clone's own disk would have to be copied consistently with the transferred state.
+          post({
+            type: 'clone-failed',
+            message: 'cloning a backup with separate disks needs a disk copy, which is not supported yet',
+          });
+          return;
+        }
         const opened = command.logTcp
           ? connectLog(command.logTcp, primary.epoch)
           : openLog(command.logPort as MessagePort, 'primary', primary.epoch);
@@ -267,6 +285,7 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
       scheduler,
       arbiter,
       deliver,
+      holdUntilApplied,
       onEvent: (event) => {
         if (event.type === 'arbiter-won') disk?.fence(event.epoch);
         onEvent(event);
@@ -296,6 +315,7 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
     channel,
     cloning,
     deliver,
+    holdUntilApplied,
     onEvent,
     beforeGoLive: (epoch) => disk?.fence(epoch),
     createMachine: (hooks) => buildMachine(hooks, true, !cloning),
