@@ -73,6 +73,8 @@ export class BackupCore {
   #lastTickMs: number;
   #lastAppliedAckMs: number;
   #heartbeats = 0;
+  /** The peer was heard since the channel opened (until then the startup grace applies). */
+  #heardPeer = false;
   #arbiterInFlight = false;
   #arbiterRetryAtMs = 0;
   #logEntriesReceived = 0;
@@ -136,6 +138,7 @@ export class BackupCore {
   messageReceived(message: FtMessage, nowMs: number): void {
     if (this.#state === 'halted' || this.#state === 'going-live') return;
     this.#lastHeardMs = nowMs;
+    this.#heardPeer = true;
     switch (message.type) {
       case 'log':
         this.#receiveLog(message.entries, nowMs);
@@ -206,11 +209,11 @@ export class BackupCore {
     if (sinceLastTick > this.#config.failureTimeoutMs / 2)
       this.#lastHeardMs = Math.max(this.#lastHeardMs, nowMs);
     const silentMs = nowMs - this.#lastHeardMs;
-    if (this.#state === 'receiving-state' && silentMs > this.#config.failureTimeoutMs) {
+    if (this.#state === 'receiving-state' && silentMs > this.#silenceAllowedMs()) {
       this.#haltBecause('the primary went quiet during the state transfer');
       return;
     }
-    if (this.#state === 'replicating' && silentMs > this.#config.failureTimeoutMs) this.#suspect(nowMs);
+    if (this.#state === 'replicating' && silentMs > this.#silenceAllowedMs()) this.#suspect(nowMs);
     if (this.#state === 'suspecting' && !this.#arbiterInFlight && nowMs >= this.#arbiterRetryAtMs) {
       this.#arbiterInFlight = true;
       this.#arbiterRequest = { fromEpoch: this.#epoch };
@@ -280,6 +283,12 @@ export class BackupCore {
   }
 
   // ---- internals ----
+
+  #silenceAllowedMs(): number {
+    return this.#heardPeer
+      ? this.#config.failureTimeoutMs
+      : Math.max(this.#config.failureTimeoutMs, this.#config.startupGraceMs);
+  }
 
   #receiveLog(entries: readonly LogEntry[], nowMs: number): void {
     if (this.#state === 'receiving-state') {

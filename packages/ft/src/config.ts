@@ -13,6 +13,11 @@ export interface FtConfig {
   /** Send a heartbeat when nothing else was sent for this long. */
   readonly heartbeatIntervalMs: number;
   /**
+   * Until the peer has been heard once since the channel opened (a backup still loading its
+   * machine, a first slice compiling the guest's code), the silence allowed is this long instead.
+   */
+  readonly startupGraceMs: number;
+  /**
    * The execution lag the primary tolerates: how long the oldest log entry the backup has not
    * applied yet has waited. Past it the primary gives itself less CPU (the paper's §2.4).
    */
@@ -41,6 +46,7 @@ export interface FtConfig {
 export const DEFAULT_FT_CONFIG: FtConfig = {
   failureTimeoutMs: 300,
   heartbeatIntervalMs: 50,
+  startupGraceMs: 5000,
   executionLagMsMax: 100,
   logBufferBytesMax: 16 * 1024 * 1024,
   arbiterRetryMs: 100,

@@ -31,8 +31,10 @@ const event = (seq: number, icount: number, bytes = 0): LogEntry => ({
   event: { type: 'frame-received', data: new Uint8Array(bytes) },
 });
 
+/** A primary with a backup it has heard from (the startup grace is over). */
 function replicating(now = 0): PrimaryCore<Out> {
   const core = new PrimaryCore<Out>({ vmId: 'vm', epoch: 1, config, withBackup: true, nowMs: now });
+  core.messageReceived({ type: 'heartbeat', counter: 1 }, now);
   return core;
 }
 
@@ -109,6 +111,14 @@ describe('§2.3 detecting failure, and the arbiter against split brain', () => {
     expect(core.epoch).toBe(2);
     expect(after.backupDropped).toBeDefined();
     expect(after.released.map((output) => output.name)).toEqual(['held']);
+  });
+
+  it('a backup never heard from gets the startup grace (it may still be loading), then is suspected', () => {
+    const core = new PrimaryCore<Out>({ vmId: 'vm', epoch: 1, config, withBackup: true, nowMs: 0 });
+    for (let now = 50; now <= config.startupGraceMs; now += 50) core.tick(now);
+    expect(core.state).toBe('replicating');
+    core.tick(config.startupGraceMs + 40);
+    expect(core.state).toBe('suspecting');
   });
 
   it('a primary that loses the arbiter halts and lets nothing more out', () => {

@@ -118,6 +118,8 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
   #lastSentMs: number;
   #lastTickMs: number;
   #heartbeats = 0;
+  /** The peer was heard since the channel opened (until then the startup grace applies). */
+  #heardPeer = false;
   #cpuShare = 1;
   #arbiterInFlight = false;
   #arbiterRetryAtMs = 0;
@@ -247,6 +249,7 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
   messageReceived(message: FtMessage, nowMs: number): void {
     if (this.#state === 'halted' || this.#state === 'alone') return;
     this.#lastHeardMs = nowMs;
+    this.#heardPeer = true;
     switch (message.type) {
       case 'ack':
         this.#acknowledged(message.receivedSeq, message.appliedSeq, message.appliedIcount);
@@ -281,7 +284,7 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
       this.#arbiterReadInFlight = true;
       this.#arbiterRead = true;
     }
-    if (this.#state === 'replicating' && nowMs - this.#lastHeardMs > this.#config.failureTimeoutMs) {
+    if (this.#state === 'replicating' && nowMs - this.#lastHeardMs > this.#silenceAllowedMs()) {
       this.#suspect(nowMs);
     }
     if (this.#state === 'suspecting' && !this.#arbiterInFlight && nowMs >= this.#arbiterRetryAtMs) {
@@ -347,6 +350,7 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
     this.#lastHeardMs = nowMs;
     this.#lastSentMs = nowMs;
     this.#cpuShare = 1;
+    this.#heardPeer = false;
   }
 
   /** The driver is stopping the primary on purpose (the guest powered off, an operator). */
@@ -378,6 +382,12 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
   }
 
   // ---- internals ----
+
+  #silenceAllowedMs(): number {
+    return this.#heardPeer
+      ? this.#config.failureTimeoutMs
+      : Math.max(this.#config.failureTimeoutMs, this.#config.startupGraceMs);
+  }
 
   #send(message: FtMessage, nowMs: number): void {
     this.#messages.push(message);
