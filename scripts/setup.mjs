@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Installs the Debian packages ftvm's tests use when they are missing: the guest toolchain
-// (gcc + picolibc for riscv64-unknown-elf), QEMU (the reference for guest behaviour), dtc and
-// etcd (the arbiter's etcd backend).
+// (gcc + picolibc for riscv64-unknown-elf), QEMU (the reference for guest behaviour), dtc,
+// etcd (the arbiter's etcd backend) and Chromium (the demo report's test opens the report in it).
 // Idempotent: does nothing when everything is present. Runs `apt-get update` at most once.
 // Without root (or apt), it says what is missing; the tests that need it then skip and say why.
 // Set FTVM_SKIP_SETUP=1 to skip this step entirely.
@@ -18,6 +18,7 @@ const requirements = [
   { debianPackage: 'qemu-system-misc', command: 'qemu-system-riscv32' },
   { debianPackage: 'device-tree-compiler', command: 'dtc' },
   { debianPackage: 'etcd-server', command: 'etcd' },
+  { debianPackage: 'chromium', command: 'chromium' },
 ];
 
 function commandExists(command) {
