@@ -1,4 +1,5 @@
 import { ExitStatus, FtvmError } from '@ftvm/core';
+import { demoCommand } from '@ftvm/demo';
 import { Command, CommanderError } from 'commander';
 import packageJson from '../package.json' with { type: 'json' };
 import { addRecordCommand } from './commands/record.js';
@@ -22,7 +23,9 @@ export function buildProgram(
   setExitStatus: (status: number) => void = () => {},
 ): Command {
   const program = new Command('ftvm')
-    .description('Fault-tolerant RISC-V virtual machines: run, record and replay guests')
+    .description(
+      'Fault-tolerant RISC-V virtual machines: run, record and replay guests; a fault-tolerant demo',
+    )
     .version(packageJson.version, '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help')
     .showSuggestionAfterError()
@@ -35,6 +38,7 @@ export function buildProgram(
   addRunCommand(program, output, setExitStatus);
   addRecordCommand(program, output, setExitStatus);
   addReplayCommand(program, output, setExitStatus);
+  program.addCommand(demoCommand(setExitStatus));
 
   return program;
 }

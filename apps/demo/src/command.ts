@@ -91,7 +91,7 @@ export function demoCommand(
       };
       const result = await runDemo(options);
       if (options.report) {
-        writeReport(options.report, result.report);
+        await writeReport(options.report, result.report);
         process.stderr.write(`report: ${options.report}\n`);
       }
       setExitStatus(result.ok ? 0 : 1);
