@@ -38,7 +38,7 @@ export function buildProgram(
   addRunCommand(program, output, setExitStatus);
   addRecordCommand(program, output, setExitStatus);
   addReplayCommand(program, output, setExitStatus);
-  program.addCommand(demoCommand(setExitStatus));
+  program.addCommand(demoCommand(setExitStatus).copyInheritedSettings(program));
 
   return program;
 }

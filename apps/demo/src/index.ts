@@ -15,13 +15,16 @@ export type { DemoReportData } from './report/report-data.js';
 export async function main(argv: readonly string[]): Promise<number> {
   let status = 0;
   const args = argv.slice(2);
-  const program = new Command('ftvm').exitOverride().addCommand(
+  const program = new Command('ftvm').exitOverride().configureOutput({
+    outputError: (text, write) => write(text.startsWith('error: ') ? `ftvm: ${text.slice(7)}` : text),
+  });
+  program.addCommand(
     demoCommand(
       (code) => {
         status = code;
       },
       ['node', 'ftvm', 'demo', ...args],
-    ),
+    ).copyInheritedSettings(program),
   );
   try {
     await program.parseAsync(['node', 'ftvm', 'demo', ...args]);
