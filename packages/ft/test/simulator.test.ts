@@ -1,7 +1,15 @@
 // The seeded simulator (src/simulator): a batch of seeds with faults must find nothing wrong, a
 // seed must replay exactly, and deliberately broken runs must be caught.
 import { describe, expect, it } from 'vitest';
-import { formatSeedReport, KNOWN_BUGS, main, runSeed, type SeedResult } from '../src/simulator/index.js';
+import {
+  formatSeedReport,
+  KNOWN_BUGS,
+  main,
+  type PlannedFault,
+  runSeed,
+  type SeedResult,
+  type SimulatorOptions,
+} from '../src/simulator/index.js';
 
 /** Seeds every test run goes through (CI runs more with `npm run simulate`). */
 const SEEDS = Array.from({ length: 20 }, (_, index) => index + 1);
@@ -58,23 +66,63 @@ describe('the checkers catch a broken run', () => {
   );
 });
 
+/** A primary that stops for 1.5 s right after it sent log (acknowledgements are in flight). */
+const PAUSE_AFTER_LOG: PlannedFault[] = [
+  { atMs: 1000, kind: 'pause-host', durationMs: 1500, detail: { role: 'primary', when: 'after-log-send' } },
+];
+
 /**
- * Bugs of @ftvm/ft that the simulator works around by default (KNOWN_BUGS): without the
- * workarounds these seeds fail. When a test here fails because the seed passes, the bug was fixed:
- * remove its workaround from the simulator and its test from here.
+ * Bugs of @ftvm/ft that the simulator works around by default (KNOWN_BUGS), each shown by a
+ * scenario: without the workarounds the seed fails, with them it passes. When a test here fails
+ * because the seed passes without its workaround, the bug was fixed: remove the workaround from the
+ * simulator and the case from here.
  */
 describe('known bugs show without the workarounds', () => {
-  const cases: { bug: keyof typeof KNOWN_BUGS; seed: number; failure: RegExp }[] = [
-    { bug: 'clone-pending-input', seed: 3, failure: /diverged from its primary/ },
-    { bug: 'arbiter-lost-reply', seed: 152, failure: /liveness: .*unanswered/ },
+  const cases: {
+    bug: keyof typeof KNOWN_BUGS;
+    seed: number;
+    options: SimulatorOptions;
+    failure: RegExp;
+  }[] = [
+    {
+      // The backup's test-and-set wins but its answer is lost; asked again, it halts.
+      bug: 'arbiter-lost-reply',
+      seed: 1,
+      options: {
+        schedule: [
+          {
+            atMs: 500,
+            kind: 'arbiter-outage',
+            durationMs: 1500,
+            detail: { mode: 'lost-replies', clients: 'all' },
+          },
+          { atMs: 600, kind: 'crash-primary', detail: { link: 'cut', when: 'now' } },
+        ],
+      },
+      failure: /liveness: .*unanswered.*arbiter: epoch 2 owned by host-b/,
+    },
+    {
+      // The deposed primary's late frame takes the guest's MAC back: nobody answers any more.
+      bug: 'resume-ack-release',
+      seed: 6,
+      options: { schedule: PAUSE_AFTER_LOG },
+      failure: /liveness: .*unanswered/,
+    },
+    {
+      // The same, seen on an unfenced shared disk: a write of the deposed primary lands late.
+      bug: 'resume-ack-release',
+      seed: 3,
+      options: { schedule: PAUSE_AFTER_LOG, fencing: false },
+      failure: /late write: host-a wrote .* for epoch 1, after epoch 2 went live/,
+    },
   ];
-  for (const { bug, seed, failure } of cases) {
+  for (const { bug, seed, options, failure } of cases) {
     it(
-      `${bug} (seed ${seed})`,
+      `${bug} (seed ${seed}${options.fencing === false ? ', no fencing' : ''})`,
       async () => {
-        const result = await runSeed(seed, { workarounds: false });
+        const result = await runSeed(seed, { ...options, workarounds: false });
         expect(result.failures.join('\n'), `${bug} seems fixed: ${KNOWN_BUGS[bug]}`).toMatch(failure);
-        const worked = await runSeed(seed);
+        const worked = await runSeed(seed, options);
         expect(worked.failures, report(worked)).toEqual([]);
         expect(worked.statistics.workaroundsApplied).toBeGreaterThan(0);
       },

@@ -12,13 +12,26 @@ export interface SimulateArguments {
   readonly durationMs: number | undefined;
   /** Print every seed's trace as it runs. */
   readonly verbose: boolean;
-  /** Print a line per seed (on by default). */
+  /** Print only failing seeds and the summary. */
   readonly quiet: boolean;
+  /** Leave the known bugs' workarounds off (`--no-workarounds`). */
+  readonly workarounds: boolean;
+  /** Fence the shared disk by epoch (`--no-fencing` turns it off). */
+  readonly fencing: boolean;
+  /** Print a failing seed's whole trace, not its end. */
+  readonly fullTrace: boolean;
 }
 
-const USAGE =
-  'usage: npm run simulate -- --seeds N [--from S] [--duration MS] [--verbose] [--quiet]\n' +
-  '  runs seeds S..S+N-1 (S defaults to 1); --duration sets the virtual ms of load per seed';
+const USAGE = [
+  'usage: npm run simulate -- --seeds N [--from S] [options]',
+  '  runs seeds S..S+N-1 (S defaults to 1) and ends with "simulate: N seeds, F failed"',
+  '  --duration MS       virtual ms of client load per seed (default 6000)',
+  '  --quiet             print only failing seeds and the summary',
+  "  --verbose           print every seed's trace as it runs",
+  "  --full-trace        print a failing seed's whole trace (default: its last 60 lines)",
+  '  --no-workarounds    leave the known bugs of @ftvm/ft unpatched (see KNOWN_BUGS)',
+  '  --no-fencing        let writes of deposed primaries reach the shared disk',
+].join('\n');
 
 export function parseArguments(argv: readonly string[]): SimulateArguments | string {
   let seeds = 1;
@@ -26,6 +39,9 @@ export function parseArguments(argv: readonly string[]): SimulateArguments | str
   let durationMs: number | undefined;
   let verbose = false;
   let quiet = false;
+  let workarounds = true;
+  let fencing = true;
+  let fullTrace = false;
   for (let index = 0; index < argv.length; index++) {
     const argument = argv[index] as string;
     const [flag, inline] = argument.includes('=') ? argument.split('=', 2) : [argument, undefined];
@@ -62,6 +78,15 @@ export function parseArguments(argv: readonly string[]): SimulateArguments | str
       case '--quiet':
         quiet = true;
         break;
+      case '--no-workarounds':
+        workarounds = false;
+        break;
+      case '--no-fencing':
+        fencing = false;
+        break;
+      case '--full-trace':
+        fullTrace = true;
+        break;
       case '--help':
       case '-h':
         return USAGE;
@@ -69,21 +94,32 @@ export function parseArguments(argv: readonly string[]): SimulateArguments | str
         return `unknown argument ${argument}\n${USAGE}`;
     }
   }
-  return { seeds, from, durationMs, verbose, quiet };
+  return { seeds, from, durationMs, verbose, quiet, workarounds, fencing, fullTrace };
+}
+
+/** The flags besides --seeds/--from that change what a seed does (for the reproduce line). */
+function reproduceFlags(parsed: SimulateArguments): string {
+  const flags: string[] = [];
+  if (parsed.durationMs !== undefined) flags.push(`--duration ${parsed.durationMs}`);
+  if (!parsed.workarounds) flags.push('--no-workarounds');
+  if (!parsed.fencing) flags.push('--no-fencing');
+  return flags.join(' ');
 }
 
 /** The report of a failing seed: what failed, its configuration and schedule, how to run it again. */
-export function formatSeedReport(result: SeedResult, traceLines = 60): string {
+export function formatSeedReport(result: SeedResult, traceLines = 60, extraFlags = ''): string {
   const lines = [`seed ${result.seed} FAILED`];
   for (const failure of result.failures) lines.push(`  failure: ${failure}`);
   lines.push(`  config: ${result.config}`);
   lines.push(`  fault schedule (${result.schedule.length}):`);
   for (const fault of result.schedule) lines.push(`    ${fault}`);
   if (result.schedule.length === 0) lines.push('    (none)');
-  const trace = result.trace.slice(-traceLines);
+  const trace = Number.isFinite(traceLines) ? result.trace.slice(-traceLines) : result.trace;
   lines.push(`  trace (last ${trace.length} of ${result.trace.length} lines):`);
   for (const line of trace) lines.push(`    ${line}`);
-  lines.push(`  reproduce: npm run simulate -- --seeds 1 --from ${result.seed}`);
+  lines.push(
+    `  reproduce: npm run simulate -- --seeds 1 --from ${result.seed}${extraFlags === '' ? '' : ` ${extraFlags}`}`,
+  );
   return lines.join('\n');
 }
 
@@ -115,6 +151,8 @@ export async function main(
   try {
     for (let seed = parsed.from; seed < parsed.from + parsed.seeds; seed++) {
       const options: SimulatorOptions = {
+        workarounds: parsed.workarounds,
+        fencing: parsed.fencing,
         ...(parsed.durationMs === undefined ? {} : { durationMs: parsed.durationMs }),
         ...(parsed.verbose ? { onTrace: (line: string) => write(`  ${line}`) } : {}),
       };
@@ -122,7 +160,9 @@ export async function main(
       if (!parsed.quiet || !result.ok) write(summary(result));
       if (!result.ok) {
         failed++;
-        write(formatSeedReport(result));
+        write(
+          formatSeedReport(result, parsed.fullTrace ? Number.POSITIVE_INFINITY : 60, reproduceFlags(parsed)),
+        );
       }
     }
   } finally {

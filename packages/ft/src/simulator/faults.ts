@@ -7,7 +7,10 @@ import type { Prng } from './prng.js';
  * the last copy of the VM) is skipped, and the schedule says so.
  */
 export type FaultKind =
-  /** The primary's host dies (only while its backup replicates: the VM must survive). */
+  /**
+   * The primary's host dies (only while its backup replicates: the VM must survive); `when:
+   * after-log-send` waits for the primary's next log message and kills it right after.
+   */
   | 'crash-primary'
   /** The backup's host dies. */
   | 'crash-backup'
@@ -57,6 +60,12 @@ export function planFaults(rng: Prng, count: number, fromMs: number, untilMs: nu
       Math.max(1, Math.min(Math.round(rng.between(low, high)), untilMs - atMs));
     switch (kind) {
       case 'crash-primary':
+        faults.push({
+          atMs,
+          kind,
+          detail: { link: rng.pick(['cut', 'silent']), when: rng.pick(['now', 'after-log-send']) },
+        });
+        break;
       case 'crash-backup':
         faults.push({ atMs, kind, detail: { link: rng.pick(['cut', 'silent']) } });
         break;

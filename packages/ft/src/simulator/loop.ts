@@ -20,6 +20,8 @@ export interface SimEvent {
   readonly host: SimHost | undefined;
   readonly run: () => void;
   cancelled: boolean;
+  /** A host's own timer (a sleep, a yield), as opposed to something that came to it. */
+  timer?: boolean;
 }
 
 /** The wall clock at virtual time 0: 2026-01-01T00:00Z. */
@@ -146,6 +148,13 @@ export interface SimHostOptions {
   readonly nsPerStep?: number;
   /** Virtual ns each clock reading costs (host overhead; makes every loop bounded by time end). */
   readonly clockReadNs?: number;
+  /**
+   * When the host resumes, its own timers (sleeps, yields) run before the events that came to it
+   * (messages, answers, completions), whatever their times; default false: all in time order.
+   */
+  readonly timersFirstOnResume?: boolean;
+  /** Told when `timersFirstOnResume` changed the order. */
+  readonly onReorderedResume?: () => void;
 }
 
 /**
@@ -158,6 +167,7 @@ export class SimHost implements HostScheduler {
   readonly #loop: EventLoop;
   readonly #nsPerStep: number;
   readonly #clockReadNs: number;
+  readonly #options: SimHostOptions;
   #paused = false;
   dead = false;
   readonly #deferred: SimEvent[] = [];
@@ -170,6 +180,7 @@ export class SimHost implements HostScheduler {
     this.name = name;
     this.#nsPerStep = options.nsPerStep ?? 10;
     this.#clockReadNs = options.clockReadNs ?? 100;
+    this.#options = options;
   }
 
   get paused(): boolean {
@@ -181,12 +192,21 @@ export class SimHost implements HostScheduler {
     this.#paused = true;
   }
 
-  /** Events that came due meanwhile run now, in their order. */
+  /** Events that came due meanwhile run now, in their order (see `timersFirstOnResume`). */
   resume(): void {
     if (!this.#paused) return;
     this.#paused = false;
-    const deferred = this.#deferred.splice(0);
-    for (const event of deferred) this.#loop.at(this.#loop.now, event.run, this);
+    let deferred = this.#deferred.splice(0);
+    if (this.#options.timersFirstOnResume) {
+      const timers = deferred.filter((event) => event.timer);
+      const reordered = [...timers, ...deferred.filter((event) => !event.timer)];
+      if (reordered.some((event, index) => event !== deferred[index])) this.#options.onReorderedResume?.();
+      deferred = reordered;
+    }
+    for (const event of deferred) {
+      const requeued = this.#loop.at(this.#loop.now, event.run, this);
+      requeued.timer = event.timer;
+    }
   }
 
   defer(event: SimEvent): void {
@@ -241,7 +261,7 @@ export class SimHost implements HostScheduler {
 
   yieldToHost(): Promise<void> {
     return new Promise<void>((resolve) => {
-      this.#loop.after(0, resolve, this);
+      this.#loop.after(0, resolve, this).timer = true;
     });
   }
 
@@ -250,6 +270,7 @@ export class SimHost implements HostScheduler {
     const done = new Promise<void>((resolve) => {
       const delay = Number.isFinite(durationNs) ? Math.max(0, durationNs) : 3600e9;
       const event = this.#loop.after(delay, resolve, this);
+      event.timer = true;
       cancel = () => {
         event.cancelled = true;
         resolve();

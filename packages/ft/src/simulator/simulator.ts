@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { MemoryArbiter, MemoryArbiterStore } from '@ftvm/arbiter';
-import type { Arbiter, ArbiterResult } from '@ftvm/core';
+import type { Arbiter, ArbiterResult, FtMessage } from '@ftvm/core';
 import { MemoryBlockBackend, VirtioBlock, VirtioMmioTransport, VirtioNet } from '@ftvm/devices';
 import { imagePath } from '@ftvm/guests';
 import { Machine, type MachineOutput } from '@ftvm/machine';
@@ -11,7 +11,7 @@ import type { FtEvent } from '../events.js';
 import { FtPrimary, type PrimaryEnd, type PrimaryMachineHooks } from '../primary.js';
 import { SimLink } from './channel.js';
 import { checkKvHistory, ReleaseChecker } from './checkers.js';
-import { SimDisk } from './disk.js';
+import { SimDisk, SimSharedDisk } from './disk.js';
 import { formatFault, type PlannedFault, planFaults } from './faults.js';
 import { COUNTER_KEYS, KvClient, type KvRequest, REGISTER_KEYS } from './kv-client.js';
 import { readKvDisk } from './kv-disk.js';
@@ -44,11 +44,18 @@ export interface SimulatorOptions {
   readonly faults?: boolean;
   /** How many faults at most (default 8; the seed draws 0..this). */
   readonly faultsMax?: number;
+  /** A fault schedule to play instead of the one the seed draws (a scenario written by hand). */
+  readonly schedule?: readonly PlannedFault[];
   readonly sabotage?: Sabotage;
   /** kv.elf's bytes (default: read from @ftvm/guests). */
   readonly image?: Uint8Array;
   /** Called with each trace line as it happens (the trace is kept in the result anyway). */
   readonly onTrace?: (line: string) => void;
+  /**
+   * Fence the shared disk by epoch, as the node deployment does (default true): a backup that goes
+   * live refuses writes from older epochs. False lets such late writes land, and they fail the seed.
+   */
+  readonly fencing?: boolean;
   /**
    * Work around the known bugs of {@link KNOWN_BUGS} in the simulator (default true), so seeds
    * explore past them; false shows them.
@@ -56,12 +63,16 @@ export interface SimulatorOptions {
   readonly workarounds?: boolean;
 }
 
-/** Bugs in @ftvm/ft the simulator found and works around (unless `workarounds: false`). */
+/**
+ * Bugs in @ftvm/ft the simulator found and works around (unless `workarounds: false`), so that
+ * seeds explore past them. (A third, the clone missing the pages that saveTransferState's pending
+ * inputs write, was fixed in primary.ts while the simulator was being written.)
+ */
 export const KNOWN_BUGS = {
-  'clone-pending-input':
-    "primary.ts #cloneStep collects the last dirty pages before machine.saveTransferState(), which applies pending host inputs first (a received frame's DMA into guest RAM): those pages never reach the clone, which diverges. The simulator sends them ahead of the transfer state.",
   'arbiter-lost-reply':
     "primary-core.ts / backup-core.ts arbiterAnswered: a test-and-set whose answer was lost (it did move the epoch) is asked again and answers won: false with the record naming this very host as owner of fromEpoch + 1; the role halts as if the other side had won, and the VM is lost. The simulator's arbiter clients answer such a retry won: true.",
+  'resume-ack-release':
+    "primary.ts / primary-core.ts: a primary notices that its host was paused only in tick(). When an acknowledgement that arrived during the pause is handled before the first tick after it (Node runs I/O before setImmediate, so a primary that was yielding gets it first), #acknowledged releases held outputs although the backup may have taken over meanwhile: a late disk write (refused only by a fenced disk) and a late frame, which moves the guest's MAC in the switch back to the deposed primary's port, so the new primary stops getting requests. The simulator lets a resumed host run its timers before what the network brought.",
 } as const;
 
 export interface SeedStatistics {
@@ -79,6 +90,8 @@ export interface SeedStatistics {
   readonly datagramsLost: number;
   /** Times a known bug's workaround changed what happened. */
   readonly workaroundsApplied: number;
+  /** Outputs a primary released after the arbiter had moved the epoch past its own. */
+  readonly lateReleases: number;
 }
 
 export interface SeedResult {
@@ -182,8 +195,10 @@ interface VmHost {
   /** Set once this host runs the primary: whom its released outputs belong to. */
   primary: FtPrimary | undefined;
   machine: Machine | undefined;
-  /** Pages the last saveTransferState wrote (workaround of 'clone-pending-input'). */
-  pagesWrittenBySave: number[];
+  /** The host this one is cloning onto, while it does. */
+  cloneTarget: VmHost | undefined;
+  /** A clone: its primary's state hash where the transfer was taken. */
+  expectedTransfer: { icount: number; stateHash: Uint8Array; from: string } | undefined;
 }
 
 interface PrimaryRole {
@@ -214,6 +229,7 @@ class Simulation {
   readonly #trace: string[] = [];
   readonly #network: SimNetwork;
   readonly #disk = new MemoryBlockBackend(DISK_SIZE_BYTES);
+  readonly #sharedDisk: SimSharedDisk;
   readonly #store: MemoryArbiterStore;
   readonly #releases: ReleaseChecker;
   readonly #clients: KvClient[] = [];
@@ -234,6 +250,9 @@ class Simulation {
   #sabotaged = false;
   readonly #workarounds: boolean;
   #workaroundsApplied = 0;
+  #lateReleases = 0;
+  /** Faults waiting for a primary's next log message. */
+  #triggers: { primary: PrimaryRole; deadline: number; fire: () => void }[] = [];
   #console = '';
   #disposed = false;
 
@@ -243,10 +262,12 @@ class Simulation {
     this.#rng = new Prng(seed);
     this.#durationMs = options.durationMs ?? 6000;
     this.#workarounds = options.workarounds ?? true;
+    this.#sharedDisk = new SimSharedDisk(this.#disk, options.fencing ?? true);
     this.#faultsEndMs = Math.round((this.#durationMs * 2) / 3);
     this.#config = this.#drawConfig();
     const faultCount = options.faults === false ? 0 : this.#rng.int(0, options.faultsMax ?? 8);
-    this.#faults = planFaults(this.#rng, faultCount, 300, this.#faultsEndMs);
+    const drawn = planFaults(this.#rng, faultCount, 300, this.#faultsEndMs);
+    this.#faults = options.schedule ? [...options.schedule].sort((a, b) => a.atMs - b.atMs) : drawn;
     this.#outcomes = this.#faults.map(() => 'not reached');
     this.#network = new SimNetwork(this.#loop, this.#rng, {
       clientLatencyNs: this.#config.clientLatencyNs,
@@ -334,6 +355,7 @@ class Simulation {
         outputsReleased: [...this.#releases.releasedByKind.values()].reduce((sum, count) => sum + count, 0),
         datagramsLost: this.#network.datagramsLost,
         workaroundsApplied: this.#workaroundsApplied,
+        lateReleases: this.#lateReleases,
       },
       digest: this.#loop.digest,
       trace: [...this.#trace],
@@ -536,12 +558,28 @@ class Simulation {
 
   // ---- hosts and roles ----
 
-  #newVm(role: 'primary' | 'backup'): VmHost {
+  #newVm(role: 'primary' | 'backup', epoch: number): VmHost {
     const name = `host-${String.fromCharCode(97 + (this.#hostCount % 26))}${this.#hostCount >= 26 ? Math.floor(this.#hostCount / 26) : ''}`;
     this.#hostCount++;
-    const host = new SimHost(this.#loop, name);
+    const host = new SimHost(this.#loop, name, {
+      // Known bug 'resume-ack-release': a resumed host's timers (its driver's tick) go first.
+      ...(this.#workarounds ? { timersFirstOnResume: true } : {}),
+      onReorderedResume: () => {
+        this.#workaroundsApplied++;
+        this.#log(`workaround resume-ack-release: ${name}'s timers run before its messages`);
+      },
+    });
     const [diskLow, diskHigh] = this.#config.diskLatencyNs;
-    const disk = new SimDisk(this.#disk, host, () => this.#slowDiskNs + this.#rng.between(diskLow, diskHigh));
+    const disk = new SimDisk(
+      this.#sharedDisk,
+      host,
+      epoch,
+      () => this.#slowDiskNs + this.#rng.between(diskLow, diskHigh),
+      (writer, offset, length) =>
+        this.fail(
+          `late write: ${name} wrote ${length} bytes at offset ${offset} of the shared disk for epoch ${writer}, after epoch ${this.#sharedDisk.fenceEpoch} went live (no fencing): it may overwrite newer data`,
+        ),
+    );
     const block = new VirtioBlock({ backend: disk, hostIo: role === 'primary' ? 'all' : 'none' });
     const nic = new VirtioNet();
     const arbiter = new MemoryArbiter({
@@ -579,7 +617,8 @@ class Simulation {
       arbiterClient,
       primary: undefined,
       machine: undefined,
-      pagesWrittenBySave: [],
+      cloneTarget: undefined,
+      expectedTransfer: undefined,
     };
     this.#vms.push(vm);
     return vm;
@@ -611,17 +650,18 @@ class Simulation {
       virtioSlots: slots,
     });
     vm.host.meter(machine);
-    if (this.#workarounds) {
-      // Known bug 'clone-pending-input': note what saveTransferState itself writes.
-      const save = machine.saveTransferState.bind(machine);
-      machine.saveTransferState = () => {
-        const tracker = machine.trackDirtyPages();
-        try {
-          const state = save();
-          vm.pagesWrittenBySave = tracker.collect();
-          return state;
-        } finally {
-          tracker.stop();
+    if (!load) {
+      // A clone: its state right after the transfer must be its primary's at the transfer point.
+      const restore = machine.restoreTransferState.bind(machine);
+      machine.restoreTransferState = (state) => {
+        restore(state);
+        const expected = vm.expectedTransfer;
+        if (expected === undefined) return;
+        const actual = machine.stateHash();
+        if (machine.cpu.icount !== expected.icount || !sameBytes(actual, expected.stateHash)) {
+          this.fail(
+            `clone ${vm.host.name} does not start where ${expected.from} was at the transfer (icount ${machine.cpu.icount} vs ${expected.icount}): ${machine.describeStateHashDifference(expected.stateHash, actual)} differ`,
+          );
         }
       };
     }
@@ -633,6 +673,14 @@ class Simulation {
   /** What a primary on `vm` releases: frames to the switch, console text to the trace. */
   #deliver(vm: VmHost, output: MachineOutput): void {
     const epoch = vm.primary?.epoch ?? -1;
+    const record = this.#store.get(VM_ID);
+    if (record.epoch > epoch && record.owner !== vm.host.name) {
+      // Allowed (its log was acknowledged), but late: the epoch moved on meanwhile.
+      this.#lateReleases++;
+      this.#log(
+        `${vm.host.name} (epoch ${epoch}) released a ${output.kind} output after epoch ${record.epoch} went to ${record.owner}`,
+      );
+    }
     this.#releases.outputReleased(vm.host.name, epoch, output);
     for (const failure of this.#releases.failures.splice(0)) this.fail(failure);
     if (output.kind === 'frame') vm.nicLink.send(output.data.slice());
@@ -653,11 +701,21 @@ class Simulation {
     if (event.type === 'clone-finished') {
       this.#releases.backupAttached(vm.host.name);
       this.#clones++;
+      const machine = vm.machine;
+      const target = vm.cloneTarget;
+      if (machine && target) {
+        // The clone must start from exactly this state (checked when it restores the transfer).
+        target.expectedTransfer = {
+          icount: machine.cpu.icount,
+          stateHash: machine.stateHash(),
+          from: vm.host.name,
+        };
+      }
     }
   }
 
   #newLink(primary: VmHost, backup: VmHost, epoch: number): SimLink {
-    return new SimLink(this.#loop, this.#rng, {
+    const link = new SimLink(this.#loop, this.#rng, {
       name: `${primary.host.name}→${backup.host.name}`,
       vmId: VM_ID,
       epoch,
@@ -672,11 +730,17 @@ class Simulation {
         },
       },
     });
+    const send = link.a.send.bind(link.a);
+    link.a.send = (message) => {
+      send(message);
+      this.#sent(primary, message);
+    };
+    return link;
   }
 
   #startPair(): void {
-    const primaryVm = this.#newVm('primary');
-    const backupVm = this.#newVm('backup');
+    const primaryVm = this.#newVm('primary', 1);
+    const backupVm = this.#newVm('backup', 1);
     const link = this.#newLink(primaryVm, backupVm, 1);
     const primary = new FtPrimary({
       vmId: VM_ID,
@@ -711,6 +775,7 @@ class Simulation {
       createMachine: (hooks) => this.#createMachine(vm, hooks, !cloning),
       deliver: (output) => this.#deliver(vm, output),
       onEvent: (event) => this.#onEvent(vm, event),
+      beforeGoLive: (epoch) => vm.disk.fence(epoch),
     });
     return { vm, driver, link, cloned: cloning, ended: undefined };
   }
@@ -799,29 +864,11 @@ class Simulation {
       this.#cloneInFlight = false;
       return;
     }
-    const vm = this.#newVm('backup');
+    const vm = this.#newVm('backup', primary.driver.epoch);
     const link = this.#newLink(primary.vm, vm, primary.driver.epoch);
     primary.link = link;
     const backup = this.#newBackup(vm, link, primary.driver.epoch, true);
-    if (this.#workarounds) {
-      // Known bug 'clone-pending-input': the pages saveTransferState wrote go ahead of the state.
-      const send = link.a.send.bind(link.a);
-      link.a.send = (message) => {
-        const pages = message.type === 'transfer-state' ? primary.vm.pagesWrittenBySave.splice(0) : [];
-        if (pages.length > 0) {
-          this.#workaroundsApplied++;
-          this.#log(
-            `workaround clone-pending-input: ${pages.length} page(s) written by saveTransferState sent`,
-          );
-          send({
-            type: 'transfer-pages',
-            pageNumbers: pages,
-            pages: primary.driver.machine.readPages(pages),
-          });
-        }
-        send(message);
-      };
-    }
+    primary.vm.cloneTarget = vm;
     this.#log(`cloning ${primary.vm.host.name} onto ${vm.host.name}`);
     this.#runBackup(backup);
     primary.driver.cloneTo(link.a).then(
@@ -856,6 +903,11 @@ class Simulation {
     const durationNs = (fault.durationMs ?? 0) * 1e6;
     switch (fault.kind) {
       case 'crash-primary': {
+        if (fault.detail.when === 'after-log-send' && primary) {
+          return this.#afterLogSend(primary, () =>
+            this.#apply({ ...fault, detail: { ...fault.detail, when: 'now' } }),
+          );
+        }
         if (
           !primary ||
           !backup ||
@@ -870,6 +922,8 @@ class Simulation {
         if (!backup) return 'skipped (no backup)';
         if (!primary || primary.vm.host.dead)
           return 'skipped (the primary is gone: the backup is the last copy of the VM)';
+        if (backup.driver.state !== 'replicating' && backup.driver.state !== 'receiving-state')
+          return `skipped (the backup is ${backup.driver.state}: it may be taking over, the last copy of the VM)`;
         this.#crash(backup.vm, fault.detail.link as 'cut' | 'silent');
         return `${backup.vm.host.name} died`;
       }
@@ -925,6 +979,11 @@ class Simulation {
       case 'pause-host': {
         const role = fault.detail.role === 'primary' ? primary : backup;
         if (!role) return `skipped (no ${fault.detail.role})`;
+        if (fault.detail.when === 'after-log-send' && primary) {
+          return this.#afterLogSend(primary, () =>
+            this.#apply({ ...fault, detail: { ...fault.detail, when: 'now' } }),
+          );
+        }
         const host = role.vm.host;
         if (host.paused) return `skipped (${host.name} is paused already)`;
         host.pause();
@@ -942,6 +1001,33 @@ class Simulation {
         });
         return 'the shared disk is slow';
       }
+    }
+  }
+
+  /**
+   * Carries out `apply` right after `primary` sends its next log message (within 1 s), so that the
+   * fault lands while log and acknowledgements are in flight.
+   */
+  #afterLogSend(primary: PrimaryRole, apply: () => string): string {
+    const deadline = this.#loop.now + 1e9;
+    this.#triggers.push({
+      primary,
+      deadline,
+      fire: () => this.#log(`  (after a log send) ${apply()}`),
+    });
+    return `armed: after ${primary.vm.host.name}'s next log message`;
+  }
+
+  /** The primary on `vm` sent `message`: faults waiting for that happen now. */
+  #sent(vm: VmHost, message: FtMessage): void {
+    if (message.type !== 'log' || this.#triggers.length === 0) return;
+    const now = this.#loop.now;
+    const due = this.#triggers.filter((trigger) => trigger.primary.vm === vm || trigger.deadline < now);
+    this.#triggers = this.#triggers.filter((trigger) => !due.includes(trigger));
+    for (const trigger of due) {
+      if (trigger.deadline < now || trigger.primary.ended !== undefined)
+        this.#log('  (an armed fault expired)');
+      else trigger.fire();
     }
   }
 
@@ -975,6 +1061,10 @@ class Simulation {
     link?.heal();
     this.#log('faults over');
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, index) => byte === b[index]);
 }
 
 function formatConfig(config: SeedConfig): string {
