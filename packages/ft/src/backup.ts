@@ -160,11 +160,17 @@ export class FtBackup {
           this.#emit({ type: 'backup-halted', epoch: this.#core.epoch, reason: error.message });
           return { end: 'diverged', error };
         }
+        // Progress is reported no further than this backup's own reads of shared state that are
+        // still pending (backup reads): the primary's writes must not overtake them.
+        const pendingSince = this.machine.hostWorkPendingSince();
+        const deviceWait = this.machine.deviceWait;
         this.#core.sliceDone(
           this.machine.logPosition.appliedSeq,
-          this.machine.cpu.icount,
+          pendingSince === undefined
+            ? this.machine.cpu.icount
+            : Math.min(pendingSince, this.machine.cpu.icount),
           this.#nowMs(),
-          outcome.end === 'log-starved' && this.log.pendingEntries === 0,
+          outcome.end === 'log-starved' && this.log.pendingEntries === 0 && deviceWait === undefined,
         );
         this.#apply();
         if (outcome.end === 'stopped' && this.machine.exitStatus !== undefined) {
@@ -173,7 +179,14 @@ export class FtBackup {
           this.#options.channel.close();
           return { end: 'powered-off', exitStatus: this.machine.exitStatus };
         }
-        if (outcome.end === 'log-starved' || outcome.end === 'waiting') {
+        if (outcome.end === 'log-starved' && deviceWait !== undefined) {
+          // A device finishes host work of its own first (a read of the shared disk).
+          const sleep = this.#options.scheduler.sleep(this.#config.heartbeatIntervalMs * 1e6);
+          this.#sleep = sleep;
+          void deviceWait.then(() => sleep.cancel());
+          await sleep.done;
+          this.#sleep = undefined;
+        } else if (outcome.end === 'log-starved' || outcome.end === 'waiting') {
           if (this.log.pendingEntries === 0) await this.#sleepMs(this.#config.heartbeatIntervalMs);
         } else {
           await scheduler.yieldToHost();
@@ -192,12 +205,15 @@ export class FtBackup {
    * Go-live (§2.3): consume the rest of the log, then become a primary at exactly that point.
    * Devices reissue in-flight disk IO and announce the guest's MAC; outputs are no longer dropped.
    */
-  #takeOver(goLive: { epoch: number; wonMs: number }): BackupEnd {
+  async #takeOver(goLive: { epoch: number; wonMs: number }): Promise<BackupEnd> {
     this.log.endHere();
     try {
       while (!this.machine.isStopped) {
         const outcome = this.machine.runSlice(SLICE_STEPS);
-        if (outcome.end === 'log-starved') throw new FtvmError('the log ended without its closing mark');
+        if (outcome.end !== 'log-starved') continue;
+        const deviceWait = this.machine.deviceWait;
+        if (deviceWait === undefined) throw new FtvmError('the log ended without its closing mark');
+        await deviceWait; // a read of its own the next logged completion needs
       }
     } catch (error) {
       if (!DivergenceError.is(error)) throw error;

@@ -174,3 +174,33 @@ describe('the independent checker over a load through host failures', () => {
     expect(await cluster.arbiter.read(VM)).toEqual({ epoch: 4, owner: 'host-d' });
   }, 120_000);
 });
+
+describe.each(['backup-reads', 'separate'] as const)('the paper’s other disk modes: %s', (diskMode) => {
+  it('kv under load survives the primary dying, with a clean verdict', async () => {
+    const { checkHistory, formatVerdict } = await import('@ftvm/kv-client');
+    const { startKvLoad } = await import('@ftvm/kv-client/node');
+    cluster = new Cluster({ image: 'kv', transport: 'tcp', config, diskBytes: 4 * 1024 * 1024, diskMode });
+    await cluster.start();
+    const { primary: hostA, backup: hostB } = await cluster.startPair();
+    const load = startKvLoad({
+      target: { host: '127.0.0.1', port: cluster.port },
+      clients: 3,
+      durationMs: 60_000,
+      mix: { get: 4, put: 3, del: 1, incr: 2 },
+      keySpace: 8,
+      seed: 11,
+      timeoutMs: 250,
+      retries: 40,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    await hostA.handle.kill();
+    await until('host-b live', () => hostB.events.some((event) => event.type === 'backup-went-live'));
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    load.stop();
+    const { history } = await load.done;
+    const verdict = checkHistory(history);
+    expect(verdict.ok, formatVerdict(verdict)).toBe(true);
+    expect(verdict.acknowledged).toBeGreaterThan(100);
+    expect(hostB.failed).toBeUndefined();
+  }, 60_000);
+});

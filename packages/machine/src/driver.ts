@@ -79,6 +79,11 @@ export async function runMachine(
         case 'waiting':
         case 'log-starved': {
           if (machine.hasPendingInput) break;
+          const deviceWait = machine.deviceWait;
+          if (outcome.end === 'log-starved' && deviceWait !== undefined) {
+            await deviceWait;
+            break;
+          }
           // A replay waiting for more log sleeps until the log wakes it (or polls, when the log
           // cannot); a live machine sleeps until its next timer, or until an input wakes it, or now
           // and then to notice an abort.

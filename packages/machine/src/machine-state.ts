@@ -184,9 +184,19 @@ export class MachineStateKeeper {
   private imageState(): PlainValue {
     const image = this.core.image;
     if (!image) return null;
+    // A segment's zero tail (the BSS) is stored as its length only: the state transfer's pause
+    // and the snapshot's size do not pay for a megabyte of zeros.
     return {
       entry: image.entry,
-      segments: image.segments.map((segment) => ({ address: segment.address, bytes: segment.bytes })),
+      segments: image.segments.map((segment) => {
+        let end = segment.bytes.length;
+        while (end > 0 && segment.bytes[end - 1] === 0) end--;
+        return {
+          address: segment.address,
+          bytes: segment.bytes.subarray(0, end),
+          length: segment.bytes.length,
+        };
+      }),
     };
   }
 
@@ -459,7 +469,26 @@ export class MachineStateKeeper {
     });
     this.core.stopped = machine.stopped === true;
     this.core.exit = typeof machine.exitStatus === 'number' ? machine.exitStatus : undefined;
-    const loaded = image as { entry: number; segments: { address: number; bytes: Uint8Array }[] } | null;
-    this.core.image = loaded ? { entry: loaded.entry, segments: loaded.segments } : undefined;
+    const loaded = image as {
+      entry: number;
+      segments: { address: number; bytes: Uint8Array; length?: number }[];
+    } | null;
+    this.core.image = loaded
+      ? {
+          entry: loaded.entry,
+          segments: loaded.segments.map((segment) => {
+            if (!(segment?.bytes instanceof Uint8Array) || !Number.isSafeInteger(segment.address)) {
+              throw new SnapshotError('the snapshot has a malformed image segment');
+            }
+            const length = segment.length ?? segment.bytes.length;
+            if (!Number.isSafeInteger(length) || length < segment.bytes.length || length > this.ram.size) {
+              throw new SnapshotError('the snapshot has a malformed image segment');
+            }
+            const bytes = new Uint8Array(length);
+            bytes.set(segment.bytes);
+            return { address: segment.address, bytes };
+          }),
+        }
+      : undefined;
   }
 }

@@ -396,6 +396,28 @@ export class Machine {
     return { nextSeq, appliedSeq: nextSeq - 1 };
   }
 
+  /**
+   * A replay whose slice ended `log-starved` because a device was not ready for the next logged
+   * event (it still does host work of its own, see `Device.whenReadyFor`): settles when it is.
+   * Undefined when no device holds the replay up.
+   */
+  get deviceWait(): Promise<void> | undefined {
+    return this.#doors instanceof ReplayMode ? this.#doors.deviceWait : undefined;
+  }
+
+  /**
+   * The execution point at which the oldest host work still pending on a device was issued (a
+   * backup's own read of a shared disk), or undefined: a backup reports progress no further.
+   */
+  hostWorkPendingSince(): number | undefined {
+    let oldest: number | undefined;
+    for (const { device } of this.core.attached) {
+      const since = device.hostWorkPendingSince?.();
+      if (since !== undefined && (oldest === undefined || since < oldest)) oldest = since;
+    }
+    return oldest;
+  }
+
   // ---- state: hash, dirty pages, snapshots ----
 
   /**

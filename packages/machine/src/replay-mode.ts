@@ -122,7 +122,8 @@ export class ReplayMode implements ExecutionMode {
     const cursor = this.cursor;
     let steps = 0;
     while (steps < maxSteps) {
-      this.applyLoggedEntriesAtCurrentPoint();
+      // A device still doing host work the next event needs (its own disk read): wait for it.
+      if (!this.applyLoggedEntriesAtCurrentPoint()) return { steps, end: 'log-starved' };
       if (core.stopped) return this.endOfReplay(steps);
       const boundary = cursor.nextBoundaryIcount();
       if (boundary === undefined) {
@@ -189,8 +190,17 @@ export class ReplayMode implements ExecutionMode {
     return { steps, end: 'stopped' };
   }
 
-  /** Applies the events, checkpoints and marks logged at exactly the current icount. */
-  private applyLoggedEntriesAtCurrentPoint(): void {
+  /**
+   * A promise that settles when the device that held up the replay (see `Device.whenReadyFor`)
+   * is ready; undefined when nothing waits.
+   */
+  deviceWait: Promise<void> | undefined;
+
+  /**
+   * Applies the events, checkpoints and marks logged at exactly the current icount. False when a
+   * device is not ready for the next event yet (`deviceWait` says when it will be).
+   */
+  private applyLoggedEntriesAtCurrentPoint(): boolean {
     const cursor = this.cursor;
     for (let entry = cursor.peek(); entry !== undefined; entry = cursor.peek()) {
       if (entry.icount < this.cpu.icount) {
@@ -201,10 +211,9 @@ export class ReplayMode implements ExecutionMode {
           'execution past it',
         );
       }
-      if (entry.icount > this.cpu.icount || isInStepEntry(entry)) return;
+      if (entry.icount > this.cpu.icount || isInStepEntry(entry)) return true;
       switch (entry.kind) {
         case 'event':
-          cursor.advance();
           if (
             typeof entry.device !== 'string' ||
             typeof entry.event?.type !== 'string' ||
@@ -225,6 +234,15 @@ export class ReplayMode implements ExecutionMode {
               describeEntry(entry),
             );
           }
+          {
+            const waiting = this.core.devicesByName.get(entry.device)?.whenReadyFor?.(entry.event);
+            if (waiting !== undefined) {
+              this.deviceWait = waiting;
+              return false;
+            }
+          }
+          this.deviceWait = undefined;
+          cursor.advance();
           this.core.time.forgetFiredTimer(entry.device, entry.event);
           this.core.applyEvent(entry.device, entry.event);
           break;
@@ -249,7 +267,7 @@ export class ReplayMode implements ExecutionMode {
           if (this.core.stopped && entry.exitStatus === this.core.exit) {
             cursor.advance();
             this.stopMatched = true;
-            return;
+            return true;
           }
           throw new DivergenceError(
             'end',
@@ -266,6 +284,7 @@ export class ReplayMode implements ExecutionMode {
           );
       }
     }
+    return true;
   }
 
   private checkNoSkippedReads(): void {
