@@ -102,6 +102,36 @@ describe('known bugs show without the workarounds', () => {
       failure: /liveness: .*unanswered.*arbiter: epoch 2 owned by host-b/,
     },
     {
+      // The same on a paused primary's check of its epoch: it halts on its own (lost) win.
+      bug: 'arbiter-lost-reply',
+      seed: 1452,
+      options: {
+        schedule: [
+          {
+            atMs: 374,
+            kind: 'arbiter-outage',
+            durationMs: 1281,
+            detail: { mode: 'unreachable', clients: 'backup' },
+          },
+          {
+            atMs: 744,
+            kind: 'arbiter-outage',
+            durationMs: 993,
+            detail: { mode: 'lost-replies', clients: 'all' },
+          },
+          { atMs: 880, kind: 'crash-backup', detail: { link: 'cut' } },
+          {
+            atMs: 1064,
+            kind: 'arbiter-outage',
+            durationMs: 1374,
+            detail: { mode: 'unreachable', clients: 'primary' },
+          },
+          { atMs: 1146, kind: 'pause-host', durationMs: 1286, detail: { role: 'primary', when: 'now' } },
+        ],
+      },
+      failure: /liveness: .*host-a \(old primary: halted\).*arbiter: epoch 2 owned by host-a/,
+    },
+    {
       // The deposed primary's late frame takes the guest's MAC back: nobody answers any more.
       bug: 'resume-ack-release',
       seed: 6,

@@ -1,4 +1,10 @@
-import { reportUnhandledRejection, runSeed, type SeedResult, type SimulatorOptions } from './simulator.js';
+import {
+  reportUnhandledRejection,
+  runSeed,
+  type Sabotage,
+  type SeedResult,
+  type SimulatorOptions,
+} from './simulator.js';
 
 /**
  * `npm run simulate -- --seeds N [--from S]`: runs seeds S..S+N-1 and ends with exactly the line
@@ -20,6 +26,8 @@ export interface SimulateArguments {
   readonly fencing: boolean;
   /** Print a failing seed's whole trace, not its end. */
   readonly fullTrace: boolean;
+  /** Break every run on purpose (to see the checkers catch it). */
+  readonly sabotage: Sabotage | undefined;
 }
 
 const USAGE = [
@@ -31,6 +39,7 @@ const USAGE = [
   "  --full-trace        print a failing seed's whole trace (default: its last 60 lines)",
   '  --no-workarounds    leave the known bugs of @ftvm/ft unpatched (see KNOWN_BUGS)',
   '  --no-fencing        let writes of deposed primaries reach the shared disk',
+  '  --sabotage KIND     break every run on purpose: release-early | lost-write',
 ].join('\n');
 
 export function parseArguments(argv: readonly string[]): SimulateArguments | string {
@@ -42,6 +51,7 @@ export function parseArguments(argv: readonly string[]): SimulateArguments | str
   let workarounds = true;
   let fencing = true;
   let fullTrace = false;
+  let sabotage: Sabotage | undefined;
   for (let index = 0; index < argv.length; index++) {
     const argument = argv[index] as string;
     const [flag, inline] = argument.includes('=') ? argument.split('=', 2) : [argument, undefined];
@@ -87,6 +97,13 @@ export function parseArguments(argv: readonly string[]): SimulateArguments | str
       case '--full-trace':
         fullTrace = true;
         break;
+      case '--sabotage': {
+        const kind = inline ?? argv[++index];
+        if (kind !== 'release-early' && kind !== 'lost-write')
+          return '--sabotage needs release-early or lost-write';
+        sabotage = kind;
+        break;
+      }
       case '--help':
       case '-h':
         return USAGE;
@@ -94,7 +111,7 @@ export function parseArguments(argv: readonly string[]): SimulateArguments | str
         return `unknown argument ${argument}\n${USAGE}`;
     }
   }
-  return { seeds, from, durationMs, verbose, quiet, workarounds, fencing, fullTrace };
+  return { seeds, from, durationMs, verbose, quiet, workarounds, fencing, fullTrace, sabotage };
 }
 
 /** The flags besides --seeds/--from that change what a seed does (for the reproduce line). */
@@ -103,6 +120,7 @@ function reproduceFlags(parsed: SimulateArguments): string {
   if (parsed.durationMs !== undefined) flags.push(`--duration ${parsed.durationMs}`);
   if (!parsed.workarounds) flags.push('--no-workarounds');
   if (!parsed.fencing) flags.push('--no-fencing');
+  if (parsed.sabotage !== undefined) flags.push(`--sabotage ${parsed.sabotage}`);
   return flags.join(' ');
 }
 
@@ -153,6 +171,7 @@ export async function main(
       const options: SimulatorOptions = {
         workarounds: parsed.workarounds,
         fencing: parsed.fencing,
+        ...(parsed.sabotage === undefined ? {} : { sabotage: parsed.sabotage }),
         ...(parsed.durationMs === undefined ? {} : { durationMs: parsed.durationMs }),
         ...(parsed.verbose ? { onTrace: (line: string) => write(`  ${line}`) } : {}),
       };
