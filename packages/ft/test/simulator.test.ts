@@ -132,6 +132,24 @@ describe('known bugs show without the workarounds', () => {
       failure: /liveness: .*host-a \(old primary: halted\).*arbiter: epoch 2 owned by host-a/,
     },
     {
+      // An acknowledgement held by a partition reaches the primary, still suspecting (it cannot
+      // reach the arbiter), after its backup took over: its late frame takes the guest's MAC back.
+      bug: 'suspecting-release',
+      seed: 2,
+      options: {
+        schedule: [
+          {
+            atMs: 900,
+            kind: 'arbiter-outage',
+            durationMs: 2000,
+            detail: { mode: 'unreachable', clients: 'primary' },
+          },
+          { atMs: 1000, kind: 'partition', durationMs: 1500, detail: { when: 'after-ack-send' } },
+        ],
+      },
+      failure: /liveness: .*unanswered/,
+    },
+    {
       // The deposed primary's late frame takes the guest's MAC back: nobody answers any more.
       bug: 'resume-ack-release',
       seed: 6,

@@ -70,7 +70,13 @@ export function planFaults(rng: Prng, count: number, fromMs: number, untilMs: nu
         faults.push({ atMs, kind, detail: { link: rng.pick(['cut', 'silent']) } });
         break;
       case 'partition':
-        faults.push({ atMs, kind, durationMs: lasting(20, 1500), detail: {} });
+        // Right after an acknowledgement leaves, it is held: the primary gets it only at the end.
+        faults.push({
+          atMs,
+          kind,
+          durationMs: lasting(20, 1500),
+          detail: { when: rng.pick(['now', 'after-ack-send']) },
+        });
         break;
       case 'drop-connection':
         faults.push({ atMs, kind, detail: {} });
