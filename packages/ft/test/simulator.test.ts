@@ -191,4 +191,21 @@ describe('npm run simulate', () => {
     },
     TIMEOUT_MS,
   );
+
+  it(
+    'reports a failing seed with its schedule and how to reproduce it, and exits non-zero',
+    async () => {
+      const lines: string[] = [];
+      const status = await main(['--seeds', '1', '--from', '3', '--sabotage', 'release-early'], (text) =>
+        lines.push(text),
+      );
+      const output = lines.join('\n');
+      expect(output).toMatch(/seed 3 FAILED/);
+      expect(output).toMatch(/fault schedule \(\d+\):/);
+      expect(output).toMatch(/reproduce: npm run simulate -- --seeds 1 --from 3 --sabotage release-early/);
+      expect(lines.at(-1)).toBe('simulate: 1 seeds, 1 failed');
+      expect(status).toBe(1);
+    },
+    TIMEOUT_MS,
+  );
 });
