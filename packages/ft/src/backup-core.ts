@@ -63,6 +63,7 @@ export class BackupCore {
   #state: BackupState;
   #epoch: number;
   readonly #config: FtConfig;
+  readonly #host: string | undefined;
   /** The next sequence number expected from the primary. */
   #nextSeq: number;
   #appliedSeq: number;
@@ -88,6 +89,8 @@ export class BackupCore {
   #halt: string | undefined;
 
   constructor(options: {
+    /** This host's name, as it asks the arbiter (see `PrimaryCore`). */
+    readonly host?: string;
     readonly epoch: number;
     readonly config: FtConfig;
     /** True for a clone: pages and state come first. False for a backup that boots with the primary. */
@@ -98,6 +101,7 @@ export class BackupCore {
   }) {
     this.#epoch = options.epoch;
     this.#config = options.config;
+    this.#host = options.host;
     this.#state = options.cloning ? 'receiving-state' : 'replicating';
     this.#nextSeq = options.firstSeq ?? 0;
     this.#appliedSeq = this.#nextSeq - 1;
@@ -234,7 +238,13 @@ export class BackupCore {
       this.#arbiterRetryAtMs = nowMs + this.#config.arbiterRetryMs;
       return;
     }
-    if (!result.won) {
+    // An answer naming this host as the next epoch's owner is its own win (an earlier answer lost).
+    const won =
+      result.won ||
+      (this.#host !== undefined &&
+        result.record.owner === this.#host &&
+        result.record.epoch === this.#epoch + 1);
+    if (!won) {
       this.#haltBecause(
         `the arbiter gave epoch ${result.record.epoch} to ${result.record.owner || 'another host'}`,
       );

@@ -80,6 +80,7 @@ export class FtBackup {
     this.#config = ftConfig(options.config);
     const nowMs = this.#nowMs();
     this.#core = new BackupCore({
+      host: options.host,
       epoch: options.epoch,
       config: this.#config,
       cloning: options.cloning,

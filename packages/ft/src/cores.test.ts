@@ -222,6 +222,54 @@ describe('§2.3 detecting failure, and the arbiter against split brain', () => {
     expect(core.takeEffects().released.map((output) => output.name)).toEqual(['held']);
   });
 
+  it('a test-and-set that won but whose answer was lost: asking again names this host, which goes on (found by the simulator)', () => {
+    const core = new PrimaryCore<Out>({
+      vmId: 'vm',
+      host: 'a',
+      epoch: 1,
+      config,
+      withBackup: true,
+      nowMs: 0,
+    });
+    core.messageReceived({ type: 'heartbeat', counter: 1 }, 0);
+    core.channelClosed(10);
+    core.takeEffects();
+    core.arbiterAnswered(undefined, 20); // the reply was lost; the epoch did move to 2, owner a
+    core.tick(130);
+    expect(core.takeEffects().arbiterRequest).toEqual({ fromEpoch: 1 });
+    core.arbiterAnswered({ won: false, record: { epoch: 2, owner: 'a' } }, 140);
+    expect(core.state).toBe('alone');
+    expect(core.epoch).toBe(2);
+    const backup = new BackupCore({ host: 'b', epoch: 1, config, cloning: false, nowMs: 0 });
+    backup.channelClosed(10);
+    backup.takeEffects();
+    backup.arbiterAnswered({ won: false, record: { epoch: 2, owner: 'b' } }, 20);
+    expect(backup.takeEffects().goLive).toEqual({ epoch: 2 });
+  });
+
+  it('a suspecting primary lets nothing out, even what a late acknowledgement covers (found by the simulator)', () => {
+    const core = replicating();
+    core.outputProduced({ name: 'frame', coveringSeq: 3, icount: 0 }, 0);
+    core.channelClosed(5);
+    expect(core.state).toBe('suspecting');
+    core.messageReceived({ type: 'ack', receivedSeq: 3, appliedSeq: 3, appliedIcount: 10 }, 6);
+    expect(core.takeEffects().released).toEqual([]);
+    core.arbiterAnswered({ won: false, record: { epoch: 2, owner: 'b' } }, 7);
+    expect(core.takeEffects().released).toEqual([]);
+  });
+
+  it('a resumed primary notices its pause before it handles the acknowledgement that waited (found by the simulator)', () => {
+    const core = replicating();
+    core.tick(10);
+    core.outputProduced({ name: 'frame', coveringSeq: 1, icount: 0 }, 10);
+    // The first thing after a 2 s pause is the acknowledgement, not a tick.
+    core.messageReceived({ type: 'ack', receivedSeq: 1, appliedSeq: 1, appliedIcount: 0 }, 2010);
+    const effects = core.takeEffects();
+    expect(effects.released).toEqual([]);
+    core.tick(2011);
+    expect(core.takeEffects().arbiterRead).toBe(true);
+  });
+
   it('heartbeats go out when nothing else did', () => {
     const core = replicating();
     core.tick(49);

@@ -104,6 +104,9 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
   #state: PrimaryState;
   #epoch: number;
   readonly #vmId: string;
+  readonly #host: string | undefined;
+  /** The last time anything reached the core (a tick or a message): a long gap is a pause. */
+  #lastActivityMs: number;
   readonly #config: FtConfig;
   #pendingLog: LogEntry[] = [];
   #unacked: UnackedEntry[] = [];
@@ -116,7 +119,6 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
   #appliedIcount = 0;
   #lastHeardMs: number;
   #lastSentMs: number;
-  #lastTickMs: number;
   #heartbeats = 0;
   /** The peer was heard since the channel opened (until then the startup grace applies). */
   #heardPeer = false;
@@ -140,6 +142,11 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
 
   constructor(options: {
     readonly vmId: string;
+    /**
+     * This host's name, as it asks the arbiter: an answer naming it as the owner of the next
+     * epoch is its own win, even when the answer that said so was lost.
+     */
+    readonly host?: string;
     readonly epoch: number;
     readonly config: FtConfig;
     /** True when a backup is attached from the start; otherwise the primary starts alone. */
@@ -147,12 +154,13 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
     readonly nowMs: number;
   }) {
     this.#vmId = options.vmId;
+    this.#host = options.host;
+    this.#lastActivityMs = options.nowMs;
     this.#epoch = options.epoch;
     this.#config = options.config;
     this.#state = options.withBackup ? 'replicating' : 'alone';
     this.#lastHeardMs = options.nowMs;
     this.#lastSentMs = options.nowMs;
-    this.#lastTickMs = options.nowMs;
   }
 
   get state(): PrimaryState {
@@ -247,6 +255,7 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
 
   /** A message from the backup. */
   messageReceived(message: FtMessage, nowMs: number): void {
+    this.#noticePause(nowMs);
     if (this.#state === 'halted' || this.#state === 'alone') return;
     this.#lastHeardMs = nowMs;
     this.#heardPeer = true;
@@ -271,15 +280,8 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
 
   /** Time passes. Call it often (every slice and every heartbeat interval). */
   tick(nowMs: number): void {
-    const sinceLastTick = nowMs - this.#lastTickMs;
-    this.#lastTickMs = nowMs;
+    this.#noticePause(nowMs);
     if (this.#state === 'halted') return;
-    if (sinceLastTick > this.#config.failureTimeoutMs / 2) {
-      // We were not running (a paused process or host): what we believed may be stale. Give the
-      // peer a fresh timeout, and let nothing out until the arbiter says the epoch is still ours.
-      this.#lastHeardMs = Math.max(this.#lastHeardMs, nowMs);
-      if (this.#state !== 'alone' || this.#held.length > this.#heldHead) this.#verifying = true;
-    }
     if (this.#verifying && !this.#arbiterReadInFlight) {
       this.#arbiterReadInFlight = true;
       this.#arbiterRead = true;
@@ -305,7 +307,7 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
       this.#arbiterRetryAtMs = nowMs + this.#config.arbiterRetryMs;
       return;
     }
-    if (!result.won) {
+    if (!this.#isWin(result)) {
       this.#haltBecause(
         `the arbiter gave epoch ${result.record.epoch} to ${result.record.owner || 'another host'}`,
       );
@@ -321,6 +323,12 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
     this.#arbiterReadInFlight = false;
     if (this.#state === 'halted' || !this.#verifying) return;
     if (record === undefined) return; // asked again at the next tick
+    if (this.#state === 'suspecting' && this.#isWin({ won: false, record })) {
+      // Its own test-and-set won while the answer was lost: it holds the next epoch.
+      this.#arbiterInFlight = false;
+      this.arbiterAnswered({ won: true, record }, nowMs);
+      return;
+    }
     if (record.epoch !== this.#epoch) {
       this.#haltBecause(
         `the epoch moved to ${record.epoch} (${record.owner || 'another host'}) while this host was paused`,
@@ -329,7 +337,6 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
     }
     this.#verifying = false;
     this.#releaseCovered();
-    void nowMs;
   }
 
   /**
@@ -383,6 +390,31 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
 
   // ---- internals ----
 
+  /**
+   * Called first by every input: a gap since the last one longer than half the failure timeout
+   * means this host was not running (a paused process or VM; the driver ticks far more often).
+   * What it believed may be stale: the peer gets a fresh timeout, and nothing is let out until
+   * the arbiter says the epoch is still this primary's. Noticed before a message is handled, so
+   * an acknowledgement that waited in the socket through the pause releases nothing by itself.
+   */
+  #noticePause(nowMs: number): void {
+    const gapMs = nowMs - this.#lastActivityMs;
+    this.#lastActivityMs = Math.max(this.#lastActivityMs, nowMs);
+    if (gapMs <= this.#config.failureTimeoutMs / 2 || this.#state === 'halted') return;
+    this.#lastHeardMs = Math.max(this.#lastHeardMs, nowMs);
+    if (this.#state !== 'alone' || this.#held.length > this.#heldHead) this.#verifying = true;
+  }
+
+  /** A test-and-set answer, counting as won when it names this host as the next epoch's owner. */
+  #isWin(result: ArbiterResult): boolean {
+    if (result.won) return true;
+    return (
+      this.#host !== undefined &&
+      result.record.owner === this.#host &&
+      result.record.epoch === this.#epoch + 1
+    );
+  }
+
   #silenceAllowedMs(): number {
     return this.#heardPeer
       ? this.#config.failureTimeoutMs
@@ -414,7 +446,9 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
   }
 
   #releaseCovered(): void {
-    if (this.#state === 'halted' || this.#verifying) return;
+    // A primary that suspects its backup lets nothing out until the arbiter decided: if the backup
+    // took over, a late output (a frame) would move the guest's MAC back to this deposed host.
+    if (this.#state === 'halted' || this.#state === 'suspecting' || this.#verifying) return;
     const everything = this.#state === 'alone';
     while (this.#heldHead < this.#held.length) {
       const held = this.#held[this.#heldHead] as Held<Output>;

@@ -99,6 +99,7 @@ export class FtPrimary {
     this.#nowMs = this.#readNowMs();
     this.#core = new PrimaryCore<MachineOutput>({
       vmId: options.vmId,
+      host: options.host,
       epoch: options.epoch,
       config: this.#config,
       withBackup: false,
