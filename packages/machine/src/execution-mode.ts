@@ -27,6 +27,8 @@ export interface ExecutionMode {
   readonly nextSeq: number;
   /** True once a replay applied its whole log, the guest still running: it may go live. */
   readonly canGoLive: boolean;
+  /** A replay held up by a device's own host work: settles when it is done (see `Machine.deviceWait`). */
+  readonly deviceWait: Promise<void> | undefined;
 
   /** Door 1: a host input for `device`, applied at the next step boundary. */
   inject(device: string, event: DeviceEventPayload): void;

@@ -12,9 +12,18 @@ export type {
   MachineOutput,
   SliceEnd,
   SliceOutcome,
+  SliceTimeLimit,
   UserDeviceSpec,
 } from './machine.js';
-export { DEFAULT_REALTIME_BASE_NS, ICOUNT_CLOCK_NS_PER_STEP, MACHINE_LOG_NAME, Machine } from './machine.js';
+export {
+  DEFAULT_REALTIME_BASE_NS,
+  HOST_CLOCK_INTERPOLATION_NS_PER_STEP,
+  HOST_CLOCK_SAMPLE_NS_MIN,
+  ICOUNT_CLOCK_NS_PER_STEP,
+  MACHINE_LOG_NAME,
+  Machine,
+  RUN_CHUNK_STEPS,
+} from './machine.js';
 export { createRam, MachineBus, RAM_BASE, RAM_SIZE_BYTES_MAX, RamGuestMemory } from './memory.js';
 export { MemoryLog, ReplayCursor } from './replay-cursor.js';
 export {

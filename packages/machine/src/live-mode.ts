@@ -26,6 +26,9 @@ const ROUNDS_WITHOUT_STEPS_MAX = 1000;
  * and holds each output until a log entry covers it (the output rule, see `MachineOutput`).
  */
 export class LiveMode implements ExecutionMode {
+  /** A live machine follows no log: nothing holds it up. */
+  readonly deviceWait = undefined;
+
   readonly mode: 'standalone' | 'record';
   readonly canGoLive = false;
   private readonly cpu: RiscvCpu;
@@ -108,7 +111,8 @@ export class LiveMode implements ExecutionMode {
       const released = new Promise<void>((settle) => {
         resolve = settle;
       });
-      this.uncovered.push({ device, kind, data, icount, resolve });
+      // A copy: the device may reuse its buffer before the output is covered and handed on.
+      this.uncovered.push({ device, kind, data: data.slice(), icount, resolve });
       return released;
     }
     this.core.options.onOutput?.({

@@ -402,7 +402,7 @@ export class Machine {
    * Undefined when no device holds the replay up.
    */
   get deviceWait(): Promise<void> | undefined {
-    return this.#doors instanceof ReplayMode ? this.#doors.deviceWait : undefined;
+    return this.#doors.deviceWait;
   }
 
   /**
