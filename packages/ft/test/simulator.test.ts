@@ -2,8 +2,8 @@
 // seed must replay exactly, and deliberately broken runs must be caught.
 import { describe, expect, it } from 'vitest';
 import {
+  FOUND_BUGS,
   formatSeedReport,
-  KNOWN_BUGS,
   main,
   type PlannedFault,
   runSeed,
@@ -72,20 +72,25 @@ const PAUSE_AFTER_LOG: PlannedFault[] = [
 ];
 
 /**
- * Bugs of @ftvm/ft that the simulator works around by default (KNOWN_BUGS), each shown by a
- * scenario: without the workarounds the seed fails, with them it passes. When a test here fails
- * because the seed passes without its workaround, the bug was fixed: remove the workaround from the
- * simulator and the case from here.
+ * Scenarios of the bugs the simulator found (FOUND_BUGS): each of these seeds failed, with its
+ * hand-written schedule, on the code before the fix named there, and must pass now.
  */
-describe('known bugs show without the workarounds', () => {
+describe('regressions: the bugs the simulator found stay fixed', () => {
   const cases: {
-    bug: keyof typeof KNOWN_BUGS;
+    bug: keyof typeof FOUND_BUGS;
     seed: number;
     options: SimulatorOptions;
-    failure: RegExp;
+    failedWith: string;
   }[] = [
     {
-      // The backup's test-and-set wins but its answer is lost; asked again, it halts.
+      // A clone of a primary under load: the last pages must include what pending inputs wrote.
+      bug: 'clone-pending-input',
+      seed: 1,
+      options: { schedule: [{ atMs: 337, kind: 'drop-connection', detail: {} }] },
+      failedWith: 'clone host-c does not start where host-a was at the transfer: RAM differ',
+    },
+    {
+      // The backup's test-and-set wins but its answer is lost; asked again, it halted.
       bug: 'arbiter-lost-reply',
       seed: 1,
       options: {
@@ -99,12 +104,12 @@ describe('known bugs show without the workarounds', () => {
           { atMs: 600, kind: 'crash-primary', detail: { link: 'cut', when: 'now' } },
         ],
       },
-      failure: /liveness: .*unanswered.*arbiter: epoch 2 owned by host-b/,
+      failedWith: 'liveness: requests unanswered; arbiter: epoch 2 owned by host-b, halted',
     },
     {
-      // The same on a paused primary's check of its epoch: it halts on its own (lost) win.
+      // The same on a paused primary's check of its epoch: it halted on its own (lost) win.
       bug: 'arbiter-lost-reply',
-      seed: 1452,
+      seed: 1,
       options: {
         schedule: [
           {
@@ -129,13 +134,13 @@ describe('known bugs show without the workarounds', () => {
           { atMs: 1146, kind: 'pause-host', durationMs: 1286, detail: { role: 'primary', when: 'now' } },
         ],
       },
-      failure: /liveness: .*host-a \(old primary: halted\).*arbiter: epoch 2 owned by host-a/,
+      failedWith: 'liveness: host-a (old primary: halted); arbiter: epoch 2 owned by host-a',
     },
     {
-      // An acknowledgement held by a partition reaches the primary, still suspecting (it cannot
-      // reach the arbiter), after its backup took over: its late frame takes the guest's MAC back.
+      // An acknowledgement held by a partition reached the primary, still suspecting (it could not
+      // reach the arbiter), after its backup took over: its late frame took the guest's MAC back.
       bug: 'suspecting-release',
-      seed: 2,
+      seed: 3,
       options: {
         schedule: [
           {
@@ -147,32 +152,29 @@ describe('known bugs show without the workarounds', () => {
           { atMs: 1000, kind: 'partition', durationMs: 1500, detail: { when: 'after-ack-send' } },
         ],
       },
-      failure: /liveness: .*unanswered/,
+      failedWith: 'liveness: requests unanswered',
     },
     {
-      // The deposed primary's late frame takes the guest's MAC back: nobody answers any more.
-      bug: 'resume-ack-release',
-      seed: 6,
-      options: { schedule: PAUSE_AFTER_LOG },
-      failure: /liveness: .*unanswered/,
-    },
-    {
-      // The same, seen on an unfenced shared disk: a write of the deposed primary lands late.
+      // A primary paused right after a log send handled the acknowledgement before the pause.
       bug: 'resume-ack-release',
       seed: 3,
+      options: { schedule: PAUSE_AFTER_LOG },
+      failedWith: 'liveness: requests unanswered',
+    },
+    {
+      // The same, seen on an unfenced shared disk: a write of the deposed primary landed late.
+      bug: 'resume-ack-release',
+      seed: 2,
       options: { schedule: PAUSE_AFTER_LOG, fencing: false },
-      failure: /late write: host-a wrote .* for epoch 1, after epoch 2 went live/,
+      failedWith: 'late write: host-a wrote 1536 bytes for epoch 1, after epoch 2 went live',
     },
   ];
-  for (const { bug, seed, options, failure } of cases) {
+  for (const { bug, seed, options, failedWith } of cases) {
     it(
-      `${bug} (seed ${seed}${options.fencing === false ? ', no fencing' : ''})`,
+      `${bug} (seed ${seed}${options.fencing === false ? ', no fencing' : ''}; failed with "${failedWith}" before ${FOUND_BUGS[bug].fixedIn})`,
       async () => {
-        const result = await runSeed(seed, { ...options, workarounds: false });
-        expect(result.failures.join('\n'), `${bug} seems fixed: ${KNOWN_BUGS[bug]}`).toMatch(failure);
-        const worked = await runSeed(seed, options);
-        expect(worked.failures, report(worked)).toEqual([]);
-        expect(worked.statistics.workaroundsApplied).toBeGreaterThan(0);
+        const result = await runSeed(seed, options);
+        expect(result.failures, report(result)).toEqual([]);
       },
       TIMEOUT_MS,
     );

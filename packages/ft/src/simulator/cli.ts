@@ -20,8 +20,6 @@ export interface SimulateArguments {
   readonly verbose: boolean;
   /** Print only failing seeds and the summary. */
   readonly quiet: boolean;
-  /** Leave the known bugs' workarounds off (`--no-workarounds`). */
-  readonly workarounds: boolean;
   /** Fence the shared disk by epoch (`--no-fencing` turns it off). */
   readonly fencing: boolean;
   /** Print a failing seed's whole trace, not its end. */
@@ -37,7 +35,6 @@ const USAGE = [
   '  --quiet             print only failing seeds and the summary',
   "  --verbose           print every seed's trace as it runs",
   "  --full-trace        print a failing seed's whole trace (default: its last 60 lines)",
-  '  --no-workarounds    leave the known bugs of @ftvm/ft unpatched (see KNOWN_BUGS)',
   '  --no-fencing        let writes of deposed primaries reach the shared disk',
   '  --sabotage KIND     break every run on purpose: release-early | lost-write',
 ].join('\n');
@@ -48,7 +45,6 @@ export function parseArguments(argv: readonly string[]): SimulateArguments | str
   let durationMs: number | undefined;
   let verbose = false;
   let quiet = false;
-  let workarounds = true;
   let fencing = true;
   let fullTrace = false;
   let sabotage: Sabotage | undefined;
@@ -88,9 +84,6 @@ export function parseArguments(argv: readonly string[]): SimulateArguments | str
       case '--quiet':
         quiet = true;
         break;
-      case '--no-workarounds':
-        workarounds = false;
-        break;
       case '--no-fencing':
         fencing = false;
         break;
@@ -111,14 +104,13 @@ export function parseArguments(argv: readonly string[]): SimulateArguments | str
         return `unknown argument ${argument}\n${USAGE}`;
     }
   }
-  return { seeds, from, durationMs, verbose, quiet, workarounds, fencing, fullTrace, sabotage };
+  return { seeds, from, durationMs, verbose, quiet, fencing, fullTrace, sabotage };
 }
 
 /** The flags besides --seeds/--from that change what a seed does (for the reproduce line). */
 function reproduceFlags(parsed: SimulateArguments): string {
   const flags: string[] = [];
   if (parsed.durationMs !== undefined) flags.push(`--duration ${parsed.durationMs}`);
-  if (!parsed.workarounds) flags.push('--no-workarounds');
   if (!parsed.fencing) flags.push('--no-fencing');
   if (parsed.sabotage !== undefined) flags.push(`--sabotage ${parsed.sabotage}`);
   return flags.join(' ');
@@ -169,7 +161,6 @@ export async function main(
   try {
     for (let seed = parsed.from; seed < parsed.from + parsed.seeds; seed++) {
       const options: SimulatorOptions = {
-        workarounds: parsed.workarounds,
         fencing: parsed.fencing,
         ...(parsed.sabotage === undefined ? {} : { sabotage: parsed.sabotage }),
         ...(parsed.durationMs === undefined ? {} : { durationMs: parsed.durationMs }),

@@ -50,12 +50,20 @@ const WEIGHTS: readonly (readonly [FaultKind, number])[] = [
   ['slow-disk', 1],
 ];
 
-/** Draws `count` faults between `fromMs` and `untilMs`; transient ones end by `untilMs`. */
+/**
+ * Draws `count` faults between `fromMs` and `untilMs`; transient ones end by `untilMs`. Swarm
+ * testing: each seed first draws which kinds it uses and how much (a seed of only pauses and
+ * partitions finds what a balanced mix dilutes).
+ */
 export function planFaults(rng: Prng, count: number, fromMs: number, untilMs: number): PlannedFault[] {
   const faults: PlannedFault[] = [];
+  let weights = WEIGHTS.map(
+    ([kind, weight]) => [kind, rng.chance(0.75) ? weight * rng.int(1, 4) : 0] as const,
+  );
+  if (weights.every(([, weight]) => weight === 0)) weights = [...WEIGHTS];
   for (let index = 0; index < count; index++) {
     const atMs = Math.round(rng.between(fromMs, untilMs - 50));
-    const kind = rng.weighted(WEIGHTS);
+    const kind = rng.weighted(weights);
     const lasting = (low: number, high: number) =>
       Math.max(1, Math.min(Math.round(rng.between(low, high)), untilMs - atMs));
     switch (kind) {

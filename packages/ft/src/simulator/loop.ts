@@ -148,13 +148,6 @@ export interface SimHostOptions {
   readonly nsPerStep?: number;
   /** Virtual ns each clock reading costs (host overhead; makes every loop bounded by time end). */
   readonly clockReadNs?: number;
-  /**
-   * When the host resumes, its own timers (sleeps, yields) run before the events that came to it
-   * (messages, answers, completions), whatever their times; default false: all in time order.
-   */
-  readonly timersFirstOnResume?: boolean;
-  /** Told when `timersFirstOnResume` changed the order. */
-  readonly onReorderedResume?: () => void;
 }
 
 /**
@@ -167,7 +160,6 @@ export class SimHost implements HostScheduler {
   readonly #loop: EventLoop;
   readonly #nsPerStep: number;
   readonly #clockReadNs: number;
-  readonly #options: SimHostOptions;
   #paused = false;
   dead = false;
   readonly #deferred: SimEvent[] = [];
@@ -180,7 +172,6 @@ export class SimHost implements HostScheduler {
     this.name = name;
     this.#nsPerStep = options.nsPerStep ?? 10;
     this.#clockReadNs = options.clockReadNs ?? 100;
-    this.#options = options;
   }
 
   get paused(): boolean {
@@ -192,18 +183,11 @@ export class SimHost implements HostScheduler {
     this.#paused = true;
   }
 
-  /** Events that came due meanwhile run now, in their order (see `timersFirstOnResume`). */
+  /** Events that came due meanwhile run now, in their order. */
   resume(): void {
     if (!this.#paused) return;
     this.#paused = false;
-    let deferred = this.#deferred.splice(0);
-    if (this.#options.timersFirstOnResume) {
-      const timers = deferred.filter((event) => event.timer);
-      const reordered = [...timers, ...deferred.filter((event) => !event.timer)];
-      if (reordered.some((event, index) => event !== deferred[index])) this.#options.onReorderedResume?.();
-      deferred = reordered;
-    }
-    for (const event of deferred) {
+    for (const event of this.#deferred.splice(0)) {
       const requeued = this.#loop.at(this.#loop.now, event.run, this);
       requeued.timer = event.timer;
     }

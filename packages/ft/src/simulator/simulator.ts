@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { MemoryArbiter, MemoryArbiterStore } from '@ftvm/arbiter';
-import type { Arbiter, ArbiterResult, FtMessage } from '@ftvm/core';
+import type { ArbiterResult, FtMessage } from '@ftvm/core';
 import { MemoryBlockBackend, VirtioBlock, VirtioMmioTransport, VirtioNet } from '@ftvm/devices';
 import { imagePath } from '@ftvm/guests';
 import { Machine, type MachineOutput } from '@ftvm/machine';
@@ -56,25 +56,29 @@ export interface SimulatorOptions {
    * live refuses writes from older epochs. False lets such late writes land, and they fail the seed.
    */
   readonly fencing?: boolean;
-  /**
-   * Work around the known bugs of {@link KNOWN_BUGS} in the simulator (default true), so seeds
-   * explore past them; false shows them.
-   */
-  readonly workarounds?: boolean;
 }
 
 /**
- * Bugs in @ftvm/ft the simulator found and works around (unless `workarounds: false`), so that
- * seeds explore past them. (A third, the clone missing the pages that saveTransferState's pending
- * inputs write, was fixed in primary.ts while the simulator was being written.)
+ * Bugs of @ftvm/ft the simulator found, all fixed since (test/simulator.test.ts keeps a scenario of
+ * each that failed before the fix).
  */
-export const KNOWN_BUGS = {
-  'arbiter-lost-reply':
-    "primary-core.ts / backup-core.ts arbiterAnswered: a test-and-set whose answer was lost (it did move the epoch) is asked again and answers won: false with the record naming this very host as owner of fromEpoch + 1; the role halts as if the other side had won, and the VM is lost. The same in primary-core.ts arbiterReadAnswered: a primary checking its epoch after a pause halts when the record's epoch moved, even when the record names this host (its own test-and-set won, the answer was lost). The simulator's arbiter clients answer such a retry won: true, and such a read with the epoch the role holds.",
-  'suspecting-release':
-    "primary-core.ts #acknowledged/#releaseCovered: a primary that suspects its backup (state 'suspecting', documented as 'Outputs wait') still releases the outputs an acknowledgement covers when one arrives late (held by a partition, delayed). If the backup took over meanwhile, the deposed primary's late frame moves the guest's MAC in the switch back to its port, and the new primary stops getting requests. The simulator drops acknowledgements that reach a suspecting primary.",
-  'resume-ack-release':
-    "primary.ts / primary-core.ts: a primary notices that its host was paused only in tick(). When an acknowledgement that arrived during the pause is handled before the first tick after it (Node runs I/O before setImmediate, so a primary that was yielding gets it first), #acknowledged releases held outputs although the backup may have taken over meanwhile: a late disk write (refused only by a fenced disk) and a late frame, which moves the guest's MAC in the switch back to the deposed primary's port, so the new primary stops getting requests. The simulator lets a resumed host run its timers before what the network brought.",
+export const FOUND_BUGS = {
+  'clone-pending-input': {
+    fixedIn: '8efa157',
+    what: "primary.ts #cloneStep collected the clone's last dirty pages before machine.saveTransferState(), which applies pending host inputs (a received frame's DMA into guest RAM): those pages never reached the clone, which diverged.",
+  },
+  'arbiter-lost-reply': {
+    fixedIn: 'a1642d8',
+    what: 'primary-core.ts / backup-core.ts: a test-and-set that won but whose answer was lost, asked again, answered won: false with the record naming this very host, and the role halted as if the other side had won (also a paused primary checking its epoch): the VM was lost.',
+  },
+  'suspecting-release': {
+    fixedIn: 'a1642d8',
+    what: "primary-core.ts: a primary suspecting its backup still released what a late acknowledgement covered (one held by a partition); after a takeover its late frame moved the guest's MAC in the switch back to its port, and the new primary got no more requests.",
+  },
+  'resume-ack-release': {
+    fixedIn: 'a1642d8',
+    what: 'primary.ts / primary-core.ts: a paused primary noticed the pause only in tick(); an acknowledgement handled first released outputs although the backup had taken over: a late frame as above, a late write on an unfenced shared disk.',
+  },
 } as const;
 
 export interface SeedStatistics {
@@ -90,8 +94,6 @@ export interface SeedStatistics {
   readonly faultsApplied: number;
   readonly outputsReleased: number;
   readonly datagramsLost: number;
-  /** Times a known bug's workaround changed what happened. */
-  readonly workaroundsApplied: number;
   /** Outputs a primary released after the arbiter had moved the epoch past its own. */
   readonly lateReleases: number;
 }
@@ -192,8 +194,6 @@ interface VmHost {
   readonly disk: SimDisk;
   readonly nicLink: SwitchLink;
   readonly arbiter: MemoryArbiter;
-  /** What the FT roles on this host use: the arbiter client (with the known-bug workaround). */
-  readonly arbiterClient: Arbiter;
   /** Set once this host runs the primary: whom its released outputs belong to. */
   primary: FtPrimary | undefined;
   machine: Machine | undefined;
@@ -250,8 +250,6 @@ class Simulation {
   /** Arbiter faults that new hosts' clients get too. */
   #arbiterFault: { unreachable: boolean; loseReplies: boolean } = { unreachable: false, loseReplies: false };
   #sabotaged = false;
-  readonly #workarounds: boolean;
-  #workaroundsApplied = 0;
   #lateReleases = 0;
   /** Faults waiting for a primary's next log message. */
   #triggers: { vm: VmHost; type: 'log' | 'ack'; deadline: number; fire: () => void }[] = [];
@@ -263,13 +261,15 @@ class Simulation {
     this.#options = options;
     this.#rng = new Prng(seed);
     this.#durationMs = options.durationMs ?? 6000;
-    this.#workarounds = options.workarounds ?? true;
     this.#sharedDisk = new SimSharedDisk(this.#disk, options.fencing ?? true);
     this.#faultsEndMs = Math.round((this.#durationMs * 2) / 3);
     this.#config = this.#drawConfig();
-    const faultCount = options.faults === false ? 0 : this.#rng.int(0, options.faultsMax ?? 8);
-    const drawn = planFaults(this.#rng, faultCount, 300, this.#faultsEndMs);
-    this.#faults = options.schedule ? [...options.schedule].sort((a, b) => a.atMs - b.atMs) : drawn;
+    // A schedule written by hand draws nothing here, so it plays the same whatever the drawing does.
+    if (options.schedule) this.#faults = [...options.schedule].sort((a, b) => a.atMs - b.atMs);
+    else {
+      const faultCount = options.faults === false ? 0 : this.#rng.int(0, options.faultsMax ?? 8);
+      this.#faults = planFaults(this.#rng, faultCount, 300, this.#faultsEndMs);
+    }
     this.#outcomes = this.#faults.map(() => 'not reached');
     this.#network = new SimNetwork(this.#loop, this.#rng, {
       clientLatencyNs: this.#config.clientLatencyNs,
@@ -314,8 +314,8 @@ class Simulation {
       datagramLossRate: rng.chance(0.5) ? 0 : rng.between(0.001, 0.05),
       arbiterLatencyMs: rng.between(0.1, 10),
       diskLatencyNs: [rng.int(20, 200) * 1000, rng.int(200, 2000) * 1000],
-      clients: rng.int(1, 3),
-      thinkNs: rng.int(20, 200) * 1e6,
+      clients: rng.int(1, 4),
+      thinkNs: (rng.chance(0.2) ? rng.int(2, 20) : rng.int(20, 200)) * 1e6,
       retryNs: rng.int(80, 500) * 1e6,
       finalFailover: rng.chance(0.6),
     };
@@ -356,7 +356,6 @@ class Simulation {
         faultsApplied: this.#faultsApplied,
         outputsReleased: [...this.#releases.releasedByKind.values()].reduce((sum, count) => sum + count, 0),
         datagramsLost: this.#network.datagramsLost,
-        workaroundsApplied: this.#workaroundsApplied,
         lateReleases: this.#lateReleases,
       },
       digest: this.#loop.digest,
@@ -563,14 +562,7 @@ class Simulation {
   #newVm(role: 'primary' | 'backup', epoch: number): VmHost {
     const name = `host-${String.fromCharCode(97 + (this.#hostCount % 26))}${this.#hostCount >= 26 ? Math.floor(this.#hostCount / 26) : ''}`;
     this.#hostCount++;
-    const host = new SimHost(this.#loop, name, {
-      // Known bug 'resume-ack-release': a resumed host's timers (its driver's tick) go first.
-      ...(this.#workarounds ? { timersFirstOnResume: true } : {}),
-      onReorderedResume: () => {
-        this.#workaroundsApplied++;
-        this.#log(`workaround resume-ack-release: ${name}'s timers run before its messages`);
-      },
-    });
+    const host = new SimHost(this.#loop, name);
     const [diskLow, diskHigh] = this.#config.diskLatencyNs;
     const disk = new SimDisk(
       this.#sharedDisk,
@@ -591,36 +583,6 @@ class Simulation {
     });
     arbiter.setUnreachable(this.#arbiterFault.unreachable);
     arbiter.setLoseReplies(this.#arbiterFault.loseReplies);
-    const arbiterClient: Arbiter = {
-      testAndSet: async (vmId, fromEpoch, owner) => {
-        const result = await arbiter.testAndSet(vmId, fromEpoch, owner);
-        if (
-          this.#workarounds &&
-          !result.won &&
-          result.record.owner === owner &&
-          result.record.epoch === fromEpoch + 1
-        ) {
-          // Known bug 'arbiter-lost-reply': this host's own earlier call won; its answer was lost.
-          this.#workaroundsApplied++;
-          this.#log(`workaround arbiter-lost-reply: ${owner} had won epoch ${result.record.epoch} already`);
-          return { won: true, record: result.record };
-        }
-        return result;
-      },
-      read: async (vmId) => {
-        const record = await arbiter.read(vmId);
-        const held = vm.primary?.epoch;
-        if (this.#workarounds && held !== undefined && record.owner === name && record.epoch > held) {
-          // Known bug 'arbiter-lost-reply', on a paused primary's check: the later epoch is its own.
-          this.#workaroundsApplied++;
-          this.#log(
-            `workaround arbiter-lost-reply: ${name} owns epoch ${record.epoch}, its role still ${held}`,
-          );
-          return { epoch: held, owner: name };
-        }
-        return record;
-      },
-    };
     const vm: VmHost = {
       host,
       nic,
@@ -628,7 +590,6 @@ class Simulation {
       disk,
       nicLink: this.#network.attachNic(host, nic),
       arbiter,
-      arbiterClient,
       primary: undefined,
       machine: undefined,
       cloneTarget: undefined,
@@ -743,14 +704,6 @@ class Simulation {
     link.a.onMessage = (listener) =>
       onMessage((message) => {
         if (message.type === 'ack') {
-          if (this.#workarounds && primary.primary?.state === 'suspecting') {
-            // Known bug 'suspecting-release': a suspecting primary lets no acknowledgement in.
-            this.#workaroundsApplied++;
-            this.#log(
-              `workaround suspecting-release: an acknowledgement to the suspecting ${primary.host.name} dropped`,
-            );
-            return;
-          }
           this.#releases.ackDelivered(primary.host.name, message.receivedSeq);
         }
         listener(message);
@@ -778,7 +731,7 @@ class Simulation {
       epoch: 1,
       config: this.#config.ft,
       scheduler: primaryVm.host,
-      arbiter: primaryVm.arbiterClient,
+      arbiter: primaryVm.arbiter,
       createMachine: (hooks) => this.#createMachine(primaryVm, hooks, true),
       deliver: (output) => this.#deliver(primaryVm, output),
       onEvent: (event) => this.#onEvent(primaryVm, event),
@@ -799,7 +752,7 @@ class Simulation {
       epoch,
       config: this.#config.ft,
       scheduler: vm.host,
-      arbiter: vm.arbiterClient,
+      arbiter: vm.arbiter,
       channel: link.b,
       cloning,
       createMachine: (hooks) => this.#createMachine(vm, hooks, !cloning),
