@@ -30,6 +30,18 @@ describe('the simulator: seeded runs of a fault-tolerant kv VM with faults', () 
     );
   }
 
+  for (const seed of [1, 2, 3]) {
+    it(
+      `seed ${seed}, the backup reading the shared disk itself`,
+      async () => {
+        const result = await runSeed(seed, { diskMode: 'backup-reads' });
+        expect(result.failures, report(result)).toEqual([]);
+        expect(result.config).toMatch(/diskMode=backup-reads/);
+      },
+      TIMEOUT_MS,
+    );
+  }
+
   it(
     'replays a seed exactly: same trace, same digest',
     async () => {
@@ -86,7 +98,7 @@ describe('regressions: the bugs the simulator found stay fixed', () => {
       // A clone of a primary under load: the last pages must include what pending inputs wrote.
       bug: 'clone-pending-input',
       seed: 1,
-      options: { schedule: [{ atMs: 337, kind: 'drop-connection', detail: {} }] },
+      options: { diskMode: 'shared', schedule: [{ atMs: 337, kind: 'drop-connection', detail: {} }] },
       failedWith: 'clone host-c does not start where host-a was at the transfer: RAM differ',
     },
     {
@@ -94,6 +106,7 @@ describe('regressions: the bugs the simulator found stay fixed', () => {
       bug: 'arbiter-lost-reply',
       seed: 1,
       options: {
+        diskMode: 'shared',
         schedule: [
           {
             atMs: 500,
@@ -111,6 +124,7 @@ describe('regressions: the bugs the simulator found stay fixed', () => {
       bug: 'arbiter-lost-reply',
       seed: 1,
       options: {
+        diskMode: 'shared',
         schedule: [
           {
             atMs: 374,
@@ -142,6 +156,7 @@ describe('regressions: the bugs the simulator found stay fixed', () => {
       bug: 'suspecting-release',
       seed: 3,
       options: {
+        diskMode: 'shared',
         schedule: [
           {
             atMs: 900,
@@ -158,14 +173,14 @@ describe('regressions: the bugs the simulator found stay fixed', () => {
       // A primary paused right after a log send handled the acknowledgement before the pause.
       bug: 'resume-ack-release',
       seed: 3,
-      options: { schedule: PAUSE_AFTER_LOG },
+      options: { diskMode: 'shared', schedule: PAUSE_AFTER_LOG },
       failedWith: 'liveness: requests unanswered',
     },
     {
       // The same, seen on an unfenced shared disk: a write of the deposed primary landed late.
       bug: 'resume-ack-release',
       seed: 2,
-      options: { schedule: PAUSE_AFTER_LOG, fencing: false },
+      options: { diskMode: 'shared', schedule: PAUSE_AFTER_LOG, fencing: false },
       failedWith: 'late write: host-a wrote 1536 bytes for epoch 1, after epoch 2 went live',
     },
   ];

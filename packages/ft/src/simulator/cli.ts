@@ -1,4 +1,5 @@
 import {
+  type DiskMode,
   reportUnhandledRejection,
   runSeed,
   type Sabotage,
@@ -24,6 +25,8 @@ export interface SimulateArguments {
   readonly fencing: boolean;
   /** Print a failing seed's whole trace, not its end. */
   readonly fullTrace: boolean;
+  /** Force the disk mode (default: drawn with the seed). */
+  readonly diskMode: DiskMode | undefined;
   /** Break every run on purpose (to see the checkers catch it). */
   readonly sabotage: Sabotage | undefined;
 }
@@ -36,6 +39,7 @@ const USAGE = [
   "  --verbose           print every seed's trace as it runs",
   "  --full-trace        print a failing seed's whole trace (default: its last 60 lines)",
   '  --no-fencing        let writes of deposed primaries reach the shared disk',
+  '  --disk-mode MODE    shared | backup-reads (default: drawn, one seed in four reads)',
   '  --sabotage KIND     break every run on purpose: release-early | lost-write',
 ].join('\n');
 
@@ -48,6 +52,7 @@ export function parseArguments(argv: readonly string[]): SimulateArguments | str
   let fencing = true;
   let fullTrace = false;
   let sabotage: Sabotage | undefined;
+  let diskMode: DiskMode | undefined;
   for (let index = 0; index < argv.length; index++) {
     const argument = argv[index] as string;
     const [flag, inline] = argument.includes('=') ? argument.split('=', 2) : [argument, undefined];
@@ -90,6 +95,12 @@ export function parseArguments(argv: readonly string[]): SimulateArguments | str
       case '--full-trace':
         fullTrace = true;
         break;
+      case '--disk-mode': {
+        const mode = inline ?? argv[++index];
+        if (mode !== 'shared' && mode !== 'backup-reads') return '--disk-mode needs shared or backup-reads';
+        diskMode = mode;
+        break;
+      }
       case '--sabotage': {
         const kind = inline ?? argv[++index];
         if (kind !== 'release-early' && kind !== 'lost-write')
@@ -104,7 +115,7 @@ export function parseArguments(argv: readonly string[]): SimulateArguments | str
         return `unknown argument ${argument}\n${USAGE}`;
     }
   }
-  return { seeds, from, durationMs, verbose, quiet, fencing, fullTrace, sabotage };
+  return { seeds, from, durationMs, verbose, quiet, fencing, fullTrace, sabotage, diskMode };
 }
 
 /** The flags besides --seeds/--from that change what a seed does (for the reproduce line). */
@@ -113,6 +124,7 @@ function reproduceFlags(parsed: SimulateArguments): string {
   if (parsed.durationMs !== undefined) flags.push(`--duration ${parsed.durationMs}`);
   if (!parsed.fencing) flags.push('--no-fencing');
   if (parsed.sabotage !== undefined) flags.push(`--sabotage ${parsed.sabotage}`);
+  if (parsed.diskMode !== undefined) flags.push(`--disk-mode ${parsed.diskMode}`);
   return flags.join(' ');
 }
 
@@ -163,6 +175,7 @@ export async function main(
       const options: SimulatorOptions = {
         fencing: parsed.fencing,
         ...(parsed.sabotage === undefined ? {} : { sabotage: parsed.sabotage }),
+        ...(parsed.diskMode === undefined ? {} : { diskMode: parsed.diskMode }),
         ...(parsed.durationMs === undefined ? {} : { durationMs: parsed.durationMs }),
         ...(parsed.verbose ? { onTrace: (line: string) => write(`  ${line}`) } : {}),
       };

@@ -17,5 +17,5 @@ export type { SimEvent, SimHostOptions } from './loop.js';
 export { EventLoop, SIM_REALTIME_BASE_NS, SimHost } from './loop.js';
 export { SimNetwork } from './network.js';
 export { Prng } from './prng.js';
-export type { Sabotage, SeedResult, SeedStatistics, SimulatorOptions } from './simulator.js';
+export type { DiskMode, Sabotage, SeedResult, SeedStatistics, SimulatorOptions } from './simulator.js';
 export { FOUND_BUGS, reportUnhandledRejection, runSeed } from './simulator.js';

@@ -44,6 +44,12 @@ export interface SimulatorOptions {
   readonly faults?: boolean;
   /** How many faults at most (default 8; the seed draws 0..this). */
   readonly faultsMax?: number;
+  /**
+   * The paper's disk mode: `shared` (the backup's device does no IO, read data travels in the
+   * log) or `backup-reads` (the backup reads the shared disk itself; the primary's writes wait
+   * until the backup executed past them). Default: drawn with the seed (one seed in four reads).
+   */
+  readonly diskMode?: DiskMode;
   /** A fault schedule to play instead of the one the seed draws (a scenario written by hand). */
   readonly schedule?: readonly PlannedFault[];
   readonly sabotage?: Sabotage;
@@ -113,6 +119,8 @@ export interface SeedResult {
   readonly trace: readonly string[];
 }
 
+export type DiskMode = 'shared' | 'backup-reads';
+
 /** What a seed draws before the run. */
 interface SeedConfig {
   readonly clock: 'host' | 'icount';
@@ -129,6 +137,7 @@ interface SeedConfig {
   readonly thinkNs: number;
   readonly retryNs: number;
   readonly finalFailover: boolean;
+  readonly diskMode: DiskMode;
 }
 
 const VM_ID = 'vm1';
@@ -303,9 +312,11 @@ class Simulation {
         ? { cloneFinalPagesMax: rng.int(4, 64), clonePagesPerMessage: rng.int(16, 256) }
         : {}),
     };
+    const clock = rng.chance(0.5) ? 'host' : 'icount';
+    const checkpointIntervalSteps = rng.int(50, 500) * 1000;
     return {
-      clock: rng.chance(0.5) ? 'host' : 'icount',
-      checkpointIntervalSteps: rng.int(50, 500) * 1000,
+      clock,
+      checkpointIntervalSteps,
       ft,
       linkLatencyNs: [linkLow, linkLow + rng.int(0, 2000) * 1000],
       nsPerByte: rng.pick([1, 8, 80]),
@@ -318,6 +329,9 @@ class Simulation {
       thinkNs: (rng.chance(0.2) ? rng.int(2, 20) : rng.int(20, 200)) * 1e6,
       retryNs: rng.int(80, 500) * 1e6,
       finalFailover: rng.chance(0.6),
+      // From a value drawn already (so adding the mode changed no seed's other draws).
+      diskMode:
+        this.#options.diskMode ?? (checkpointIntervalSteps % 4000 === 3000 ? 'backup-reads' : 'shared'),
     };
   }
 
@@ -574,7 +588,12 @@ class Simulation {
           `late write: ${name} wrote ${length} bytes at offset ${offset} of the shared disk for epoch ${writer}, after epoch ${this.#sharedDisk.fenceEpoch} went live (no fencing): it may overwrite newer data`,
         ),
     );
-    const block = new VirtioBlock({ backend: disk, hostIo: role === 'primary' ? 'all' : 'none' });
+    const reads = this.#config.diskMode === 'backup-reads';
+    const block = new VirtioBlock({
+      backend: disk,
+      hostIo: role === 'primary' ? 'all' : reads ? 'reads' : 'none',
+      logReadData: !reads,
+    });
     const nic = new VirtioNet();
     const arbiter = new MemoryArbiter({
       store: this.#store,
@@ -689,6 +708,13 @@ class Simulation {
     }
   }
 
+  /** With backup reads, a disk write must not overtake the backup's own reads (see PrimaryCore). */
+  get #holdUntilApplied(): ((output: MachineOutput) => boolean) | undefined {
+    return this.#config.diskMode === 'backup-reads'
+      ? (output) => output.kind === 'disk-write' || output.kind === 'disk-flush'
+      : undefined;
+  }
+
   #newLink(primary: VmHost, backup: VmHost, epoch: number): SimLink {
     const link = new SimLink(this.#loop, this.#rng, {
       name: `${primary.host.name}→${backup.host.name}`,
@@ -734,6 +760,7 @@ class Simulation {
       arbiter: primaryVm.arbiter,
       createMachine: (hooks) => this.#createMachine(primaryVm, hooks, true),
       deliver: (output) => this.#deliver(primaryVm, output),
+      holdUntilApplied: this.#holdUntilApplied,
       onEvent: (event) => this.#onEvent(primaryVm, event),
     });
     primaryVm.primary = primary;
@@ -757,6 +784,7 @@ class Simulation {
       cloning,
       createMachine: (hooks) => this.#createMachine(vm, hooks, !cloning),
       deliver: (output) => this.#deliver(vm, output),
+      holdUntilApplied: this.#holdUntilApplied,
       onEvent: (event) => this.#onEvent(vm, event),
       beforeGoLive: (epoch) => vm.disk.fence(epoch),
     });
@@ -1074,5 +1102,6 @@ function formatConfig(config: SeedConfig): string {
     `think=${Math.round(config.thinkNs / 1e6)}ms`,
     `retry=${Math.round(config.retryNs / 1e6)}ms`,
     `finalFailover=${config.finalFailover}`,
+    `diskMode=${config.diskMode}`,
   ].join(' ');
 }
