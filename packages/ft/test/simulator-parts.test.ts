@@ -351,5 +351,16 @@ describe('parseArguments', () => {
     expect(parseArguments([])).toMatchObject({ seeds: 1, from: 1 });
     expect(parseArguments(['--seeds', 'x'])).toMatch(/whole number/);
     expect(parseArguments(['--bogus'])).toMatch(/unknown argument/);
+    expect(
+      parseArguments([
+        '--disk-mode',
+        'backup-reads',
+        '--faults-max=3',
+        '--no-fencing',
+        '--sabotage',
+        'lost-write',
+      ]),
+    ).toMatchObject({ diskMode: 'backup-reads', faultsMax: 3, fencing: false, sabotage: 'lost-write' });
+    expect(parseArguments(['--sabotage', 'nonsense'])).toMatch(/release-early or lost-write/);
   });
 });

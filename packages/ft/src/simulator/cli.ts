@@ -25,6 +25,8 @@ export interface SimulateArguments {
   readonly fencing: boolean;
   /** Print a failing seed's whole trace, not its end. */
   readonly fullTrace: boolean;
+  /** The most faults a seed draws (default 8). */
+  readonly faultsMax: number | undefined;
   /** Force the disk mode (default: drawn with the seed). */
   readonly diskMode: DiskMode | undefined;
   /** Break every run on purpose (to see the checkers catch it). */
@@ -35,6 +37,7 @@ const USAGE = [
   'usage: npm run simulate -- --seeds N [--from S] [options]',
   '  runs seeds S..S+N-1 (S defaults to 1) and ends with "simulate: N seeds, F failed"',
   '  --duration MS       virtual ms of client load per seed (default 6000)',
+  '  --faults-max N      the most faults a seed draws (default 8)',
   '  --quiet             print only failing seeds and the summary',
   "  --verbose           print every seed's trace as it runs",
   "  --full-trace        print a failing seed's whole trace (default: its last 60 lines)",
@@ -47,6 +50,7 @@ export function parseArguments(argv: readonly string[]): SimulateArguments | str
   let seeds = 1;
   let from = 1;
   let durationMs: number | undefined;
+  let faultsMax: number | undefined;
   let verbose = false;
   let quiet = false;
   let fencing = true;
@@ -83,6 +87,12 @@ export function parseArguments(argv: readonly string[]): SimulateArguments | str
         durationMs = parsed;
         break;
       }
+      case '--faults-max': {
+        const parsed = value();
+        if (typeof parsed === 'string') return parsed;
+        faultsMax = parsed;
+        break;
+      }
       case '--verbose':
         verbose = true;
         break;
@@ -115,13 +125,14 @@ export function parseArguments(argv: readonly string[]): SimulateArguments | str
         return `unknown argument ${argument}\n${USAGE}`;
     }
   }
-  return { seeds, from, durationMs, verbose, quiet, fencing, fullTrace, sabotage, diskMode };
+  return { seeds, from, durationMs, faultsMax, verbose, quiet, fencing, fullTrace, sabotage, diskMode };
 }
 
 /** The flags besides --seeds/--from that change what a seed does (for the reproduce line). */
 function reproduceFlags(parsed: SimulateArguments): string {
   const flags: string[] = [];
   if (parsed.durationMs !== undefined) flags.push(`--duration ${parsed.durationMs}`);
+  if (parsed.faultsMax !== undefined) flags.push(`--faults-max ${parsed.faultsMax}`);
   if (!parsed.fencing) flags.push('--no-fencing');
   if (parsed.sabotage !== undefined) flags.push(`--sabotage ${parsed.sabotage}`);
   if (parsed.diskMode !== undefined) flags.push(`--disk-mode ${parsed.diskMode}`);
@@ -177,6 +188,7 @@ export async function main(
         ...(parsed.sabotage === undefined ? {} : { sabotage: parsed.sabotage }),
         ...(parsed.diskMode === undefined ? {} : { diskMode: parsed.diskMode }),
         ...(parsed.durationMs === undefined ? {} : { durationMs: parsed.durationMs }),
+        ...(parsed.faultsMax === undefined ? {} : { faultsMax: parsed.faultsMax }),
         ...(parsed.verbose ? { onTrace: (line: string) => write(`  ${line}`) } : {}),
       };
       const result = await runSeed(seed, options);
