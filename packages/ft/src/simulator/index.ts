@@ -7,7 +7,7 @@ export { SimChannelEnd, SimLink } from './channel.js';
 export type { KvHistoryOptions } from './checkers.js';
 export { checkKvHistory, ReleaseChecker } from './checkers.js';
 export { formatSeedReport, main, parseArguments, type SimulateArguments } from './cli.js';
-export { SimDisk } from './disk.js';
+export { SimDisk, SimSharedDisk } from './disk.js';
 export type { FaultKind, PlannedFault } from './faults.js';
 export { formatFault, planFaults } from './faults.js';
 export type { KvOperation, KvRequest, KvResponse } from './kv-client.js';
