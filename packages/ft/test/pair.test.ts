@@ -16,7 +16,7 @@ function arbiterAtEpochOne(): MemoryArbiter {
   return new MemoryArbiter({ store });
 }
 
-const config = { failureTimeoutMs: 150, heartbeatIntervalMs: 20 };
+const config = { failureTimeoutMs: 300, heartbeatIntervalMs: 30 };
 
 function pair(image: ImageName, arbiter: Arbiter, events: FtEvent[]) {
   const scheduler = createNodeHost();
