@@ -74,6 +74,8 @@ export class FtBackup {
   #killed = false;
   #halted: string | undefined;
   #goLive: { epoch: number; wonMs: number } | undefined;
+  /** Something happened that the run loop must look at: its next sleep ends at once. */
+  #woken = false;
 
   constructor(options: FtBackupOptions) {
     this.#options = options;
@@ -303,14 +305,23 @@ export class FtBackup {
     return this.#options.scheduler.monotonicNs() / 1e6;
   }
 
+  /** Sleeps, after letting the host's I/O in (see `FtPrimary`). */
   async #sleepMs(ms: number): Promise<void> {
+    await this.#options.scheduler.yieldToHost();
+    // A wake that came while the I/O ran (log arrived) is not lost.
+    if (ms < 1 || this.#woken) {
+      this.#woken = false;
+      return;
+    }
     const sleep = this.#options.scheduler.sleep(ms * 1e6);
     this.#sleep = sleep;
     await sleep.done;
     this.#sleep = undefined;
+    this.#woken = false;
   }
 
   #wake(): void {
+    this.#woken = true;
     this.#sleep?.cancel();
   }
 }

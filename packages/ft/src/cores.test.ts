@@ -121,6 +121,18 @@ describe('§2.3 detecting failure, and the arbiter against split brain', () => {
     expect(core.state).toBe('suspecting');
   });
 
+  it('a backup that says goodbye has halted: the primary goes on alone without the arbiter', () => {
+    const core = replicating();
+    core.outputProduced({ name: 'held', coveringSeq: 9, icount: 0 }, 0);
+    core.messageReceived({ type: 'goodbye', reason: 'the guest powered off' }, 5);
+    const effects = core.takeEffects();
+    expect(core.state).toBe('alone');
+    expect(core.epoch).toBe(1);
+    expect(effects.arbiterRequest).toBeUndefined();
+    expect(effects.backupDropped).toMatch(/the backup left: the guest powered off/);
+    expect(effects.released.map((output) => output.name)).toEqual(['held']);
+  });
+
   it('a primary that loses the arbiter halts and lets nothing more out', () => {
     const core = replicating();
     core.outputProduced({ name: 'held', coveringSeq: 5, icount: 0 }, 0);

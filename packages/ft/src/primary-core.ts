@@ -264,8 +264,10 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
         this.#acknowledged(message.receivedSeq, message.appliedSeq, message.appliedIcount);
         break;
       case 'goodbye':
-        // The backup leaves on purpose (it halted, or diverged): it is failed as far as we care.
-        this.#suspect(nowMs);
+        // The backup leaves on purpose: the guest powered off where its log ended, it was stopped,
+        // it lost the arbiter, or it diverged. It halted and never goes live, so there is no
+        // one to race at the arbiter: this primary goes on alone in its epoch.
+        if (this.#state === 'replicating') this.#goAlone(`the backup left: ${message.reason}`);
         break;
       default:
         // Heartbeats only prove the backup alive; a backup sends nothing else.

@@ -92,6 +92,10 @@ export class FtPrimary {
   #halted: string | undefined;
   #nowMs: number;
   #arbiterBusy = false;
+  /** Something happened that the run loop must look at: its next sleep ends at once. */
+  #woken = false;
+  /** The run loop waits for acknowledgements (log buffer full, or final outputs held). */
+  #waitingForAcks = false;
 
   constructor(options: FtPrimaryOptions, promoted?: Machine) {
     this.#options = options;
@@ -219,7 +223,7 @@ export class FtPrimary {
           if (this.#core.statistics(this.#nowMs).heldOutputs > 0) {
             this.#core.flush(this.#nowMs);
             this.#apply();
-            await this.#sleepMs(this.#config.heartbeatIntervalMs);
+            await this.#waitForAcks();
             continue;
           }
           this.#core.stop('the guest powered off', this.#nowMs);
@@ -229,7 +233,7 @@ export class FtPrimary {
         }
         if (this.#clone) this.#cloneStep();
         if (this.#core.logFull) {
-          await this.#sleepMs(this.#config.heartbeatIntervalMs);
+          await this.#waitForAcks();
           continue;
         }
         const startNs = scheduler.monotonicNs();
@@ -249,13 +253,16 @@ export class FtPrimary {
         }
         switch (outcome.end) {
           case 'waiting': {
-            if (this.machine.hasPendingInput) break;
+            if (this.machine.hasPendingInput) {
+              await scheduler.yieldToHost();
+              break;
+            }
             const timerMs = (this.machine.nextTimerDelayNs() ?? Number.POSITIVE_INFINITY) / 1e6;
             await this.#sleepMs(Math.min(timerMs, this.#config.heartbeatIntervalMs));
             break;
           }
           case 'log-full':
-            await this.#sleepMs(this.#config.heartbeatIntervalMs);
+            await this.#waitForAcks();
             break;
           default:
             await scheduler.yieldToHost();
@@ -297,6 +304,10 @@ export class FtPrimary {
       if (this.#channel !== channel) return;
       this.#core.messageReceived(message, this.#readNowMs());
       this.#apply();
+      // Only a loop that waits for acknowledgements (a full log, a guest that powered off with
+      // outputs held) needs waking: waking it for every one would make each round trip a slice,
+      // and each slice more log.
+      if (this.#waitingForAcks) this.#wake();
     });
     channel.onClose(() => {
       if (this.#channel !== channel) return;
@@ -333,7 +344,6 @@ export class FtPrimary {
       this.#channel = undefined;
       this.#wake();
     }
-    if (effects.messages.length > 0 || effects.released.length > 0) this.#wake();
   }
 
   #askArbiter(fromEpoch: number): void {
@@ -443,17 +453,39 @@ export class FtPrimary {
     return this.#options.scheduler.monotonicNs() / 1e6;
   }
 
+  /**
+   * Sleeps, but first lets the host's I/O in: a loop of short timers whose callbacks run longer
+   * than their delay never leaves Node's timers phase, and messages (the backup's
+   * acknowledgements) would wait behind it for as long as the loop lasts.
+   */
   async #sleepMs(ms: number): Promise<void> {
-    if (ms <= 0) return this.#options.scheduler.yieldToHost();
+    await this.#options.scheduler.yieldToHost();
+    // A wake that came while the I/O ran (an acknowledgement, an input) is not lost.
+    if (ms < 1 || this.#woken || this.machine.hasPendingInput) {
+      this.#woken = false;
+      return;
+    }
     const sleep = this.#options.scheduler.sleep(ms * 1e6);
     this.#sleep = sleep;
     this.machine.onWake(() => sleep.cancel());
     await sleep.done;
     this.machine.onWake(undefined);
     this.#sleep = undefined;
+    this.#woken = false;
+  }
+
+  /** Sleeps until an acknowledgement (or a heartbeat interval) comes. */
+  async #waitForAcks(): Promise<void> {
+    this.#waitingForAcks = true;
+    try {
+      await this.#sleepMs(this.#config.heartbeatIntervalMs);
+    } finally {
+      this.#waitingForAcks = false;
+    }
   }
 
   #wake(): void {
+    this.#woken = true;
     this.#sleep?.cancel();
   }
 }

@@ -71,7 +71,10 @@ describe('a primary and a backup in lockstep', () => {
     expect(backupEnd).toEqual({ end: 'powered-off', exitStatus: reference.exitStatus });
     expect(primaryConsole.text).toBe(reference.console);
     expect(backup.machine.stateHash()).toEqual(primary.machine.stateHash());
-    expect(events).toEqual([]);
+    // Nobody suspected anybody: at most the backup, done first, said goodbye.
+    expect(events.filter((event) => event.type !== 'backup-dropped')).toEqual([]);
+    for (const event of events)
+      expect(event).toMatchObject({ reason: 'the backup left: the guest powered off' });
   });
 });
 
@@ -99,9 +102,11 @@ describe('failures (the paper §2.3): fail-stop of either side, partitions', () 
       expect(primaryEnd).toEqual({ end: 'killed' });
       const reference = standaloneConsole('paging');
       if (backupEnd.end === 'powered-off') {
-        // The primary had finished before it died; the backup replayed to the same end.
+        // The guest had powered off before the primary died (its last outputs may have been
+        // waiting for their acknowledgement: lost with it, as the paper allows); the backup
+        // replayed to the same end.
         expect(backupEnd.exitStatus).toBe(reference.exitStatus);
-        expect(primaryConsole.text).toBe(reference.console);
+        expect(reference.console.startsWith(primaryConsole.text)).toBe(true);
         return;
       }
       expect(backupEnd.end).toBe('went-live');

@@ -47,9 +47,15 @@ export async function runMachine(
   let steps = 0;
   const sliceTimeNs = (options.sliceTimeMsMax ?? DEFAULT_SLICE_TIME_MS_MAX) * 1e6;
   let currentSleep: { cancel(): void } | undefined;
-  machine.onWake(() => currentSleep?.cancel());
+  /** An input, a timer or more log came: the next sleep ends at once (even one not begun yet). */
+  let woken = false;
+  const wake = () => {
+    woken = true;
+    currentSleep?.cancel();
+  };
+  machine.onWake(wake);
   const wakeable = options.replayLog?.onAvailable !== undefined;
-  options.replayLog?.onAvailable?.(() => currentSleep?.cancel());
+  options.replayLog?.onAvailable?.(wake);
   const aborted = () => options.signal?.aborted === true;
   options.signal?.addEventListener('abort', () => currentSleep?.cancel(), { once: true });
   try {
@@ -78,7 +84,10 @@ export async function runMachine(
           break;
         case 'waiting':
         case 'log-starved': {
-          if (machine.hasPendingInput) break;
+          if (machine.hasPendingInput) {
+            await host.yieldToHost();
+            break;
+          }
           const deviceWait = machine.deviceWait;
           if (outcome.end === 'log-starved' && deviceWait !== undefined) {
             await deviceWait;
@@ -93,10 +102,18 @@ export async function runMachine(
                 ? 1e9
                 : LOG_POLL_INTERVAL_NS
               : (machine.nextTimerDelayNs() ?? 1e9);
+          // I/O first: a loop of short timers that run longer than their delay would never leave
+          // Node's timers phase, and inputs (frames, completions) would wait behind it.
+          await host.yieldToHost();
+          if (delayNs < 1e6 || woken || machine.hasPendingInput) {
+            woken = false;
+            break;
+          }
           const sleep = host.sleep(delayNs);
           currentSleep = sleep;
           await sleep.done;
           currentSleep = undefined;
+          woken = false;
           break;
         }
       }

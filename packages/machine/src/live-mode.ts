@@ -41,6 +41,12 @@ export class LiveMode implements ExecutionMode {
   private uncovered: UncoveredOutput[] = [];
   /** True while the CPU executes (MMIO handlers run then). */
   private insideRun = false;
+  /**
+   * The hart waits for an interrupt and nothing has come since: a slice started now would only
+   * sample the host clock (a log entry) and find it waiting again. An FT primary's loop, woken by
+   * each acknowledgement, would otherwise turn every round trip into more log.
+   */
+  private hartIdle = false;
   private nextCheckpointIcount: number;
 
   /** `sink`: the log to record to, or undefined for a standalone machine. */
@@ -185,6 +191,10 @@ export class LiveMode implements ExecutionMode {
     let steps = 0;
     let roundsWithoutSteps = 0;
     let sample = true;
+    if (this.hartIdle && core.pendingEvents.length === 0 && !this.timerDueByHostTime()) {
+      return { steps: 0, end: 'waiting' };
+    }
+    this.hartIdle = false;
     while (steps < maxSteps) {
       // Devices that keep re-arming timers around an idle hart must not hold the host forever.
       if (roundsWithoutSteps > ROUNDS_WITHOUT_STEPS_MAX) return this.endLiveSlice(steps, 'budget');
@@ -228,6 +238,7 @@ export class LiveMode implements ExecutionMode {
         }
         time.fireDueTimers();
         if (core.pendingEvents.length > 0) continue;
+        this.hartIdle = true;
         return this.endLiveSlice(steps, 'waiting');
       }
       this.coverPendingOutputs();
@@ -237,6 +248,12 @@ export class LiveMode implements ExecutionMode {
       this.append({ kind: 'stop', seq: this.logLength, icount: this.cpu.icount, exitStatus: core.exit ?? 0 });
     }
     return this.endLiveSlice(steps, core.stopped ? 'stopped' : 'budget');
+  }
+
+  /** True when the earliest device timer is due by host time (the clock sample would fire it). */
+  private timerDueByHostTime(): boolean {
+    const earliest = this.time.earliestTimerDeadlineNs();
+    return earliest !== undefined && this.time.hostDelayToTimerNs(earliest) <= 0;
   }
 
   /** Every output of the slice leaves covered: a progress mark covers those still waiting. */
@@ -281,5 +298,6 @@ export class LiveMode implements ExecutionMode {
 
   afterRestore(): void {
     this.nextCheckpointIcount = this.firstCheckpointIcount();
+    this.hartIdle = false;
   }
 }
