@@ -128,14 +128,19 @@ async function cpuBound(): Promise<void> {
 
 async function kv(): Promise<void> {
   const options = { image: 'kv' as const, diskBytes: 4 * 1024 * 1024, checkpointIntervalSteps: 5_000_000 };
-  const rounds: { off: Awaited<ReturnType<typeof kvLoad>>; on: Awaited<ReturnType<typeof kvLoad>> }[] = [];
+  type Load = Awaited<ReturnType<typeof kvLoad>>;
+  const rounds: { off: Load; on: Load; offOneClient: Load; onOneClient: Load }[] = [];
   let idleLogBytesPerSecond = 0;
   let loadLogBytesPerSecond = 0;
   for (let round = 0; round < 2; round++) {
+    let offOneClient: Load | undefined;
+    let onOneClient: Load | undefined;
     const off = await withCluster(options, async (cluster) => {
       cluster.startStandalone();
       await kvLoad(cluster.port, 4, 1500); // warm-up: compiled paths
-      return kvLoad(cluster.port, 4, seconds * 1000);
+      const measured = await kvLoad(cluster.port, 4, seconds * 1000);
+      offOneClient = await kvLoad(cluster.port, 1, 2000); // latency without queueing
+      return measured;
     });
     const on = await withCluster({ ...options, transport: 'tcp', config }, async (cluster) => {
       const { primary } = await cluster.startPair();
@@ -143,24 +148,33 @@ async function kv(): Promise<void> {
       idleLogBytesPerSecond = await logRate(primary, 2000);
       const measuring = kvLoad(cluster.port, 4, seconds * 1000);
       loadLogBytesPerSecond = await logRate(primary, seconds * 1000 - 200);
-      return measuring;
+      const measured = await measuring;
+      onOneClient = await kvLoad(cluster.port, 1, 2000);
+      return measured;
     });
-    rounds.push({ off, on });
+    rounds.push({ off, on, offOneClient: offOneClient as Load, onOneClient: onOneClient as Load });
   }
-  const rps = (pick: 'off' | 'on') => median(rounds.map((round) => round[pick].requestsPerSecond));
-  const p = (pick: 'off' | 'on', key: 'p50Ms' | 'p99Ms') => median(rounds.map((round) => round[pick][key]));
+  type Pick = 'off' | 'on' | 'offOneClient' | 'onOneClient';
+  const rps = (pick: Pick) => median(rounds.map((round) => round[pick].requestsPerSecond));
+  const p = (pick: Pick, key: 'p50Ms' | 'p99Ms') => median(rounds.map((round) => round[pick][key]));
   results.kv = {
     clients: 4,
     rounds,
     requestsPerSecondRatio: rps('on') / rps('off'),
     addedLatencyP50Ms: p('on', 'p50Ms') - p('off', 'p50Ms'),
     addedLatencyP99Ms: p('on', 'p99Ms') - p('off', 'p99Ms'),
+    oneClientAddedLatencyP50Ms: p('onOneClient', 'p50Ms') - p('offOneClient', 'p50Ms'),
+    oneClientAddedLatencyP99Ms: p('onOneClient', 'p99Ms') - p('offOneClient', 'p99Ms'),
     logBytesPerSecondIdle: idleLogBytesPerSecond,
     logBytesPerSecondUnderLoad: loadLogBytesPerSecond,
   };
   console.log(
     `kv: FT off ${rps('off').toFixed(0)} req/s (p50 ${p('off', 'p50Ms').toFixed(3)} ms, p99 ${p('off', 'p99Ms').toFixed(3)} ms), ` +
       `FT on ${rps('on').toFixed(0)} req/s (p50 ${p('on', 'p50Ms').toFixed(3)} ms, p99 ${p('on', 'p99Ms').toFixed(3)} ms), ratio ${(rps('on') / rps('off')).toFixed(3)}`,
+  );
+  console.log(
+    `kv, one client (latency without queueing): FT off p50 ${p('offOneClient', 'p50Ms').toFixed(3)} ms p99 ${p('offOneClient', 'p99Ms').toFixed(3)} ms, ` +
+      `FT on p50 ${p('onOneClient', 'p50Ms').toFixed(3)} ms p99 ${p('onOneClient', 'p99Ms').toFixed(3)} ms`,
   );
   console.log(
     `log bandwidth: idle ${(idleLogBytesPerSecond / 1024).toFixed(1)} KiB/s, under load ${(loadLogBytesPerSecond / 1024).toFixed(1)} KiB/s`,
