@@ -31,8 +31,8 @@ describe('the demo', () => {
     const out = sink();
     const result = await runDemo(
       {
-        seconds: 14,
-        faults: [parseKill('primary@4s'), parseKill('backup@9s')],
+        seconds: 22,
+        faults: [parseKill('primary@4s'), parseKill('backup@14s')],
         seed: 3,
         clients: 3,
         kernel: undefined,
@@ -42,7 +42,7 @@ describe('the demo', () => {
         report: undefined,
         listen: { host: '127.0.0.1', port: 0 },
         load: true,
-        command: 'ftvm demo --seconds 14 --kill primary@4s --kill backup@9s',
+        command: 'ftvm demo --seconds 22 --kill primary@4s --kill backup@14s',
       },
       out.stream,
     );
@@ -55,7 +55,7 @@ describe('the demo', () => {
     // Not a terminal: structured lines, the verdict last.
     const lines = out.lines();
     expect(lines.at(-1)).toMatchObject({ msg: 'verdict: PASS', ok: true });
-  }, 90_000);
+  }, 120_000);
 
   it('npm run demo writes the report it is asked for, and exits 0 on a clean verdict', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ftvm-demo-'));
