@@ -16,7 +16,8 @@ const ms = (ns: number): string => `${(ns / 1e6).toFixed(3)} ms`;
  * - the output rule: an output leaves only once the backup's acknowledgement of its covering log
  *   position reached the primary (acks are seen on the simulated channel), unless the primary
  *   runs alone by right: it won its current epoch at the arbiter's store after its last backup
- *   was attached (or it is a backup that won and went live).
+ *   was attached (or it is a backup that won and went live), or its backup said goodbye (a
+ *   backup says goodbye only as it halts, and never goes live after).
  */
 export class ReleaseChecker {
   readonly failures: string[] = [];
@@ -26,6 +27,8 @@ export class ReleaseChecker {
   readonly #ackedSeq = new Map<string, number>();
   /** Host → the epoch it won at the store with no backup attached since. */
   readonly #alone = new Map<string, number>();
+  /** Hosts whose backup said goodbye since the last one was attached. */
+  readonly #backupGone = new Set<string>();
   readonly #now: () => number;
 
   constructor(now: () => number) {
@@ -35,11 +38,20 @@ export class ReleaseChecker {
   /** `host` attached a backup (from the start, or a clone finished): its outputs wait for acks again. */
   backupAttached(host: string): void {
     this.#alone.delete(host);
+    this.#backupGone.delete(host);
   }
 
   /** The arbiter's store moved the epoch to `epoch`, owned by `host` (whether or not the answer arrived). */
   epochWon(host: string, epoch: number): void {
     this.#alone.set(host, epoch);
+  }
+
+  /**
+   * `host`'s backup said goodbye (it halted and never goes live): the primary runs alone by right
+   * in whatever epoch it holds, until a new backup is attached.
+   */
+  backupLeft(host: string): void {
+    this.#backupGone.add(host);
   }
 
   /** An acknowledgement reached `host`'s primary. */
@@ -60,7 +72,7 @@ export class ReleaseChecker {
     }
     const acked = this.#ackedSeq.get(host) ?? -1;
     if (output.coveringSeq <= acked) return;
-    if (this.#alone.get(host) === epoch) return;
+    if (this.#alone.get(host) === epoch || this.#backupGone.has(host)) return;
     this.failures.push(
       `output rule: ${host} (epoch ${epoch}) released a ${what} at ${ms(this.#now())}, but its backup acknowledged only up to seq ${acked} and it had not won epoch ${epoch} alone`,
     );

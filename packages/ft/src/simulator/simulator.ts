@@ -732,6 +732,8 @@ class Simulation {
         if (message.type === 'ack') {
           this.#releases.ackDelivered(primary.host.name, message.receivedSeq);
         }
+        // A backup that says goodbye has halted for good: the primary may go on alone.
+        if (message.type === 'goodbye') this.#releases.backupLeft(primary.host.name);
         listener(message);
       });
     for (const [end, vm] of [
