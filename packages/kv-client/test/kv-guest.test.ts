@@ -80,7 +80,10 @@ afterAll(async () => {
   if (vm === undefined || vm.exitCode !== null) return;
   const exited = new Promise((resolve) => vm!.once('exit', resolve));
   vm.kill('SIGTERM');
+  // A machine busy with the other packages' tests may be slow to stop: it is killed after 10 s.
+  const timer = setTimeout(() => vm?.kill('SIGKILL'), 10_000);
   await exited;
+  clearTimeout(timer);
 });
 
 /** One request over a fresh socket; the answer or undefined after `timeoutMs`. */
