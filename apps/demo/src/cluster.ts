@@ -7,9 +7,9 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { MemoryArbiter } from '@ftvm/arbiter';
 import type { FtEvent } from '@ftvm/ft';
 import {
+  hostPorts,
   type SharedDiskBuffers,
   SharedMemoryDisk,
-  serveArbiter,
   startVmWorker,
   type VmWorkerHandle,
   type VmWorkerMessage,
@@ -183,11 +183,7 @@ export class InProcessCluster {
     epoch: number,
     log: Pick<VmWorkerSpec, 'logPort' | 'logTcp' | 'logTls'>,
   ): { host: DemoHost; listening: Promise<number> } {
-    const network = new MessageChannel();
-    const switchLink = this.switch.attach({ deliver: (frame) => network.port1.postMessage({ frame }) });
-    network.port1.on('message', (message: { frame: Uint8Array }) => switchLink.send(message.frame));
-    const arbiterChannel = new MessageChannel();
-    serveArbiter(this.arbiter, arbiterChannel.port1);
+    const ports = hostPorts(this.switch, this.arbiter);
     // Separate disks: each host has its own copy (the pair starts from the same empty disk).
     const disk = this.#sharedDisk ?? SharedMemoryDisk.create(this.#settings.diskBytes);
     const handle = startVmWorker({
@@ -206,8 +202,8 @@ export class InProcessCluster {
         heartbeatIntervalMs: Math.max(10, Math.floor(this.#settings.failureTimeoutMs / 6)),
       },
       ...log,
-      networkPort: network.port2,
-      arbiterPort: arbiterChannel.port2,
+      networkPort: ports.networkPort,
+      arbiterPort: ports.arbiterPort,
       statisticsIntervalMs: 200,
     });
     const host: DemoHost = { name, handle, role, epoch, statistics: undefined, console: [], alive: true };
@@ -252,9 +248,7 @@ export class InProcessCluster {
     });
     void handle.exited.then(() => {
       host.alive = false;
-      switchLink.detach();
-      network.port1.close();
-      arbiterChannel.port1.close();
+      ports.release();
     });
     this.hosts.push(host);
     return { host, listening };

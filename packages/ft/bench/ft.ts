@@ -9,6 +9,8 @@ import { createSocket } from 'node:dgram';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { summarizeLatencies } from '@ftvm/kv-client';
+import { runKvLoad } from '@ftvm/kv-client/node';
 import { Cluster, type ClusterOptions, type Host, until } from '../test/cluster.js';
 
 const seconds = Number(process.env.FTVM_BENCH_SECONDS ?? 4);
@@ -48,48 +50,32 @@ async function measureMips(host: Host): Promise<number> {
   return (last.icount - first.icount) / ((last.at - first.at) * 1000);
 }
 
-/** Closed-loop kv clients: each sends the next request when the last was answered. */
+/**
+ * Closed-loop kv clients (`@ftvm/kv-client`): each sends the next PUT when the last was answered.
+ * Requests per second count the answered ones; latency is from the first send to the answer.
+ */
 async function kvLoad(port: number, clients: number, durationMs: number) {
-  const latencies: number[] = [];
-  let completed = 0;
-  const stopAt = performance.now() + durationMs;
-  await Promise.all(
-    Array.from({ length: clients }, async (_, client) => {
-      const socket = createSocket('udp4');
-      let id = 1;
-      try {
-        while (performance.now() < stopAt) {
-          const requestId = id++;
-          const sent = performance.now();
-          const answered = new Promise<boolean>((resolve) => {
-            const onMessage = (message: Buffer) => {
-              if (message.toString('ascii').startsWith(`${requestId} `)) {
-                socket.off('message', onMessage);
-                resolve(true);
-              }
-            };
-            socket.on('message', onMessage);
-            setTimeout(() => {
-              socket.off('message', onMessage);
-              resolve(false);
-            }, 500);
-          });
-          socket.send(`${requestId} PUT c${client}k${requestId % 16} v${requestId}`, port, '127.0.0.1');
-          if (await answered) {
-            latencies.push(performance.now() - sent);
-            completed++;
-          }
-        }
-      } finally {
-        socket.close();
-      }
-    }),
+  const { history } = await runKvLoad({
+    target: { host: '127.0.0.1', port },
+    clients,
+    durationMs,
+    mix: { put: 1 },
+    keySpace: 16,
+    resetCounters: false,
+    finalReads: false,
+    timeoutMs: 500,
+    retries: 0,
+  });
+  const answered = history.operations.filter(
+    (operation) => operation.response && operation.completedMs !== undefined,
   );
-  latencies.sort((a, b) => a - b);
+  const latency = summarizeLatencies(
+    answered.map((operation) => (operation.completedMs as number) - operation.invokedMs),
+  );
   return {
-    requestsPerSecond: completed / (durationMs / 1000),
-    p50Ms: percentile(latencies, 0.5),
-    p99Ms: percentile(latencies, 0.99),
+    requestsPerSecond: answered.length / (durationMs / 1000),
+    p50Ms: latency?.p50 ?? Number.NaN,
+    p99Ms: latency?.p99 ?? Number.NaN,
   };
 }
 

@@ -5,7 +5,9 @@ import type {
   TransferPagesMessage,
   TransferStateMessage,
 } from '@ftvm/core';
+import { isOwnWin } from './arbiter-request.js';
 import type { FtConfig } from './config.js';
+import { PeerWatch } from './peer-watch.js';
 
 /**
  * The backup's side of the protocol as an I/O-free state machine (see {@link PrimaryCore} for the
@@ -69,15 +71,10 @@ export class BackupCore {
   #appliedSeq: number;
   #appliedIcount = 0;
   #ackedAppliedSeq: number;
-  #lastHeardMs: number;
+  readonly #watch: PeerWatch;
   #lastSentMs: number;
-  #lastTickMs: number;
   #lastAppliedAckMs: number;
   #heartbeats = 0;
-  /** The peer was heard since the channel opened (until then the startup grace applies). */
-  #heardPeer = false;
-  #arbiterInFlight = false;
-  #arbiterRetryAtMs = 0;
   #logEntriesReceived = 0;
   #pagesReceived = 0;
   #pages: TransferPagesMessage[] = [];
@@ -106,9 +103,8 @@ export class BackupCore {
     this.#nextSeq = options.firstSeq ?? 0;
     this.#appliedSeq = this.#nextSeq - 1;
     this.#ackedAppliedSeq = this.#appliedSeq;
-    this.#lastHeardMs = options.nowMs;
+    this.#watch = new PeerWatch(options.config, options.nowMs);
     this.#lastSentMs = options.nowMs;
-    this.#lastTickMs = options.nowMs;
     this.#lastAppliedAckMs = options.nowMs;
   }
 
@@ -141,8 +137,7 @@ export class BackupCore {
 
   messageReceived(message: FtMessage, nowMs: number): void {
     if (this.#state === 'halted' || this.#state === 'going-live') return;
-    this.#lastHeardMs = nowMs;
-    this.#heardPeer = true;
+    this.#watch.heard(nowMs);
     switch (message.type) {
       case 'log':
         this.#receiveLog(message.entries, nowMs);
@@ -206,20 +201,16 @@ export class BackupCore {
   }
 
   tick(nowMs: number): void {
-    const sinceLastTick = nowMs - this.#lastTickMs;
-    this.#lastTickMs = nowMs;
+    // Paused ourselves: the silence we would see is our own (the primary gets a fresh timeout).
+    this.#watch.noticePause(nowMs);
     if (this.#state === 'halted' || this.#state === 'going-live') return;
-    // Paused ourselves: the silence we see is our own. Give the primary a fresh timeout.
-    if (sinceLastTick > this.#config.failureTimeoutMs / 2)
-      this.#lastHeardMs = Math.max(this.#lastHeardMs, nowMs);
-    const silentMs = nowMs - this.#lastHeardMs;
-    if (this.#state === 'receiving-state' && silentMs > this.#silenceAllowedMs()) {
+    const silent = this.#watch.isSilent(nowMs);
+    if (this.#state === 'receiving-state' && silent) {
       this.#haltBecause('the primary went quiet during the state transfer');
       return;
     }
-    if (this.#state === 'replicating' && silentMs > this.#silenceAllowedMs()) this.#suspect(nowMs);
-    if (this.#state === 'suspecting' && !this.#arbiterInFlight && nowMs >= this.#arbiterRetryAtMs) {
-      this.#arbiterInFlight = true;
+    if (this.#state === 'replicating' && silent) this.#suspect(nowMs);
+    if (this.#state === 'suspecting' && this.#watch.arbiterRequestDue(nowMs)) {
       this.#arbiterRequest = { fromEpoch: this.#epoch };
     }
     if (
@@ -232,19 +223,9 @@ export class BackupCore {
   }
 
   arbiterAnswered(result: ArbiterResult | undefined, nowMs: number): void {
-    this.#arbiterInFlight = false;
-    if (this.#state !== 'suspecting') return;
-    if (result === undefined) {
-      this.#arbiterRetryAtMs = nowMs + this.#config.arbiterRetryMs;
-      return;
-    }
-    // An answer naming this host as the next epoch's owner is its own win (an earlier answer lost).
-    const won =
-      result.won ||
-      (this.#host !== undefined &&
-        result.record.owner === this.#host &&
-        result.record.epoch === this.#epoch + 1);
-    if (!won) {
+    this.#watch.arbiterAnswered(result !== undefined, nowMs);
+    if (this.#state !== 'suspecting' || result === undefined) return;
+    if (!isOwnWin(result, this.#host, this.#epoch)) {
       this.#haltBecause(
         `the arbiter gave epoch ${result.record.epoch} to ${result.record.owner || 'another host'}`,
       );
@@ -294,12 +275,6 @@ export class BackupCore {
 
   // ---- internals ----
 
-  #silenceAllowedMs(): number {
-    return this.#heardPeer
-      ? this.#config.failureTimeoutMs
-      : Math.max(this.#config.failureTimeoutMs, this.#config.startupGraceMs);
-  }
-
   #receiveLog(entries: readonly LogEntry[], nowMs: number): void {
     if (this.#state === 'receiving-state') {
       this.#protocolError('log before the state transfer ended');
@@ -330,11 +305,7 @@ export class BackupCore {
 
   #suspect(nowMs: number): void {
     this.#state = 'suspecting';
-    this.#arbiterRetryAtMs = nowMs;
-    if (!this.#arbiterInFlight) {
-      this.#arbiterInFlight = true;
-      this.#arbiterRequest = { fromEpoch: this.#epoch };
-    }
+    if (this.#watch.suspectedNow(nowMs)) this.#arbiterRequest = { fromEpoch: this.#epoch };
   }
 
   /** A primary that breaks the protocol is treated as failed: stop listening and suspect it. */

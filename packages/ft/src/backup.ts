@@ -1,13 +1,13 @@
 import type { Arbiter, FtMessage, LogChannel } from '@ftvm/core';
 import { DivergenceError, FtvmError } from '@ftvm/core';
-import type { HostScheduler, HostSleep, Machine, MachineOptions, MachineOutput } from '@ftvm/machine';
+import type { HostScheduler, Machine, MachineOptions, MachineOutput } from '@ftvm/machine';
+import { sliceTimeLimit, Waiter } from '@ftvm/machine';
+import { requestNextEpoch } from './arbiter-request.js';
 import { BackupCore, type BackupStatistics } from './backup-core.js';
-import { type FtConfig, ftConfig } from './config.js';
+import { type FtConfig, ftConfig, SLICE_STEPS_MAX } from './config.js';
 import type { FtEvent } from './events.js';
 import { LiveLog } from './live-log.js';
 import { FtPrimary, type FtPrimaryOptions } from './primary.js';
-
-const SLICE_STEPS = 5_000_000;
 
 /** What the driver hands the machine it builds: spread these into the machine's options. */
 export type BackupMachineHooks = Required<
@@ -69,17 +69,17 @@ export class FtBackup {
   readonly #core: BackupCore;
   readonly #options: FtBackupOptions;
   readonly #config: FtConfig;
-  #sleep: HostSleep | undefined;
+  /** The run loop's waits: I/O first, no wake-up lost (log arriving, the arbiter). */
+  readonly #waiter: Waiter;
   #stopRequested = false;
   #killed = false;
   #halted: string | undefined;
   #goLive: { epoch: number; wonMs: number } | undefined;
-  /** Something happened that the run loop must look at: its next sleep ends at once. */
-  #woken = false;
 
   constructor(options: FtBackupOptions) {
     this.#options = options;
     this.#config = ftConfig(options.config);
+    this.#waiter = new Waiter(options.scheduler);
     const nowMs = this.#nowMs();
     this.#core = new BackupCore({
       host: options.host,
@@ -150,11 +150,10 @@ export class FtBackup {
         }
         let outcome: ReturnType<Machine['runSlice']>;
         try {
-          const startNs = scheduler.monotonicNs();
-          outcome = this.machine.runSlice(SLICE_STEPS, {
-            nowNs: () => scheduler.monotonicNs(),
-            deadlineNs: startNs + this.#config.sliceTimeMsMax * 1e6,
-          });
+          outcome = this.machine.runSlice(
+            SLICE_STEPS_MAX,
+            sliceTimeLimit(scheduler, this.#config.sliceTimeMsMax),
+          );
         } catch (error) {
           if (!DivergenceError.is(error)) throw error;
           this.#core.diverged(error.message, this.#nowMs());
@@ -184,11 +183,7 @@ export class FtBackup {
         }
         if (outcome.end === 'log-starved' && deviceWait !== undefined) {
           // A device finishes host work of its own first (a read of the shared disk).
-          const sleep = this.#options.scheduler.sleep(this.#config.heartbeatIntervalMs * 1e6);
-          this.#sleep = sleep;
-          void deviceWait.then(() => sleep.cancel());
-          await sleep.done;
-          this.#sleep = undefined;
+          await this.#waiter.wait(this.#config.heartbeatIntervalMs * 1e6, deviceWait);
         } else if (outcome.end === 'log-starved' || outcome.end === 'waiting') {
           if (this.log.pendingEntries === 0) await this.#sleepMs(this.#config.heartbeatIntervalMs);
         } else {
@@ -212,7 +207,7 @@ export class FtBackup {
     this.log.endHere();
     try {
       while (!this.machine.isStopped) {
-        const outcome = this.machine.runSlice(SLICE_STEPS);
+        const outcome = this.machine.runSlice(SLICE_STEPS_MAX);
         if (outcome.end !== 'log-starved') continue;
         const deviceWait = this.machine.deviceWait;
         if (deviceWait === undefined) throw new FtvmError('the log ended without its closing mark');
@@ -278,23 +273,18 @@ export class FtBackup {
   }
 
   #askArbiter(fromEpoch: number): void {
-    this.#emit({ type: 'peer-suspected', epoch: fromEpoch, role: 'backup' });
-    this.#options.arbiter.testAndSet(this.#options.vmId, fromEpoch, this.#options.host).then(
-      (result) => {
-        this.#emit({
-          type: result.won ? 'arbiter-won' : 'arbiter-lost',
-          epoch: result.record.epoch,
-          role: 'backup',
-        });
-        this.#core.arbiterAnswered(result, this.#nowMs());
-        this.#apply();
-      },
-      () => {
-        this.#emit({ type: 'arbiter-unreachable', epoch: fromEpoch, role: 'backup' });
-        this.#core.arbiterAnswered(undefined, this.#nowMs());
-        this.#apply();
-      },
-    );
+    const { arbiter, vmId, host } = this.#options;
+    const request = {
+      arbiter,
+      vmId,
+      host,
+      role: 'backup' as const,
+      emit: (event: FtEvent) => this.#emit(event),
+    };
+    requestNextEpoch(request, fromEpoch, (result) => {
+      this.#core.arbiterAnswered(result, this.#nowMs());
+      this.#apply();
+    });
   }
 
   #emit(event: FtEvent): void {
@@ -305,23 +295,11 @@ export class FtBackup {
     return this.#options.scheduler.monotonicNs() / 1e6;
   }
 
-  /** Sleeps, after letting the host's I/O in (see `FtPrimary`). */
-  async #sleepMs(ms: number): Promise<void> {
-    await this.#options.scheduler.yieldToHost();
-    // A wake that came while the I/O ran (log arrived) is not lost.
-    if (ms < 1 || this.#woken) {
-      this.#woken = false;
-      return;
-    }
-    const sleep = this.#options.scheduler.sleep(ms * 1e6);
-    this.#sleep = sleep;
-    await sleep.done;
-    this.#sleep = undefined;
-    this.#woken = false;
+  #sleepMs(ms: number): Promise<void> {
+    return this.#waiter.wait(ms * 1e6);
   }
 
   #wake(): void {
-    this.#woken = true;
-    this.#sleep?.cancel();
+    this.#waiter.wake();
   }
 }

@@ -43,6 +43,9 @@ export interface FtConfig {
   readonly cloneChannelBytesMax: number;
 }
 
+/** Steps per slice at most; a slice ends sooner by host time (`sliceTimeMsMax`). */
+export const SLICE_STEPS_MAX = 5_000_000;
+
 export const DEFAULT_FT_CONFIG: FtConfig = {
   failureTimeoutMs: 300,
   heartbeatIntervalMs: 50,

@@ -1,6 +1,8 @@
 import type { ArbiterRecord, ArbiterResult, FtMessage, LogEntry } from '@ftvm/core';
+import { isOwnWin } from './arbiter-request.js';
 import type { FtConfig } from './config.js';
 import { entrySizeBytes } from './entry-size.js';
+import { PeerWatch } from './peer-watch.js';
 
 /**
  * The primary's side of the protocol as an I/O-free state machine, in the style of etcd's raft:
@@ -105,8 +107,6 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
   #epoch: number;
   readonly #vmId: string;
   readonly #host: string | undefined;
-  /** The last time anything reached the core (a tick or a message): a long gap is a pause. */
-  #lastActivityMs: number;
   readonly #config: FtConfig;
   #pendingLog: LogEntry[] = [];
   #unacked: UnackedEntry[] = [];
@@ -117,14 +117,10 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
   #ackedSeq = -1;
   #appliedSeq = -1;
   #appliedIcount = 0;
-  #lastHeardMs: number;
+  readonly #watch: PeerWatch;
   #lastSentMs: number;
   #heartbeats = 0;
-  /** The peer was heard since the channel opened (until then the startup grace applies). */
-  #heardPeer = false;
   #cpuShare = 1;
-  #arbiterInFlight = false;
-  #arbiterRetryAtMs = 0;
   /** A pause was detected: nothing is released until the arbiter confirms the epoch. */
   #verifying = false;
   #arbiterReadInFlight = false;
@@ -155,11 +151,10 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
   }) {
     this.#vmId = options.vmId;
     this.#host = options.host;
-    this.#lastActivityMs = options.nowMs;
     this.#epoch = options.epoch;
     this.#config = options.config;
     this.#state = options.withBackup ? 'replicating' : 'alone';
-    this.#lastHeardMs = options.nowMs;
+    this.#watch = new PeerWatch(options.config, options.nowMs);
     this.#lastSentMs = options.nowMs;
   }
 
@@ -178,6 +173,11 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
   /** True while log the backup has not applied exceeds `logBufferBytesMax`: the machine must wait. */
   get logFull(): boolean {
     return this.#logBufferBytes > this.#config.logBufferBytesMax;
+  }
+
+  /** Outputs held for the output rule. */
+  get heldOutputCount(): number {
+    return this.#held.length - this.#heldHead;
   }
 
   /** The CPU share lag control allows the guest, (0, 1]. */
@@ -205,7 +205,7 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
       appliedIcount: this.#appliedIcount,
       logBufferBytes: this.#logBufferBytes,
       logFull: this.logFull,
-      heldOutputs: this.#held.length - this.#heldHead,
+      heldOutputs: this.heldOutputCount,
       oldestHeldOutputMs: oldest ? Math.max(0, nowMs - oldest.producedMs) : 0,
       executionLagMs: this.executionLagMs(nowMs),
       cpuShare: this.#cpuShare,
@@ -257,8 +257,7 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
   messageReceived(message: FtMessage, nowMs: number): void {
     this.#noticePause(nowMs);
     if (this.#state === 'halted' || this.#state === 'alone') return;
-    this.#lastHeardMs = nowMs;
-    this.#heardPeer = true;
+    this.#watch.heard(nowMs);
     switch (message.type) {
       case 'ack':
         this.#acknowledged(message.receivedSeq, message.appliedSeq, message.appliedIcount);
@@ -288,11 +287,8 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
       this.#arbiterReadInFlight = true;
       this.#arbiterRead = true;
     }
-    if (this.#state === 'replicating' && nowMs - this.#lastHeardMs > this.#silenceAllowedMs()) {
-      this.#suspect(nowMs);
-    }
-    if (this.#state === 'suspecting' && !this.#arbiterInFlight && nowMs >= this.#arbiterRetryAtMs) {
-      this.#arbiterInFlight = true;
+    if (this.#state === 'replicating' && this.#watch.isSilent(nowMs)) this.#suspect(nowMs);
+    if (this.#state === 'suspecting' && this.#watch.arbiterRequestDue(nowMs)) {
       this.#arbiterRequest = { fromEpoch: this.#epoch };
     }
     if (this.#state === 'replicating' && nowMs - this.#lastSentMs >= this.#config.heartbeatIntervalMs) {
@@ -303,13 +299,9 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
 
   /** The arbiter answered the request of `arbiterRequest`; `undefined` when it could not be reached. */
   arbiterAnswered(result: ArbiterResult | undefined, nowMs: number): void {
-    this.#arbiterInFlight = false;
-    if (this.#state !== 'suspecting') return;
-    if (result === undefined) {
-      this.#arbiterRetryAtMs = nowMs + this.#config.arbiterRetryMs;
-      return;
-    }
-    if (!this.#isWin(result)) {
+    this.#watch.arbiterAnswered(result !== undefined, nowMs);
+    if (this.#state !== 'suspecting' || result === undefined) return;
+    if (!isOwnWin(result, this.#host, this.#epoch)) {
       this.#haltBecause(
         `the arbiter gave epoch ${result.record.epoch} to ${result.record.owner || 'another host'}`,
       );
@@ -325,9 +317,8 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
     this.#arbiterReadInFlight = false;
     if (this.#state === 'halted' || !this.#verifying) return;
     if (record === undefined) return; // asked again at the next tick
-    if (this.#state === 'suspecting' && this.#isWin({ won: false, record })) {
+    if (this.#state === 'suspecting' && isOwnWin({ won: false, record }, this.#host, this.#epoch)) {
       // Its own test-and-set won while the answer was lost: it holds the next epoch.
-      this.#arbiterInFlight = false;
       this.arbiterAnswered({ won: true, record }, nowMs);
       return;
     }
@@ -356,10 +347,9 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
     this.#unacked = [];
     this.#unackedHead = 0;
     this.#logBufferBytes = 0;
-    this.#lastHeardMs = nowMs;
+    this.#watch.restart(nowMs);
     this.#lastSentMs = nowMs;
     this.#cpuShare = 1;
-    this.#heardPeer = false;
   }
 
   /** The driver is stopping the primary on purpose (the guest powered off, an operator). */
@@ -400,27 +390,8 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
    * an acknowledgement that waited in the socket through the pause releases nothing by itself.
    */
   #noticePause(nowMs: number): void {
-    const gapMs = nowMs - this.#lastActivityMs;
-    this.#lastActivityMs = Math.max(this.#lastActivityMs, nowMs);
-    if (gapMs <= this.#config.failureTimeoutMs / 2 || this.#state === 'halted') return;
-    this.#lastHeardMs = Math.max(this.#lastHeardMs, nowMs);
+    if (!this.#watch.noticePause(nowMs) || this.#state === 'halted') return;
     if (this.#state !== 'alone' || this.#held.length > this.#heldHead) this.#verifying = true;
-  }
-
-  /** A test-and-set answer, counting as won when it names this host as the next epoch's owner. */
-  #isWin(result: ArbiterResult): boolean {
-    if (result.won) return true;
-    return (
-      this.#host !== undefined &&
-      result.record.owner === this.#host &&
-      result.record.epoch === this.#epoch + 1
-    );
-  }
-
-  #silenceAllowedMs(): number {
-    return this.#heardPeer
-      ? this.#config.failureTimeoutMs
-      : Math.max(this.#config.failureTimeoutMs, this.#config.startupGraceMs);
   }
 
   #send(message: FtMessage, nowMs: number): void {
@@ -469,11 +440,7 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
   #suspect(nowMs: number): void {
     if (this.#state !== 'replicating') return;
     this.#state = 'suspecting';
-    this.#arbiterRetryAtMs = nowMs;
-    if (!this.#arbiterInFlight) {
-      this.#arbiterInFlight = true;
-      this.#arbiterRequest = { fromEpoch: this.#epoch };
-    }
+    if (this.#watch.suspectedNow(nowMs)) this.#arbiterRequest = { fromEpoch: this.#epoch };
   }
 
   #goAlone(reason: string): void {

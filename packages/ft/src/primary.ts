@@ -1,12 +1,11 @@
 import type { Arbiter, FtMessage, LogChannel, LogEntry, LogSink } from '@ftvm/core';
 import { ConfigError } from '@ftvm/core';
-import type { HostScheduler, HostSleep, Machine, MachineOptions, MachineOutput } from '@ftvm/machine';
-import { type FtConfig, ftConfig } from './config.js';
+import type { HostScheduler, Machine, MachineOptions, MachineOutput } from '@ftvm/machine';
+import { sliceTimeLimit, Waiter } from '@ftvm/machine';
+import { requestNextEpoch } from './arbiter-request.js';
+import { type FtConfig, ftConfig, SLICE_STEPS_MAX } from './config.js';
 import type { FtEvent } from './events.js';
 import { PrimaryCore, type PrimaryStatistics } from './primary-core.js';
-
-/** Steps per slice; slices end sooner by host time (`sliceTimeMsMax`). */
-const SLICE_STEPS = 5_000_000;
 
 /** What the driver hands the machine it builds: spread these into the machine's options. */
 export type PrimaryMachineHooks = Required<Pick<MachineOptions, 'mode' | 'log' | 'onOutput' | 'holdOutputs'>>;
@@ -86,20 +85,20 @@ export class FtPrimary {
   readonly #config: FtConfig;
   #channel: LogChannel | undefined;
   #clone: CloneInProgress | undefined;
-  #sleep: HostSleep | undefined;
+  /** The run loop's waits: I/O first, no wake-up lost (an acknowledgement, an input, the arbiter). */
+  readonly #waiter: Waiter;
   #stopRequested = false;
   #killed = false;
   #halted: string | undefined;
   #nowMs: number;
   #arbiterBusy = false;
-  /** Something happened that the run loop must look at: its next sleep ends at once. */
-  #woken = false;
   /** The run loop waits for acknowledgements (log buffer full, or final outputs held). */
   #waitingForAcks = false;
 
   constructor(options: FtPrimaryOptions, promoted?: Machine) {
     this.#options = options;
     this.#config = ftConfig(options.config);
+    this.#waiter = new Waiter(options.scheduler);
     this.#nowMs = this.#readNowMs();
     this.#core = new PrimaryCore<MachineOutput>({
       vmId: options.vmId,
@@ -204,6 +203,8 @@ export class FtPrimary {
 
   async run(): Promise<PrimaryEnd> {
     const scheduler = this.#options.scheduler;
+    // An input or a timer armed by the guest ends a wait of the loop.
+    this.machine.onWake(() => this.#waiter.wake());
     try {
       for (;;) {
         this.#nowMs = this.#readNowMs();
@@ -220,7 +221,7 @@ export class FtPrimary {
         if (this.machine.isStopped) {
           // The last outputs still wait for the backup's acknowledgement (or for the arbiter to
           // let this primary go on alone): the run ends once they left.
-          if (this.#core.statistics(this.#nowMs).heldOutputs > 0) {
+          if (this.#core.heldOutputCount > 0) {
             this.#core.flush(this.#nowMs);
             this.#apply();
             await this.#waitForAcks();
@@ -237,10 +238,10 @@ export class FtPrimary {
           continue;
         }
         const startNs = scheduler.monotonicNs();
-        const outcome = this.machine.runSlice(SLICE_STEPS, {
-          nowNs: () => scheduler.monotonicNs(),
-          deadlineNs: startNs + this.#config.sliceTimeMsMax * 1e6,
-        });
+        const outcome = this.machine.runSlice(
+          SLICE_STEPS_MAX,
+          sliceTimeLimit(scheduler, this.#config.sliceTimeMsMax),
+        );
         this.#nowMs = this.#readNowMs();
         this.#core.flush(this.#nowMs);
         this.#apply();
@@ -269,6 +270,7 @@ export class FtPrimary {
         }
       }
     } finally {
+      this.machine.onWake(undefined);
       this.#clone?.tracker.stop();
       this.#clone?.reject(new ConfigError('the primary stopped during the clone'));
       this.#clone = undefined;
@@ -347,24 +349,19 @@ export class FtPrimary {
   }
 
   #askArbiter(fromEpoch: number): void {
-    this.#emit({ type: 'peer-suspected', epoch: fromEpoch, role: 'primary' });
-    this.#options.arbiter.testAndSet(this.#options.vmId, fromEpoch, this.#options.host).then(
-      (result) => {
-        this.#emit({
-          type: result.won ? 'arbiter-won' : 'arbiter-lost',
-          epoch: result.record.epoch,
-          role: 'primary',
-        });
-        this.#core.arbiterAnswered(result, this.#readNowMs());
-        this.#apply();
-        this.#wake();
-      },
-      () => {
-        this.#emit({ type: 'arbiter-unreachable', epoch: fromEpoch, role: 'primary' });
-        this.#core.arbiterAnswered(undefined, this.#readNowMs());
-        this.#apply();
-      },
-    );
+    const { arbiter, vmId, host } = this.#options;
+    const request = {
+      arbiter,
+      vmId,
+      host,
+      role: 'primary' as const,
+      emit: (event: FtEvent) => this.#emit(event),
+    };
+    requestNextEpoch(request, fromEpoch, (result) => {
+      this.#core.arbiterAnswered(result, this.#readNowMs());
+      this.#apply();
+      if (result !== undefined) this.#wake();
+    });
   }
 
   #readArbiter(): void {
@@ -453,25 +450,8 @@ export class FtPrimary {
     return this.#options.scheduler.monotonicNs() / 1e6;
   }
 
-  /**
-   * Sleeps, but first lets the host's I/O in: a loop of short timers whose callbacks run longer
-   * than their delay never leaves Node's timers phase, and messages (the backup's
-   * acknowledgements) would wait behind it for as long as the loop lasts.
-   */
-  async #sleepMs(ms: number): Promise<void> {
-    await this.#options.scheduler.yieldToHost();
-    // A wake that came while the I/O ran (an acknowledgement, an input) is not lost.
-    if (ms < 1 || this.#woken || this.machine.hasPendingInput) {
-      this.#woken = false;
-      return;
-    }
-    const sleep = this.#options.scheduler.sleep(ms * 1e6);
-    this.#sleep = sleep;
-    this.machine.onWake(() => sleep.cancel());
-    await sleep.done;
-    this.machine.onWake(undefined);
-    this.#sleep = undefined;
-    this.#woken = false;
+  #sleepMs(ms: number): Promise<void> {
+    return this.#waiter.wait(ms * 1e6);
   }
 
   /** Sleeps until an acknowledgement (or a heartbeat interval) comes. */
@@ -485,7 +465,6 @@ export class FtPrimary {
   }
 
   #wake(): void {
-    this.#woken = true;
-    this.#sleep?.cancel();
+    this.#waiter.wake();
   }
 }

@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { MessageChannel } from 'node:worker_threads';
 import { MemoryArbiter } from '@ftvm/arbiter';
 import { type ImageName, imagePath } from '@ftvm/guests';
 import { UserGateway, VirtualSwitch } from '@ftvm/net';
 import { UdpGatewayHost } from '@ftvm/net/node';
 import type { FtConfig } from '../src/config.js';
 import type { FtEvent } from '../src/events.js';
-import { serveArbiter } from '../src/node/arbiter-port.js';
+import { hostPorts } from '../src/node/host-ports.js';
 import { SharedMemoryDisk } from '../src/node/shared-disk.js';
 import { startVmWorker, type VmWorkerHandle } from '../src/node/vm-host.js';
 import type { DiskMode, VmWorkerMessage, VmWorkerSpec } from '../src/node/vm-worker.js';
@@ -20,12 +20,8 @@ import type { DiskMode, VmWorkerMessage, VmWorkerSpec } from '../src/node/vm-wor
 export interface ClusterOptions {
   readonly image: ImageName;
   readonly vmId?: string;
-  /**
-   * The logging channel: a MessagePort between threads, TCP on loopback, or ports relayed through
-   * this thread so that {@link Cluster.silenceLog} can make the link go quiet without closing it
-   * (a host that hangs, or a partition).
-   */
-  readonly transport?: 'port' | 'tcp' | 'relay';
+  /** The logging channel: a MessagePort between threads, or TCP on loopback. */
+  readonly transport?: 'port' | 'tcp';
   readonly ramSizeBytes?: number;
   readonly clock?: 'host' | 'icount';
   readonly config?: Partial<FtConfig>;
@@ -86,31 +82,10 @@ export class Cluster {
       const primary = this.spawn('host-a', 'primary', 1, { logTcp: { host: '127.0.0.1', port } });
       return { primary, backup };
     }
-    const [primaryEnd, backupEnd] = this.#logLink();
-    const primary = this.spawn('host-a', 'primary', 1, { logPort: primaryEnd });
-    const backup = this.spawn('host-b', 'backup', 1, { logPort: backupEnd });
+    const log = new MessageChannel();
+    const primary = this.spawn('host-a', 'primary', 1, { logPort: log.port1 });
+    const backup = this.spawn('host-b', 'backup', 1, { logPort: log.port2 });
     return { primary, backup };
-  }
-
-  #silent = false;
-
-  /** From now on the relayed logging channels carry nothing, both ways (they stay open). */
-  silenceLog(): void {
-    this.#silent = true;
-  }
-
-  /** Two ports for a logging channel: joined directly, or relayed through this thread. */
-  #logLink(): [MessagePort, MessagePort] {
-    const direct = new MessageChannel();
-    if (this.options.transport !== 'relay') return [direct.port1, direct.port2];
-    const other = new MessageChannel();
-    direct.port2.on('message', (message) => {
-      if (!this.#silent) other.port1.postMessage(message);
-    });
-    other.port1.on('message', (message) => {
-      if (!this.#silent) direct.port2.postMessage(message);
-    });
-    return [direct.port1, other.port2];
   }
 
   /** A primary alone at epoch 1 (no backup yet). */
@@ -126,9 +101,9 @@ export class Cluster {
       from.handle.clone({ host: '127.0.0.1', port: await clone.listening });
       return clone;
     }
-    const [primaryEnd, cloneEnd] = this.#logLink();
-    const clone = this.spawn(name, 'clone', epoch, { logPort: cloneEnd });
-    from.handle.clone(primaryEnd);
+    const log = new MessageChannel();
+    const clone = this.spawn(name, 'clone', epoch, { logPort: log.port2 });
+    from.handle.clone(log.port1);
     return clone;
   }
 
@@ -138,11 +113,7 @@ export class Cluster {
     epoch: number,
     log: Pick<VmWorkerSpec, 'logPort' | 'logTcp'>,
   ): Host {
-    const network = new MessageChannel();
-    const switchLink = this.switch.attach({ deliver: (frame) => network.port1.postMessage({ frame }) });
-    network.port1.on('message', (message: { frame: Uint8Array }) => switchLink.send(message.frame));
-    const arbiterChannel = new MessageChannel();
-    serveArbiter(this.arbiter, arbiterChannel.port1);
+    const ports = hostPorts(this.switch, this.arbiter);
     const handle = startVmWorker({
       role,
       vmId: this.vmId,
@@ -156,8 +127,8 @@ export class Cluster {
       network: true,
       config: this.options.config,
       ...log,
-      networkPort: network.port2,
-      arbiterPort: arbiterChannel.port2,
+      networkPort: ports.networkPort,
+      arbiterPort: ports.arbiterPort,
       statisticsIntervalMs: 100,
     });
     let listened: (port: number) => void = () => {};
@@ -201,9 +172,7 @@ export class Cluster {
       }
     });
     void handle.exited.then(() => {
-      switchLink.detach();
-      network.port1.close();
-      arbiterChannel.port1.close();
+      ports.release();
     });
     this.hosts.push(host);
     return host;

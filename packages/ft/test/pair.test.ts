@@ -1,5 +1,5 @@
 import { MemoryArbiter, MemoryArbiterStore } from '@ftvm/arbiter';
-import type { Arbiter } from '@ftvm/core';
+import type { Arbiter, LogChannel } from '@ftvm/core';
 import type { ImageName } from '@ftvm/guests';
 import { Machine } from '@ftvm/machine';
 import { createNodeHost } from '@ftvm/machine/node';
@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { FtBackup } from '../src/backup.js';
 import type { FtEvent } from '../src/events.js';
 import { FtPrimary } from '../src/primary.js';
-import { ConsoleCapture, channelPair, loadGuest, standaloneConsole } from './support.js';
+import { ConsoleCapture, loadGuest, memoryLink, standaloneConsole } from './support.js';
 
 /** An in-memory arbiter where host-a owns epoch 1 of vm1. */
 function arbiterAtEpochOne(): MemoryArbiter {
@@ -18,53 +18,87 @@ function arbiterAtEpochOne(): MemoryArbiter {
 
 const config = { failureTimeoutMs: 300, heartbeatIntervalMs: 30 };
 
-function pair(image: ImageName, arbiter: Arbiter, events: FtEvent[]) {
-  const scheduler = createNodeHost();
-  const link = channelPair();
-  const primaryConsole = new ConsoleCapture();
-  const backupConsole = new ConsoleCapture();
-  const onEvent = (event: FtEvent) => events.push(event);
-  const primary = new FtPrimary({
+/** What every role in these tests shares: the VM, the limits, the clock, the arbiter, the events. */
+interface Roles {
+  readonly arbiter: Arbiter;
+  readonly events: FtEvent[];
+  readonly scheduler: ReturnType<typeof createNodeHost>;
+}
+
+/** A machine for a role: `image` loaded, or none for a clone (its RAM comes over). */
+function bootMachine(image: ImageName | undefined, checkpointIntervalSteps: number) {
+  return (hooks: object) => {
+    const machine = new Machine({ clock: 'icount', checkpointIntervalSteps, ...hooks });
+    if (image) machine.loadImage(loadGuest(image), image);
+    return machine;
+  };
+}
+
+function makePrimary(
+  roles: Roles,
+  deliver: ConsoleCapture['deliver'],
+  createMachine: ReturnType<typeof bootMachine>,
+) {
+  return new FtPrimary({
     vmId: 'vm1',
     host: 'host-a',
     epoch: 1,
     config,
-    scheduler,
-    arbiter,
-    deliver: primaryConsole.deliver,
-    onEvent,
-    createMachine: (hooks) => {
-      const machine = new Machine({ clock: 'icount', checkpointIntervalSteps: 20_000, ...hooks });
-      machine.loadImage(loadGuest(image), image);
-      return machine;
-    },
+    scheduler: roles.scheduler,
+    arbiter: roles.arbiter,
+    deliver,
+    onEvent: (event) => roles.events.push(event),
+    createMachine,
   });
-  const backup = new FtBackup({
+}
+
+function makeBackup(
+  roles: Roles,
+  host: string,
+  channel: LogChannel,
+  cloning: boolean,
+  deliver: ConsoleCapture['deliver'],
+  createMachine: ReturnType<typeof bootMachine>,
+) {
+  return new FtBackup({
     vmId: 'vm1',
-    host: 'host-b',
+    host,
     epoch: 1,
     config,
-    scheduler,
-    arbiter,
-    channel: link.backup,
-    cloning: false,
-    deliver: backupConsole.deliver,
-    onEvent,
-    createMachine: (hooks) => {
-      const machine = new Machine({ clock: 'icount', checkpointIntervalSteps: 20_000, ...hooks });
-      machine.loadImage(loadGuest(image), image);
-      return machine;
-    },
+    scheduler: roles.scheduler,
+    arbiter: roles.arbiter,
+    channel,
+    cloning,
+    deliver,
+    onEvent: (event) => roles.events.push(event),
+    createMachine,
   });
+}
+
+/** A primary and its backup booted together from `image`, joined by an in-process channel. */
+async function pair(image: ImageName, arbiter: Arbiter, events: FtEvent[]) {
+  const roles: Roles = { arbiter, events, scheduler: createNodeHost() };
+  const link = await memoryLink();
+  const primaryConsole = new ConsoleCapture();
+  const backupConsole = new ConsoleCapture();
+  const primary = makePrimary(roles, primaryConsole.deliver, bootMachine(image, 20_000));
+  const backup = makeBackup(
+    roles,
+    'host-b',
+    link.backup,
+    false,
+    backupConsole.deliver,
+    bootMachine(image, 20_000),
+  );
   primary.attachBackup(link.primary);
-  return { primary, backup, link, primaryConsole, backupConsole, scheduler };
+  return { primary, backup, link, primaryConsole, backupConsole };
 }
 
 describe('a primary and a backup in lockstep', () => {
   it('paging.elf: the backup replays the whole run and powers off where the primary did', async () => {
     const arbiter = arbiterAtEpochOne();
     const events: FtEvent[] = [];
-    const { primary, backup, primaryConsole } = pair('paging', arbiter, events);
+    const { primary, backup, primaryConsole } = await pair('paging', arbiter, events);
     const [primaryEnd, backupEnd] = await Promise.all([primary.run(), backup.run()]);
     const reference = standaloneConsole('paging');
     expect(primaryEnd).toEqual({ end: 'powered-off', exitStatus: reference.exitStatus });
@@ -86,7 +120,7 @@ describe('failures (the paper §2.3): fail-stop of either side, partitions', () 
     it(`the primary dies ${killAtMs} ms in: the backup wins the arbiter, goes live and finishes the run`, async () => {
       const arbiter = arbiterAtEpochOne();
       const events: FtEvent[] = [];
-      const { primary, backup, link, primaryConsole, backupConsole } = pair('paging', arbiter, events);
+      const { primary, backup, link, primaryConsole, backupConsole } = await pair('paging', arbiter, events);
       const primaryRun = primary.run();
       const backupRun = backup.run();
       await after(killAtMs);
@@ -129,7 +163,7 @@ describe('failures (the paper §2.3): fail-stop of either side, partitions', () 
   it('the backup dies: the primary wins the arbiter, lets its held outputs go, and finishes alone', async () => {
     const arbiter = arbiterAtEpochOne();
     const events: FtEvent[] = [];
-    const { primary, backup, link, primaryConsole } = pair('paging', arbiter, events);
+    const { primary, backup, link, primaryConsole } = await pair('paging', arbiter, events);
     const primaryRun = primary.run();
     const backupRun = backup.run();
     await after(100);
@@ -148,7 +182,7 @@ describe('failures (the paper §2.3): fail-stop of either side, partitions', () 
   it('a partition: both suspect, exactly one wins the arbiter; the other halts having emitted nothing more', async () => {
     const arbiter = arbiterAtEpochOne();
     const events: FtEvent[] = [];
-    const { primary, backup, link } = pair('paging', arbiter, events);
+    const { primary, backup, link } = await pair('paging', arbiter, events);
     const primaryRun = primary.run();
     const backupRun = backup.run();
     await after(80);
@@ -183,42 +217,13 @@ function referenceHashAt(image: ImageName, icount: number): Uint8Array {
 
 describe('restoring redundancy: a new backup cloned from the running primary (§3.1)', () => {
   it('a clone of a running bench.elf follows the log; when the primary dies it goes on exactly where it was', async () => {
-    const arbiter = arbiterAtEpochOne();
-    const scheduler = createNodeHost();
-    const events: FtEvent[] = [];
-    const onEvent = (event: FtEvent) => events.push(event);
-    const make = (hooks: object, load: boolean) => {
-      const machine = new Machine({ clock: 'icount', checkpointIntervalSteps: 200_000, ...hooks });
-      if (load) machine.loadImage(loadGuest('bench'), 'bench');
-      return machine;
-    };
-    const primary = new FtPrimary({
-      vmId: 'vm1',
-      host: 'host-a',
-      epoch: 1,
-      config,
-      scheduler,
-      arbiter,
-      deliver: () => {},
-      onEvent,
-      createMachine: (hooks) => make(hooks, true),
-    });
+    const roles: Roles = { arbiter: arbiterAtEpochOne(), events: [], scheduler: createNodeHost() };
+    const { events } = roles;
+    const primary = makePrimary(roles, () => {}, bootMachine('bench', 200_000));
     const primaryRun = primary.run();
     await after(100);
-    const link = channelPair();
-    const clone = new FtBackup({
-      vmId: 'vm1',
-      host: 'host-c',
-      epoch: 1,
-      config,
-      scheduler,
-      arbiter,
-      channel: link.backup,
-      cloning: true,
-      deliver: () => {},
-      onEvent,
-      createMachine: (hooks) => make(hooks, false),
-    });
+    const link = await memoryLink();
+    const clone = makeBackup(roles, 'host-c', link.backup, true, () => {}, bootMachine(undefined, 200_000));
     const cloneRun = clone.run();
     const startedAt = primary.machine.cpu.icount;
     const report = await primary.cloneTo(link.primary);

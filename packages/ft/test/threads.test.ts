@@ -1,4 +1,5 @@
-import { createSocket, type Socket } from 'node:dgram';
+import type { KvOpName } from '@ftvm/kv-client';
+import { KvClient } from '@ftvm/kv-client/node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cluster, until } from './cluster.js';
 
@@ -13,40 +14,24 @@ const VM = 'vm1';
 // past the failure timeout is (rightly) taken for dead.
 const config = { failureTimeoutMs: 1000, heartbeatIntervalMs: 100 };
 
-/** A kv client with retries (same id), recording what was acknowledged. */
-class Client {
-  readonly socket: Socket = createSocket('udp4');
-  nextId = 1;
-  readonly waiting = new Map<number, (answer: string) => void>();
-
-  constructor(readonly port: number) {
-    this.socket.on('message', (message) => {
-      const text = message.toString('ascii');
-      const id = Number(text.split(' ')[0]);
-      this.waiting.get(id)?.(text.slice(text.indexOf(' ') + 1));
-      this.waiting.delete(id);
-    });
-  }
-
-  /** Sends until answered (retrying with the same id), at most `deadlineMs`. */
-  async request(text: string, deadlineMs = 15_000): Promise<string> {
-    const id = this.nextId++;
-    const answer = new Promise<string>((resolve) => this.waiting.set(id, resolve));
-    const started = Date.now();
-    for (;;) {
-      this.socket.send(`${id} ${text}`, this.port, '127.0.0.1');
-      const outcome = await Promise.race([
-        answer,
-        new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 150)),
-      ]);
-      if (outcome !== undefined) return outcome;
-      if (Date.now() - started > deadlineMs) throw new Error(`no answer to "${id} ${text}"`);
-    }
-  }
-
-  close(): void {
-    this.socket.close();
-  }
+/**
+ * The kv client of `@ftvm/kv-client` (a retry reuses the id, so the guest applies it once), asked
+ * in the protocol's words: `request('PUT k v')` answers `OK`, `request('GET k')` answers `OK v`.
+ */
+async function kvClient(port: number) {
+  // Retried every 150 ms for up to 15 s: long enough for any failover here.
+  const client = await KvClient.open({ target: { host: '127.0.0.1', port }, timeoutMs: 150, retries: 100 });
+  return {
+    async request(text: string): Promise<string> {
+      const [op, key, value] = text.split(' ') as [KvOpName, string, string | undefined];
+      const operation = await client.request(op, key, value);
+      const response = operation.response;
+      if (response === undefined) throw new Error(`no answer to "${text}"`);
+      if (response.status === 'OK') return response.value === undefined ? 'OK' : `OK ${response.value}`;
+      return response.status === 'ERR' ? `ERR ${response.reason}` : response.status;
+    },
+    close: () => client.close(),
+  };
 }
 
 let cluster: Cluster | undefined;
@@ -68,7 +53,7 @@ describe.each(['port', 'tcp'] as const)(
       });
       await cluster.start();
       const { primary: hostA, backup: hostB } = await cluster.startPair();
-      const client = new Client(cluster.port);
+      const client = await kvClient(cluster.port);
       try {
         const acknowledged = new Map<string, string>();
         let increments = 0;
@@ -120,7 +105,7 @@ describe.each(['port', 'tcp'] as const)(
         expect(await client.request('GET counter')).toBe(`OK ${increments}`);
         expect(hostC.failed).toBeUndefined();
       } finally {
-        client.close();
+        await client.close();
       }
     }, 120_000);
   },

@@ -1,6 +1,7 @@
 import type { LogSource } from '@ftvm/core';
 import type { HostScheduler } from './host.js';
 import type { Machine } from './machine.js';
+import { sliceTimeLimit, Waiter } from './waiter.js';
 
 /** How often a replay starved of a log that cannot wake it (no `onAvailable`) looks for more. */
 export const LOG_POLL_INTERVAL_NS = 10_000_000;
@@ -45,27 +46,21 @@ export async function runMachine(
 ): Promise<RunResult> {
   const sliceSteps = options.sliceSteps ?? DEFAULT_SLICE_STEPS;
   let steps = 0;
-  const sliceTimeNs = (options.sliceTimeMsMax ?? DEFAULT_SLICE_TIME_MS_MAX) * 1e6;
-  let currentSleep: { cancel(): void } | undefined;
-  /** An input, a timer or more log came: the next sleep ends at once (even one not begun yet). */
-  let woken = false;
-  const wake = () => {
-    woken = true;
-    currentSleep?.cancel();
-  };
+  const sliceTimeMs = options.sliceTimeMsMax ?? DEFAULT_SLICE_TIME_MS_MAX;
+  // An input, a timer, more log or an abort ends the wait (see Waiter for the two rules).
+  const waiter = new Waiter(host);
+  const wake = () => waiter.wake();
   machine.onWake(wake);
   const wakeable = options.replayLog?.onAvailable !== undefined;
   options.replayLog?.onAvailable?.(wake);
   const aborted = () => options.signal?.aborted === true;
-  options.signal?.addEventListener('abort', () => currentSleep?.cancel(), { once: true });
+  options.signal?.addEventListener('abort', wake, { once: true });
   try {
     for (;;) {
       if (aborted()) return { steps, exitStatus: undefined, end: 'aborted' };
       const outcome = machine.runSlice(
         sliceSteps,
-        sliceTimeNs > 0
-          ? { nowNs: () => host.monotonicNs(), deadlineNs: host.monotonicNs() + sliceTimeNs }
-          : undefined,
+        sliceTimeMs > 0 ? sliceTimeLimit(host, sliceTimeMs) : undefined,
       );
       steps += outcome.steps;
       options.onProgress?.(steps);
@@ -102,18 +97,7 @@ export async function runMachine(
                 ? 1e9
                 : LOG_POLL_INTERVAL_NS
               : (machine.nextTimerDelayNs() ?? 1e9);
-          // I/O first: a loop of short timers that run longer than their delay would never leave
-          // Node's timers phase, and inputs (frames, completions) would wait behind it.
-          await host.yieldToHost();
-          if (delayNs < 1e6 || woken || machine.hasPendingInput) {
-            woken = false;
-            break;
-          }
-          const sleep = host.sleep(delayNs);
-          currentSleep = sleep;
-          await sleep.done;
-          currentSleep = undefined;
-          woken = false;
+          await waiter.wait(delayNs);
           break;
         }
       }

@@ -10,23 +10,30 @@ import { loadGuest, runToEnd } from './helpers.js';
  * position. The clone then follows the primary's log from that position and must end exactly as
  * the primary does (checkpoints compare state hashes along the way).
  */
+/**
+ * paging.elf recording, 40,000 steps in, and the log a clone will follow: the entries from the
+ * sequence number `forwardFrom` names on (until then, none).
+ */
+function runningPrimary() {
+  const forwarded = new MemoryLog();
+  let firstForwarded = Number.POSITIVE_INFINITY;
+  const sink: LogSink = {
+    append(entry: LogEntry) {
+      if (entry.seq >= firstForwarded) forwarded.append(entry);
+    },
+  };
+  const primary = new Machine({ mode: 'record', log: sink, clock: 'icount', checkpointIntervalSteps: 5_000 });
+  primary.loadImage(loadGuest('paging'), 'paging');
+  primary.runSlice(40_000);
+  const forwardFrom = (seq: number) => {
+    firstForwarded = seq;
+  };
+  return { primary, forwarded, forwardFrom };
+}
+
 describe('live state transfer', () => {
   it('a clone taken from a running paging.elf follows the rest of its log to the same end', () => {
-    const forwarded = new MemoryLog();
-    let forwardFrom = Number.POSITIVE_INFINITY;
-    const sink: LogSink = {
-      append(entry: LogEntry) {
-        if (entry.seq >= forwardFrom) forwarded.append(entry);
-      },
-    };
-    const primary = new Machine({
-      mode: 'record',
-      log: sink,
-      clock: 'icount',
-      checkpointIntervalSteps: 5_000,
-    });
-    primary.loadImage(loadGuest('paging'), 'paging');
-    primary.runSlice(40_000);
+    const { primary, forwarded, forwardFrom } = runningPrimary();
 
     const clone = new Machine({ mode: 'replay', replayLog: forwarded.reader(), clock: 'icount' });
     const tracker = primary.trackDirtyPages();
@@ -46,7 +53,7 @@ describe('live state transfer', () => {
     clone.writePages(last, primary.readPages(last));
     const state = primary.saveTransferState();
     expect(state.nextSeq).toBe(primary.logPosition.nextSeq);
-    forwardFrom = state.nextSeq;
+    forwardFrom(state.nextSeq);
     clone.restoreTransferState(state);
     expect(clone.cpu.icount).toBe(primary.cpu.icount);
     expect(clone.stateHash()).toEqual(primary.stateHash());
@@ -62,21 +69,7 @@ describe('live state transfer', () => {
   });
 
   it('a clone that missed the pages written after a round diverges at the next checkpoint, and says so', () => {
-    const forwarded = new MemoryLog();
-    let forwardFrom = Number.POSITIVE_INFINITY;
-    const sink: LogSink = {
-      append(entry: LogEntry) {
-        if (entry.seq >= forwardFrom) forwarded.append(entry);
-      },
-    };
-    const primary = new Machine({
-      mode: 'record',
-      log: sink,
-      clock: 'icount',
-      checkpointIntervalSteps: 5_000,
-    });
-    primary.loadImage(loadGuest('paging'), 'paging');
-    primary.runSlice(40_000);
+    const { primary, forwarded, forwardFrom } = runningPrimary();
     const clone = new Machine({ mode: 'replay', replayLog: forwarded.reader(), clock: 'icount' });
     const tracker = primary.trackDirtyPages();
     const first = primary.nonZeroPages();
@@ -99,7 +92,7 @@ describe('live state transfer', () => {
     tracker.stop();
     expect(differing.length).toBeGreaterThan(0);
     const state = primary.saveTransferState();
-    forwardFrom = state.nextSeq;
+    forwardFrom(state.nextSeq);
     clone.restoreTransferState(state);
     runToEnd(primary, undefined);
     forwarded.close();

@@ -1,4 +1,6 @@
 export { PortArbiter, serveArbiter } from './arbiter-port.js';
+export type { FrameSwitch } from './host-ports.js';
+export { hostPorts } from './host-ports.js';
 export type { SharedDiskBuffers } from './shared-disk.js';
 export { SharedMemoryDisk } from './shared-disk.js';
 export type { VmWorkerHandle } from './vm-host.js';

@@ -6,10 +6,10 @@ import { Machine, type MachineOutput, runMachine } from '@ftvm/machine';
 import { createNodeHost } from '@ftvm/machine/node';
 import { createMessagePortStream, openChannel } from '@ftvm/transport';
 import { connectTcp, connectTls, listenTcp, listenTls } from '@ftvm/transport/node';
-import { FtBackup } from '../backup.js';
+import { type BackupEnd, FtBackup } from '../backup.js';
 import type { FtConfig } from '../config.js';
 import type { FtEvent } from '../events.js';
-import { FtPrimary } from '../primary.js';
+import { FtPrimary, type PrimaryEnd } from '../primary.js';
 import { PortArbiter } from './arbiter-port.js';
 import { type SharedDiskBuffers, SharedMemoryDisk } from './shared-disk.js';
 
@@ -208,6 +208,20 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
     return opened;
   };
 
+  /** Runs a role, posting its statistics to the parent meanwhile. */
+  const reporting = async <End>(
+    role: 'primary' | 'backup',
+    source: FtPrimary | FtBackup,
+    run: () => Promise<End>,
+  ): Promise<End> => {
+    const timer = setInterval(() => statistics(role, source), spec.statisticsIntervalMs ?? 200);
+    try {
+      return await run();
+    } finally {
+      clearInterval(timer);
+    }
+  };
+
   const runPrimary = async (primary: FtPrimary): Promise<void> => {
     parent.on('message', (command) => {
       if (command.type === 'stop') primary.stop();
@@ -231,18 +245,7 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
           );
       }
     });
-    const timer = setInterval(() => statistics('primary', primary), spec.statisticsIntervalMs ?? 200);
-    try {
-      const end = await primary.run();
-      post({
-        type: 'ended',
-        end: end.end,
-        detail: end.end === 'halted' ? end.reason : undefined,
-        exitStatus: end.end === 'powered-off' ? end.exitStatus : undefined,
-      });
-    } finally {
-      clearInterval(timer);
-    }
+    post(endedMessage(await reporting('primary', primary, () => primary.run())));
   };
 
   if (spec.role === 'standalone') {
@@ -320,21 +323,17 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
     beforeGoLive: (epoch) => disk?.fence(epoch),
     createMachine: (hooks) => buildMachine(hooks, true, !cloning),
   });
-  const timer = setInterval(() => statistics('backup', backup), spec.statisticsIntervalMs ?? 200);
-  let end: Awaited<ReturnType<FtBackup['run']>>;
-  try {
-    end = await backup.run();
-  } finally {
-    clearInterval(timer);
-  }
-  if (end.end === 'went-live') {
-    await runPrimary(end.primary);
-    return;
-  }
-  post({
+  const end = await reporting('backup', backup, () => backup.run());
+  if (end.end === 'went-live') await runPrimary(end.primary);
+  else post(endedMessage(end));
+}
+
+/** The message that tells the parent how a role's run ended. */
+function endedMessage(end: PrimaryEnd | Exclude<BackupEnd, { end: 'went-live' }>): VmWorkerMessage {
+  return {
     type: 'ended',
     end: end.end,
     detail: end.end === 'halted' ? end.reason : end.end === 'diverged' ? end.error.message : undefined,
     exitStatus: end.end === 'powered-off' ? end.exitStatus : undefined,
-  });
+  };
 }
