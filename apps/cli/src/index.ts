@@ -2,6 +2,7 @@ import { ExitStatus, FtvmError } from '@ftvm/core';
 import { demoCommand } from '@ftvm/demo';
 import { Command, CommanderError } from 'commander';
 import packageJson from '../package.json' with { type: 'json' };
+import { addClusterCommands } from './commands/cluster.js';
 import { addRecordCommand } from './commands/record.js';
 import { addReplayCommand } from './commands/replay.js';
 import { addRunCommand } from './commands/run.js';
@@ -24,7 +25,7 @@ export function buildProgram(
 ): Command {
   const program = new Command('ftvm')
     .description(
-      'Fault-tolerant RISC-V virtual machines: run, record and replay guests; a fault-tolerant demo',
+      'Fault-tolerant RISC-V virtual machines: run, record and replay guests; a fault-tolerant demo; a cluster',
     )
     .version(packageJson.version, '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help')
@@ -39,6 +40,7 @@ export function buildProgram(
   addRecordCommand(program, output, setExitStatus);
   addReplayCommand(program, output, setExitStatus);
   program.addCommand(demoCommand(setExitStatus).copyInheritedSettings(program));
+  addClusterCommands(program, output, setExitStatus);
 
   return program;
 }

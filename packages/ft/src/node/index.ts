@@ -1,4 +1,5 @@
 export { PortArbiter, serveArbiter } from './arbiter-port.js';
+export { FencedFileDisk } from './fenced-file-disk.js';
 export type { FrameSwitch } from './host-ports.js';
 export { hostPorts } from './host-ports.js';
 export type { SharedDiskBuffers } from './shared-disk.js';

@@ -11,6 +11,7 @@ import type { FtConfig } from '../config.js';
 import type { FtEvent } from '../events.js';
 import { FtPrimary, type PrimaryEnd } from '../primary.js';
 import { PortArbiter } from './arbiter-port.js';
+import { FencedFileDisk } from './fenced-file-disk.js';
 import { type SharedDiskBuffers, SharedMemoryDisk } from './shared-disk.js';
 
 /**
@@ -38,8 +39,13 @@ export interface VmWorkerSpec {
   readonly ramSizeBytes: number;
   readonly clock: 'host' | 'icount';
   readonly checkpointIntervalSteps: number;
-  /** The disk, if any: shared memory all hosts see (`separate`: this host's own copy). */
-  readonly disk?: { readonly buffers: SharedDiskBuffers; readonly mode: DiskMode };
+  /**
+   * The disk, if any: shared memory all hosts see, or an image file on storage every host reaches
+   * (fenced by epoch, see `FencedFileDisk`); with `separate`, this host's own copy.
+   */
+  readonly disk?:
+    | { readonly buffers: SharedDiskBuffers; readonly mode: DiskMode }
+    | { readonly path: string; readonly mode: DiskMode };
   /** A virtio-net NIC on the guest network: frames cross `networkPort`. */
   readonly network: boolean;
   readonly config?: Partial<FtConfig>;
@@ -110,7 +116,17 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
   });
   const post = (message: VmWorkerMessage) => parent.postMessage(message);
   const onEvent = (event: FtEvent) => post({ type: 'event', event });
-  const disk = spec.disk ? new SharedMemoryDisk(spec.disk.buffers, spec.epoch) : undefined;
+  const disk = !spec.disk
+    ? undefined
+    : 'buffers' in spec.disk
+      ? new SharedMemoryDisk(spec.disk.buffers, spec.epoch)
+      : await FencedFileDisk.open(spec.disk.path, spec.epoch);
+  const fence = (epoch: number) => {
+    const fenced = disk?.fence(epoch);
+    // A fence that could not be written leaves the older epoch able to write: the role must stop.
+    if (fenced instanceof Promise)
+      fenced.catch((error: Error) => post({ type: 'failed', message: error.message }));
+  };
   let nic: VirtioNet | undefined;
 
   // With backup reads, a disk write must not overtake the backup's own reads (see PrimaryCore).
@@ -290,7 +306,7 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
       deliver,
       holdUntilApplied,
       onEvent: (event) => {
-        if (event.type === 'arbiter-won') disk?.fence(event.epoch);
+        if (event.type === 'arbiter-won') fence(event.epoch);
         onEvent(event);
       },
       createMachine: (hooks) => buildMachine(hooks, false, true),
@@ -320,7 +336,7 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
     deliver,
     holdUntilApplied,
     onEvent,
-    beforeGoLive: (epoch) => disk?.fence(epoch),
+    beforeGoLive: fence,
     createMachine: (hooks) => buildMachine(hooks, true, !cloning),
   });
   const end = await reporting('backup', backup, () => backup.run());

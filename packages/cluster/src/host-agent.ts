@@ -1,0 +1,460 @@
+import { mkdirSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MessageChannel } from 'node:worker_threads';
+import { EtcdArbiter, FileArbiter } from '@ftvm/arbiter/node';
+import type { Arbiter } from '@ftvm/core';
+import { serveArbiter, startVmWorker, type VmWorkerHandle, type VmWorkerMessage } from '@ftvm/ft/node';
+import type { Logger } from 'pino';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { type ArbiterLocation, CLONE_TO, type RoleStatus, START_ROLE, type StartRole } from './api.js';
+import type { Credentials } from './certs.js';
+import { HostFrameLink } from './frame-link.js';
+import { ApiClient, ApiError, parseBody, type Route, serveApi } from './http.js';
+
+/**
+ * The host daemon (`ftvm host`): runs the roles of VMs the orchestrator gives it, each VM in its
+ * own worker thread; plugs each VM's network into the gateway over an authenticated link; serves
+ * the arbiter to its workers (files on shared storage, or etcd); reports what it runs in a
+ * heartbeat to every orchestrator it knows (its lease); and exports Prometheus metrics.
+ */
+
+const HEARTBEAT_INTERVAL_MS = 300;
+const STATISTICS_INTERVAL_MS = 500;
+
+export interface HostAgentOptions {
+  readonly name: string;
+  readonly listen: { host: string; port: number };
+  /** The address others reach this host at (default: `listen`). */
+  readonly advertise?: string;
+  readonly dataDir: string;
+  /** Every orchestrator's address; heartbeats go to each (one leads). */
+  readonly orchestrators: readonly string[];
+  readonly credentials: Credentials;
+  readonly logger: Logger;
+}
+
+interface RunningRole {
+  readonly vm: string;
+  role: RoleStatus['role'];
+  epoch: number;
+  state: string;
+  icount: number;
+  mips: number;
+  executionLagMs: number;
+  logBytesPerSecond: number;
+  heldOutputs: number;
+  oldestHeldOutputMs: number;
+  failovers: number;
+  clones: number;
+  lastClone?: { totalMs: number; pauseMs: number };
+  ended?: string;
+  readonly handle: VmWorkerHandle;
+  readonly logger: Logger;
+  readonly release: () => void;
+  previous?: { atMs: number; icount: number; logBytes: number };
+  listening: Promise<number>;
+}
+
+export class HostAgent {
+  readonly #options: HostAgentOptions;
+  readonly #roles = new Map<string, RunningRole>();
+  readonly #orchestrators: ApiClient[];
+  readonly #arbiters = new Map<string, Arbiter>();
+  readonly #incarnation = Date.now();
+  readonly #registry = new Registry();
+  readonly #metrics;
+  #server: Awaited<ReturnType<typeof serveApi>> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #registered = new Set<string>();
+
+  constructor(options: HostAgentOptions) {
+    this.#options = options;
+    mkdirSync(join(options.dataDir, 'disks'), { recursive: true });
+    this.#orchestrators = options.orchestrators.map(
+      (address) => new ApiClient(options.credentials, address, { timeoutMs: 2_000 }),
+    );
+    const labels = ['vm', 'role'] as const;
+    const gauge = (name: string, help: string) =>
+      new Gauge({ name, help, labelNames: labels, registers: [this.#registry] });
+    this.#metrics = {
+      epoch: gauge('ftvm_vm_epoch', 'The epoch of the role this host runs for the VM'),
+      mips: gauge('ftvm_vm_guest_mips', 'Guest instructions per second, in millions'),
+      lag: gauge('ftvm_vm_execution_lag_ms', "The backup's execution lag behind the primary, in ms"),
+      logBytes: gauge('ftvm_vm_log_bytes_per_second', 'Log bytes sent to the backup per second'),
+      held: gauge('ftvm_vm_outputs_held', 'Outputs held until the backup acknowledges their log position'),
+      heldWait: gauge('ftvm_vm_oldest_output_wait_ms', 'How long the oldest held output has waited, in ms'),
+      failovers: new Counter({
+        name: 'ftvm_failovers_total',
+        help: 'Backups on this host that went live',
+        labelNames: ['vm'],
+        registers: [this.#registry],
+      }),
+      clones: new Counter({
+        name: 'ftvm_clones_total',
+        help: 'Backups cloned from primaries on this host',
+        labelNames: ['vm'],
+        registers: [this.#registry],
+      }),
+    };
+  }
+
+  get port(): number {
+    return this.#server?.port ?? 0;
+  }
+
+  get address(): string {
+    return this.#options.advertise ?? `${this.#options.listen.host}:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    const orchestrator = ['orchestrator'];
+    const routes: Route[] = [
+      {
+        method: 'POST',
+        path: '/v1/roles',
+        peers: orchestrator,
+        handle: async (request) => ({ json: await this.#start(parseBody(START_ROLE, request.body)) }),
+      },
+      {
+        method: 'POST',
+        path: '/v1/vms/:name/clone',
+        peers: orchestrator,
+        handle: (request) => {
+          const to = parseBody(CLONE_TO, request.body);
+          const running = this.#running(request.params.name ?? '');
+          if (running.role !== 'primary') {
+            throw new ApiError(409, 'not-primary', `this host runs the ${running.role} of ${running.vm}`);
+          }
+          running.handle.clone(to);
+          return { status: 202, json: {} };
+        },
+      },
+      {
+        method: 'POST',
+        path: '/v1/vms/:name/stop',
+        peers: orchestrator,
+        handle: async (request) => {
+          const running = this.#roles.get(request.params.name ?? '');
+          if (running) await this.#end(running, 'stopped by the orchestrator', true);
+          return { json: {} };
+        },
+      },
+      {
+        method: 'POST',
+        path: '/v1/vms/:name/kill',
+        peers: orchestrator,
+        handle: async (request) => {
+          await this.#end(this.#running(request.params.name ?? ''), 'killed for a failover', false);
+          return { json: {} };
+        },
+      },
+      { method: 'GET', path: '/v1/vms', peers: '*', handle: () => ({ json: this.#statuses() }) },
+      {
+        method: 'GET',
+        path: '/metrics',
+        peers: '*',
+        handle: async () => ({ text: await this.#registry.metrics() }),
+      },
+    ];
+    this.#server = await serveApi(this.#options.credentials, this.#options.listen, routes);
+    this.#options.logger.info({ listen: this.address }, 'host listening');
+    this.#timer = setInterval(() => void this.#heartbeat(), HEARTBEAT_INTERVAL_MS);
+    void this.#heartbeat();
+  }
+
+  /** Stops every role in order, then the API. */
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    await Promise.all(
+      [...this.#roles.values()].map((running) => this.#end(running, 'host shutting down', true)),
+    );
+    await this.#server?.close();
+    for (const client of this.#orchestrators) client.close();
+    for (const arbiter of this.#arbiters.values()) await arbiter.close?.();
+  }
+
+  #running(vm: string): RunningRole {
+    const running = this.#roles.get(vm);
+    if (!running || running.role === 'ended')
+      throw new ApiError(404, 'not-found', `this host runs no role of ${vm}`);
+    return running;
+  }
+
+  async #start(order: StartRole): Promise<{ port?: number }> {
+    const existing = this.#roles.get(order.vm);
+    if (existing && existing.role !== 'ended') {
+      throw new ApiError(409, 'busy', `this host already runs the ${existing.role} of ${order.vm}`);
+    }
+    const logger = this.#options.logger.child({ vm: order.vm, epoch: order.epoch });
+    const disk = await this.#disk(order);
+    const arbiterChannel = new MessageChannel();
+    serveArbiter(this.#arbiter(order.arbiter), arbiterChannel.port1);
+    const network = new MessageChannel();
+    const link = order.gateway
+      ? new HostFrameLink(
+          this.#options.credentials,
+          order.gateway,
+          { vm: order.vm, host: this.#options.name },
+          (frame) => network.port1.postMessage({ frame }),
+          (connected, error) =>
+            connected
+              ? logger.info('network linked to the gateway')
+              : logger.warn({ error }, 'gateway link down'),
+        )
+      : undefined;
+    network.port1.on('message', (message: { frame?: Uint8Array }) => {
+      if (message.frame) link?.send(message.frame);
+    });
+    const failureTimeoutMs = order.failureTimeoutMs;
+    const handle = startVmWorker({
+      role: order.role,
+      vmId: order.vm,
+      host: this.#options.name,
+      epoch: order.epoch,
+      image: order.image === undefined ? undefined : new Uint8Array(Buffer.from(order.image, 'base64')),
+      ramSizeBytes: order.ramBytes,
+      clock: 'host',
+      checkpointIntervalSteps: 20_000_000,
+      disk,
+      network: true,
+      config: { failureTimeoutMs, heartbeatIntervalMs: Math.max(10, Math.floor(failureTimeoutMs / 6)) },
+      logTcp: order.peer ?? { host: this.#options.listen.host },
+      logTls: {
+        key: this.#options.credentials.key,
+        cert: this.#options.credentials.cert,
+        ca: this.#options.credentials.ca,
+      },
+      networkPort: network.port2,
+      arbiterPort: arbiterChannel.port2,
+      statisticsIntervalMs: STATISTICS_INTERVAL_MS,
+    });
+    let listened: (port: number) => void = () => {};
+    let refused: (error: Error) => void = () => {};
+    const listening = new Promise<number>((resolve, reject) => {
+      listened = resolve;
+      refused = reject;
+    });
+    const running: RunningRole = {
+      vm: order.vm,
+      role: order.role,
+      epoch: order.epoch,
+      state: 'starting',
+      icount: 0,
+      mips: 0,
+      executionLagMs: 0,
+      logBytesPerSecond: 0,
+      heldOutputs: 0,
+      oldestHeldOutputMs: 0,
+      failovers: 0,
+      clones: 0,
+      handle,
+      logger,
+      listening,
+      release: () => {
+        link?.close();
+        network.port1.close();
+        arbiterChannel.port1.close();
+      },
+    };
+    this.#roles.set(order.vm, running);
+    handle.onMessage((message) => {
+      if (message.type === 'listening') listened(message.port);
+      if (message.type === 'failed' || message.type === 'ended')
+        refused(new Error(message.type === 'failed' ? message.message : message.end));
+      this.#onWorker(running, message);
+    });
+    void handle.exited.then(() => {
+      refused(new Error('the role ended'));
+      if (running.role !== 'ended') {
+        running.role = 'ended';
+        running.ended ??= 'exited';
+      }
+      running.release();
+    });
+    logger.info({ role: order.role }, 'role started');
+    if (order.role === 'primary') return {};
+    const port = await Promise.race([
+      listening,
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error('did not listen within 10 s')), 10_000),
+      ),
+    ]).catch(async (error: Error) => {
+      await this.#end(running, error.message, false);
+      throw new ApiError(
+        500,
+        'start-failed',
+        `the ${order.role} of ${order.vm} did not start: ${error.message}`,
+      );
+    });
+    return { port };
+  }
+
+  /** The disk the role uses: the shared image, or this host's own copy (created empty). */
+  async #disk(order: StartRole): Promise<{ path: string; mode: StartRole['disk']['mode'] } | undefined> {
+    if (order.disk.bytes === 0) return undefined;
+    if (order.disk.path) return { path: order.disk.path, mode: order.disk.mode };
+    const path = join(this.#options.dataDir, 'disks', `${order.vm}.img`);
+    const handle = await open(path, 'a+');
+    try {
+      if ((await handle.stat()).size !== order.disk.bytes) await handle.truncate(order.disk.bytes);
+    } finally {
+      await handle.close();
+    }
+    return { path, mode: order.disk.mode };
+  }
+
+  #arbiter(location: ArbiterLocation): Arbiter {
+    const key = JSON.stringify(location);
+    let arbiter = this.#arbiters.get(key);
+    if (!arbiter) {
+      arbiter =
+        location.kind === 'file'
+          ? new FileArbiter(location.dir)
+          : new EtcdArbiter({ hosts: location.endpoints });
+      this.#arbiters.set(key, arbiter);
+    }
+    return arbiter;
+  }
+
+  #onWorker(running: RunningRole, message: VmWorkerMessage): void {
+    const labels = { vm: running.vm, role: running.role };
+    switch (message.type) {
+      case 'statistics': {
+        const now = performance.now();
+        const figures = message.figures;
+        const logBytes = Number(figures.logBytesSent ?? 0);
+        if (running.previous && now > running.previous.atMs) {
+          const seconds = (now - running.previous.atMs) / 1000;
+          running.mips = (message.icount - running.previous.icount) / seconds / 1e6;
+          running.logBytesPerSecond = Math.max(0, (logBytes - running.previous.logBytes) / seconds);
+        }
+        running.previous = { atMs: now, icount: message.icount, logBytes };
+        running.epoch = message.epoch || running.epoch;
+        running.state = message.state;
+        running.icount = message.icount;
+        if (message.role === 'primary') running.role = 'primary';
+        else if (running.role === 'clone' && message.state !== 'receiving-state') running.role = 'backup';
+        running.executionLagMs = Number(figures.executionLagMs ?? 0);
+        running.heldOutputs = Number(figures.heldOutputs ?? 0);
+        running.oldestHeldOutputMs = Number(figures.oldestHeldOutputMs ?? 0);
+        const now2 = { vm: running.vm, role: running.role };
+        this.#metrics.epoch.set(now2, running.epoch);
+        this.#metrics.mips.set(now2, running.mips);
+        this.#metrics.lag.set(now2, running.executionLagMs);
+        this.#metrics.logBytes.set(now2, running.logBytesPerSecond);
+        this.#metrics.held.set(now2, running.heldOutputs);
+        this.#metrics.heldWait.set(now2, running.oldestHeldOutputMs);
+        break;
+      }
+      case 'event': {
+        const event = message.event;
+        running.logger.info({ event: event.type, ...event }, `ft: ${event.type}`);
+        if (event.type === 'backup-went-live') {
+          running.role = 'primary';
+          running.epoch = event.epoch;
+          running.failovers++;
+          this.#metrics.failovers.inc({ vm: running.vm });
+        }
+        if (event.type === 'arbiter-won') running.epoch = event.epoch;
+        break;
+      }
+      case 'clone-finished':
+        running.clones++;
+        running.lastClone = {
+          totalMs: Math.round(message.report.totalMs ?? 0),
+          pauseMs: Math.round(message.report.pauseMs ?? 0),
+        };
+        this.#metrics.clones.inc({ vm: running.vm });
+        running.logger.info(running.lastClone, 'clone finished');
+        break;
+      case 'clone-failed':
+        running.logger.warn({ reason: message.message }, 'clone failed');
+        break;
+      case 'ended':
+      case 'failed': {
+        const why =
+          message.type === 'ended'
+            ? `${message.end}${message.detail ? `: ${message.detail}` : ''}`
+            : message.message;
+        running.logger.info({ role: labels.role, why }, 'role ended');
+        running.role = 'ended';
+        running.ended = why;
+        void running.handle.kill();
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  /** Ends a role: in order (a goodbye to its peer) or at once (as a host failure). */
+  async #end(running: RunningRole, why: string, orderly: boolean): Promise<void> {
+    if (running.role !== 'ended') running.logger.info({ why }, 'ending role');
+    running.role = 'ended';
+    running.ended ??= why;
+    if (orderly) {
+      running.handle.stop();
+      const stopped = await Promise.race([
+        running.handle.exited.then(() => true),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2_000)),
+      ]);
+      if (stopped) return;
+    }
+    await running.handle.kill();
+  }
+
+  #statuses(): RoleStatus[] {
+    return [...this.#roles.values()].map((running) => ({
+      vm: running.vm,
+      role: running.role,
+      epoch: running.epoch,
+      state: running.state,
+      icount: running.icount,
+      mips: running.mips,
+      executionLagMs: running.executionLagMs,
+      logBytesPerSecond: running.logBytesPerSecond,
+      heldOutputs: running.heldOutputs,
+      oldestHeldOutputMs: running.oldestHeldOutputMs,
+      failovers: running.failovers,
+      clones: running.clones,
+      lastClone: running.lastClone,
+      ended: running.ended,
+    }));
+  }
+
+  async #heartbeat(): Promise<void> {
+    // Ended roles are reported once more, then forgotten.
+    const statuses = this.#statuses();
+    for (const [vm, running] of this.#roles) if (running.role === 'ended') this.#roles.delete(vm);
+    const beat = {
+      name: this.#options.name,
+      address: this.address,
+      incarnation: this.#incarnation,
+      roles: statuses,
+    };
+    await Promise.all(
+      this.#orchestrators.map(async (client) => {
+        try {
+          const answer = await client.call<{ stop?: string[] }>('POST', '/v1/hosts/heartbeat', beat);
+          if (!this.#registered.has(client.address)) {
+            this.#registered.add(client.address);
+            this.#options.logger.info({ orchestrator: client.address }, 'registered with the orchestrator');
+          }
+          for (const vm of answer.stop ?? []) {
+            const running = this.#roles.get(vm);
+            if (running && running.role !== 'ended')
+              await this.#end(running, 'not assigned to this host', true);
+          }
+        } catch (error) {
+          if (this.#registered.delete(client.address)) {
+            this.#options.logger.warn(
+              { orchestrator: client.address, error: (error as Error).message },
+              'orchestrator unreachable',
+            );
+          }
+        }
+      }),
+    );
+  }
+}

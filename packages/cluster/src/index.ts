@@ -1,0 +1,23 @@
+/**
+ * @ftvm/cluster: the networked deployment. The orchestrator (the cluster service: placement,
+ * restoring redundancy, the dashboard), the host daemon that runs VMs' roles in worker threads,
+ * the gateway that clients talk to, the authenticated control API they share, and the cluster's
+ * certificates. Node only. The `ftvm` command's `certs`, `orchestrator`, `host`, `gateway` and
+ * `vm` subcommands are thin wrappers over these classes.
+ */
+export * from './api.js';
+export type { Credentials, IssueOptions } from './certs.js';
+export { commonName, initCertificates, issueCertificate, loadCredentials } from './certs.js';
+export { dashboardPage, serveDashboard } from './dashboard.js';
+export type { LinkHello } from './frame-link.js';
+export { FrameReader, HostFrameLink } from './frame-link.js';
+export type { GatewayServiceOptions } from './gateway-service.js';
+export { GatewayService, parseGatewayForward } from './gateway-service.js';
+export type { HostAgentOptions } from './host-agent.js';
+export { HostAgent } from './host-agent.js';
+export type { ApiReply, ApiRequest, Route } from './http.js';
+export { ApiClient, ApiError, parseBody, serveApi, splitAddress } from './http.js';
+export type { OrchestratorOptions } from './orchestrator.js';
+export { HOST_LEASE_MS, Orchestrator } from './orchestrator.js';
+export type { ClusterStore } from './store.js';
+export { DirectoryStore, EtcdStore } from './store.js';
