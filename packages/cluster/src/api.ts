@@ -156,6 +156,7 @@ export interface ClusterEvent {
   readonly kind:
     | 'placed'
     | 'failover'
+    | 'backup-lost'
     | 'clone-started'
     | 'clone-finished'
     | 'clone-failed'

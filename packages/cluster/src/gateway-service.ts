@@ -47,6 +47,8 @@ export class GatewayService {
   readonly #allowed = new Map<string, Set<string>>();
   readonly #orchestrators: ApiClient[];
   readonly #links = new Set<TLSSocket>();
+  /** `VM/switch port number` → the host linked there (for the logs). */
+  readonly #portHosts = new Map<string, string>();
   #server: Server | undefined;
   #timer: NodeJS.Timeout | undefined;
   #port = 0;
@@ -137,7 +139,15 @@ export class GatewayService {
           .filter((forward) => forward.vm === vm)
           .map((forward) => forward.rule),
       ];
-      const network = new VirtualSwitch();
+      const network = new VirtualSwitch({
+        onMacMoved: (move) => {
+          const host = this.#portHosts.get(`${vm}/${move.toPortNumber}`);
+          this.#options.logger.info(
+            { vm, host, mac: move.mac },
+            'the guest moved to another host (a go-live)',
+          );
+        },
+      });
       const gateway = new UserGateway({ forwards: rules });
       const link = network.attach({ deliver: (frame) => gateway.deliver(frame) });
       gateway.connect({ send: (frame) => link.send(frame) });
@@ -201,6 +211,7 @@ export class GatewayService {
         if (!socket.destroyed && socket.writable) socket.write(encodeFrame(frame));
       },
     });
+    this.#portHosts.set(`${hello.vm}/${port.portNumber}`, hello.host);
     this.#options.logger.info({ vm: hello.vm, host: hello.host }, 'host linked');
     const reader = new FrameReader((frame) => port.send(frame));
     const onData = (chunk: Buffer) => {
@@ -210,6 +221,7 @@ export class GatewayService {
     socket.on('data', onData);
     socket.on('close', () => {
       port.detach();
+      this.#portHosts.delete(`${hello.vm}/${port.portNumber}`);
       this.#options.logger.info({ vm: hello.vm, host: hello.host }, 'host link closed');
     });
   }

@@ -81,6 +81,11 @@ interface VmProgress {
   placing?: boolean;
   cloning?: { host: string; sinceMs: number };
   lastPrimary?: { host: string; epoch: number };
+  /**
+   * Until then the VM is left alone: roles were just started, and the hosts' next heartbeats
+   * have not said so yet (acting earlier would see a primary without its backup).
+   */
+  settleUntilMs?: number;
   preferHost?: string;
   moveThePrimaryTo?: string;
   lostSinceMs?: number;
@@ -409,6 +414,7 @@ export class Orchestrator {
         .call('POST', `/v1/vms/${name}/stop`)
         .catch(() => {});
     }
+    if (progress.settleUntilMs !== undefined && performance.now() < progress.settleUntilMs) return;
     if (record.state === 'placing' || (record.state === 'lost' && !primary && !backup)) {
       if (record.state === 'placing' && !progress.placing) await this.#place(name, record, progress);
       return;
@@ -418,8 +424,17 @@ export class Orchestrator {
       if (record.state === 'lost') record.state = 'running';
       const last = progress.lastPrimary;
       if (last && primary.status.epoch > last.epoch) {
-        record.failovers++;
-        this.#event(record, name, 'failover', `${primary.host} went live at epoch ${primary.status.epoch}`);
+        if (primary.host !== last.host) {
+          record.failovers++;
+          this.#event(record, name, 'failover', `${primary.host} went live at epoch ${primary.status.epoch}`);
+        } else {
+          this.#event(
+            record,
+            name,
+            'backup-lost',
+            `${primary.host} went on alone at epoch ${primary.status.epoch}`,
+          );
+        }
         await this.#save(name, record);
       }
       progress.lastPrimary = { host: primary.host, epoch: primary.status.epoch };
@@ -526,6 +541,7 @@ export class Orchestrator {
       });
       record.state = 'running';
       progress.lastPrimary = { host: primaryHost, epoch };
+      progress.settleUntilMs = performance.now() + HOST_LEASE_MS;
       this.#event(
         record,
         name,
@@ -563,8 +579,9 @@ export class Orchestrator {
     record.assigned = [...new Set([...record.assigned, target])];
     await this.#save(name, record);
     this.#event(record, name, 'clone-started', `cloning a backup onto ${target} from ${primaryHost}`);
+    let started: { port?: number } | undefined;
     try {
-      const started = await this.#startRole(target, name, record, 'clone', epoch);
+      started = await this.#startRole(target, name, record, 'clone', epoch);
       if (started.port === undefined) throw new Error(`${target} did not say where its clone listens`);
       await this.#client(primaryHost).call('POST', `/v1/vms/${name}/clone`, {
         host: splitAddress(this.#hosts.get(target)?.address ?? '').host,

@@ -94,6 +94,11 @@ export class FtPrimary {
   #arbiterBusy = false;
   /** The run loop waits for acknowledgements (log buffer full, or final outputs held). */
   #waitingForAcks = false;
+  /**
+   * Outputs released before `run` (a promoted backup's go-live announcement, made while it is
+   * constructed): they reach `deliver` when the run starts, once the caller holds this primary.
+   */
+  #releasedBeforeRun: MachineOutput[] | undefined = [];
 
   constructor(options: FtPrimaryOptions, promoted?: Machine) {
     this.#options = options;
@@ -205,6 +210,13 @@ export class FtPrimary {
     const scheduler = this.#options.scheduler;
     // An input or a timer armed by the guest ends a wait of the loop.
     this.machine.onWake(() => this.#waiter.wake());
+    const early = this.#releasedBeforeRun ?? [];
+    this.#releasedBeforeRun = undefined;
+    for (const output of early) {
+      if (this.#killed) break;
+      this.#options.deliver(output);
+      output.release();
+    }
     try {
       for (;;) {
         this.#nowMs = this.#readNowMs();
@@ -328,6 +340,10 @@ export class FtPrimary {
     const channel = this.#channel;
     for (const message of effects.messages) channel?.send(message);
     for (const output of effects.released) {
+      if (this.#releasedBeforeRun) {
+        this.#releasedBeforeRun.push(output);
+        continue;
+      }
       this.#options.deliver(output);
       output.release();
     }

@@ -48,6 +48,13 @@ export class LiveMode implements ExecutionMode {
    */
   private hartIdle = false;
   private nextCheckpointIcount: number;
+  /**
+   * True while devices run `onGoLive`: what they output then (virtio-net's announcement) is made
+   * at the go-live point itself, before the first step of the new log, so every entry of that log
+   * covers it. Left to wait for a covering entry past its icount, it would wait for as long as the
+   * guest sleeps: and the network would not find the new primary meanwhile.
+   */
+  goingLive = false;
 
   /** `sink`: the log to record to, or undefined for a standalone machine. */
   constructor(
@@ -101,6 +108,22 @@ export class LiveMode implements ExecutionMode {
 
   output(device: string, kind: string, data: Uint8Array): Promise<void> {
     const icount = this.cpu.icount;
+    if (this.sink !== undefined && this.goingLive) {
+      let resolve: () => void = () => {};
+      const released = new Promise<void>((settle) => {
+        resolve = settle;
+      });
+      this.core.options.onOutput?.({
+        device,
+        kind,
+        data: data.slice(),
+        icount,
+        coveringSeq: this.logLength - 1,
+        release: resolve,
+      });
+      if (this.core.options.holdOutputs !== true) resolve();
+      return released;
+    }
     if (this.sink !== undefined) {
       if (this.core.options.logOutputs) {
         this.append({

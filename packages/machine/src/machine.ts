@@ -378,8 +378,14 @@ export class Machine {
     core.stopped = false;
     // The host clock here has its own origin: guest time goes on from where the log left it.
     core.time.rebaseHostClock();
-    this.#doors = new LiveMode(core, this.state, mode === 'record' ? options.log : undefined, firstSeq);
-    for (const { device } of core.attached) device.onGoLive?.();
+    const doors = new LiveMode(core, this.state, mode === 'record' ? options.log : undefined, firstSeq);
+    this.#doors = doors;
+    doors.goingLive = true;
+    try {
+      for (const { device } of core.attached) device.onGoLive?.();
+    } finally {
+      doors.goingLive = false;
+    }
   }
 
   /** Record mode: marks the end of a recording that did not end by a power-off. */

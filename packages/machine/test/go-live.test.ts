@@ -1,6 +1,12 @@
 import type { Device, LogEntry } from '@ftvm/core';
 import { progressMarkAfter } from '@ftvm/core';
-import { MemoryBlockBackend, VirtioBlock, VirtioMmioTransport } from '@ftvm/devices';
+import {
+  MemoryBlockBackend,
+  NET_FRAME_OUTPUT,
+  VirtioBlock,
+  VirtioMmioTransport,
+  VirtioNet,
+} from '@ftvm/devices';
 import type { ImageName } from '@ftvm/guests';
 import { describe, expect, it } from 'vitest';
 import { Machine } from '../src/machine.js';
@@ -102,6 +108,37 @@ describe('go-live: a backup takes over where its log ends', () => {
       expect(continued.console).toBe(original.console);
       expect(continued.exitStatus).toBe(0);
     }
+  });
+
+  it("hands on virtio-net's announcement at once when recording a new log, though the guest sleeps", async () => {
+    const netSlots = () => {
+      const slots: (Device | undefined)[] = new Array(8).fill(undefined);
+      slots[7] = new VirtioMmioTransport(new VirtioNet());
+      return slots;
+    };
+    const { log } = await record('clock', netSlots());
+    const count = Math.max(1, Math.floor(log.entries.length / 2));
+    const backup = new Machine({
+      mode: 'replay',
+      replayLog: logUpTo(log.entries, count).reader(),
+      clock: 'icount',
+      virtioSlots: netSlots(),
+    });
+    backup.loadImage(loadGuest('clock'), 'clock');
+    await runToEndAsync(backup, undefined);
+    const frames: { coveringSeq: number; icount: number }[] = [];
+    const newLog = new MemoryLog();
+    backup.goLive({
+      mode: 'record',
+      log: newLog,
+      onOutput: (output) => {
+        if (output.kind === NET_FRAME_OUTPUT)
+          frames.push({ coveringSeq: output.coveringSeq, icount: output.icount });
+      },
+    });
+    // Before a single step of the new log: the announcement is covered by the log as it stands.
+    expect(frames).toEqual([{ coveringSeq: backup.logPosition.nextSeq - 1, icount: backup.cpu.icount }]);
+    expect(newLog.entries).toHaveLength(0);
   });
 
   it('is refused to a machine that is not a finished replay', () => {
