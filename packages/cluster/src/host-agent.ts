@@ -235,6 +235,8 @@ export class HostAgent {
       listened = resolve;
       refused = reject;
     });
+    // Only a backup's or a clone's start waits on this; a primary's end must not be unhandled.
+    listening.catch(() => {});
     const running: RunningRole = {
       vm: order.vm,
       role: order.role,

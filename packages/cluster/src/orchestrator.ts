@@ -66,6 +66,8 @@ interface VmRecord {
   clones: number;
   lastClone: { totalMs: number; pauseMs: number } | null;
   events: ClusterEvent[];
+  /** The primary last seen (kept so that a failover while no orchestrator ran is still counted). */
+  lastPrimary?: { host: string; epoch: number };
 }
 
 interface HostState {
@@ -80,7 +82,6 @@ interface HostState {
 interface VmProgress {
   placing?: boolean;
   cloning?: { host: string; sinceMs: number };
-  lastPrimary?: { host: string; epoch: number };
   /**
    * Until then the VM is left alone: roles were just started, and the hosts' next heartbeats
    * have not said so yet (acting earlier would see a primary without its backup).
@@ -422,7 +423,11 @@ export class Orchestrator {
     if (primary) {
       progress.lostSinceMs = undefined;
       if (record.state === 'lost') record.state = 'running';
-      const last = progress.lastPrimary;
+      const last = record.lastPrimary;
+      if (!last || primary.status.epoch !== last.epoch || primary.host !== last.host) {
+        record.lastPrimary = { host: primary.host, epoch: primary.status.epoch };
+        await this.#save(name, record);
+      }
       if (last && primary.status.epoch > last.epoch) {
         if (primary.host !== last.host) {
           record.failovers++;
@@ -437,7 +442,6 @@ export class Orchestrator {
         }
         await this.#save(name, record);
       }
-      progress.lastPrimary = { host: primary.host, epoch: primary.status.epoch };
     } else if (!backup) {
       progress.lostSinceMs ??= performance.now();
       if (performance.now() - progress.lostSinceMs > HOST_LEASE_MS * 2 && record.state !== 'lost') {
@@ -540,7 +544,7 @@ export class Orchestrator {
         port: started.port,
       });
       record.state = 'running';
-      progress.lastPrimary = { host: primaryHost, epoch };
+      record.lastPrimary = { host: primaryHost, epoch };
       progress.settleUntilMs = performance.now() + HOST_LEASE_MS;
       this.#event(
         record,

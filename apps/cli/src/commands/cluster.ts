@@ -381,6 +381,10 @@ async function runDaemon(
   start: () => Promise<void>,
   close: () => Promise<void>,
 ): Promise<void> {
+  // A daemon outlives a bug in one request or one VM's role: it is logged, the others go on.
+  const onRejection = (reason: unknown) =>
+    logger.error({ error: reason instanceof Error ? reason.stack : String(reason) }, 'unhandled rejection');
+  process.on('unhandledRejection', onRejection);
   await start();
   await new Promise<void>((resolveStop) => {
     const stop = (signal: string) => {
