@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:http';
  */
 export function dashboardPage(): string {
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>ftvm cluster</title>
+<html lang="en"><head><meta charset="utf-8"><title>ftvm cluster</title><link rel="icon" href="data:,">
 <style>
 body{font:14px system-ui,sans-serif;margin:1.5em;color:#222;background:#fafafa}
 h1{font-size:1.3em;margin:0 0 .2em} h2{font-size:1.05em;margin:1.2em 0 .4em}

@@ -34,7 +34,7 @@ import type { ClusterStore } from './store.js';
  */
 
 /** A host counts as alive while its heartbeats arrive within this. */
-export const HOST_LEASE_MS = 2_000;
+export const HOST_LEASE_MS = 4_000;
 /** How often the orchestrator looks at every VM. */
 const RECONCILE_INTERVAL_MS = 250;
 /** A clone that has not finished in this time is abandoned and tried again elsewhere. */
