@@ -73,7 +73,9 @@ async function killThePrimarysHostUnderLoad(cluster: ProcessCluster): Promise<vo
   await cluster.until(
     async () => {
       const now = await cluster.inspect('kv');
-      return now.faultTolerant && now.primary?.host === survivor && now.backup?.host !== killed && now.clones === 1;
+      return (
+        now.faultTolerant && now.primary?.host === survivor && now.backup?.host !== killed && now.clones === 1
+      );
     },
     60_000,
     'fault tolerant again',
