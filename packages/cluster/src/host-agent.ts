@@ -50,9 +50,12 @@ interface RunningRole {
   lastClone?: { totalMs: number; pauseMs: number };
   ended?: string;
   readonly handle: VmWorkerHandle;
-  readonly logger: Logger;
+  /** Logs with the VM and its current epoch on every line. */
+  logger: Logger;
   readonly release: () => void;
   previous?: { atMs: number; icount: number; logBytes: number };
+  /** The role label its metrics carry now. */
+  exportedRole?: RoleStatus['role'];
   listening: Promise<number>;
 }
 
@@ -187,6 +190,8 @@ export class HostAgent {
       throw new ApiError(409, 'busy', `this host already runs the ${existing.role} of ${order.vm}`);
     }
     const logger = this.#options.logger.child({ vm: order.vm, epoch: order.epoch });
+    // Assigned below; the gateway link's callbacks only run after it is.
+    let running = undefined as unknown as RunningRole;
     const disk = await this.#disk(order);
     const arbiterChannel = new MessageChannel();
     serveArbiter(this.#arbiter(order.arbiter), arbiterChannel.port1);
@@ -237,7 +242,7 @@ export class HostAgent {
     });
     // Only a backup's or a clone's start waits on this; a primary's end must not be unhandled.
     listening.catch(() => {});
-    const running: RunningRole = {
+    running = {
       vm: order.vm,
       role: order.role,
       epoch: order.epoch,
@@ -332,7 +337,10 @@ export class HostAgent {
           running.logBytesPerSecond = Math.max(0, (logBytes - running.previous.logBytes) / seconds);
         }
         running.previous = { atMs: now, icount: message.icount, logBytes };
-        running.epoch = message.epoch || running.epoch;
+        if (message.epoch > running.epoch) {
+          running.epoch = message.epoch;
+          running.logger = this.#options.logger.child({ vm: running.vm, epoch: message.epoch });
+        }
         running.state = message.state;
         running.icount = message.icount;
         if (message.role === 'primary') running.role = 'primary';
@@ -340,25 +348,21 @@ export class HostAgent {
         running.executionLagMs = Number(figures.executionLagMs ?? 0);
         running.heldOutputs = Number(figures.heldOutputs ?? 0);
         running.oldestHeldOutputMs = Number(figures.oldestHeldOutputMs ?? 0);
-        const now2 = { vm: running.vm, role: running.role };
-        this.#metrics.epoch.set(now2, running.epoch);
-        this.#metrics.mips.set(now2, running.mips);
-        this.#metrics.lag.set(now2, running.executionLagMs);
-        this.#metrics.logBytes.set(now2, running.logBytesPerSecond);
-        this.#metrics.held.set(now2, running.heldOutputs);
-        this.#metrics.heldWait.set(now2, running.oldestHeldOutputMs);
+        this.#exportMetrics(running);
         break;
       }
       case 'event': {
-        const event = message.event;
-        running.logger.info({ event: event.type, ...event }, `ft: ${event.type}`);
-        if (event.type === 'backup-went-live') {
+        const { type, epoch, ...detail } = message.event;
+        if ((type === 'backup-went-live' || type === 'arbiter-won') && epoch > running.epoch) {
+          running.epoch = epoch;
+          running.logger = this.#options.logger.child({ vm: running.vm, epoch });
+        }
+        running.logger.info({ event: type, ...detail }, `ft: ${type}`);
+        if (type === 'backup-went-live') {
           running.role = 'primary';
-          running.epoch = event.epoch;
           running.failovers++;
           this.#metrics.failovers.inc({ vm: running.vm });
         }
-        if (event.type === 'arbiter-won') running.epoch = event.epoch;
         break;
       }
       case 'clone-finished':
@@ -382,6 +386,7 @@ export class HostAgent {
         running.logger.info({ role: labels.role, why }, 'role ended');
         running.role = 'ended';
         running.ended = why;
+        this.#exportMetrics(running);
         void running.handle.kill();
         break;
       }
@@ -390,11 +395,37 @@ export class HostAgent {
     }
   }
 
+  /** The role's figures as Prometheus gauges; a role that changed (a backup went live) or ended drops its old series. */
+  #exportMetrics(running: RunningRole): void {
+    const gauges = [
+      this.#metrics.epoch,
+      this.#metrics.mips,
+      this.#metrics.lag,
+      this.#metrics.logBytes,
+      this.#metrics.held,
+      this.#metrics.heldWait,
+    ];
+    if (running.exportedRole !== undefined && running.exportedRole !== running.role) {
+      for (const gauge of gauges) gauge.remove({ vm: running.vm, role: running.exportedRole });
+      running.exportedRole = undefined;
+    }
+    if (running.role === 'ended') return;
+    const labels = { vm: running.vm, role: running.role };
+    this.#metrics.epoch.set(labels, running.epoch);
+    this.#metrics.mips.set(labels, running.mips);
+    this.#metrics.lag.set(labels, running.executionLagMs);
+    this.#metrics.logBytes.set(labels, running.logBytesPerSecond);
+    this.#metrics.held.set(labels, running.heldOutputs);
+    this.#metrics.heldWait.set(labels, running.oldestHeldOutputMs);
+    running.exportedRole = running.role;
+  }
+
   /** Ends a role: in order (a goodbye to its peer) or at once (as a host failure). */
   async #end(running: RunningRole, why: string, orderly: boolean): Promise<void> {
     if (running.role !== 'ended') running.logger.info({ why }, 'ending role');
     running.role = 'ended';
     running.ended ??= why;
+    this.#exportMetrics(running);
     if (orderly) {
       running.handle.stop();
       const stopped = await Promise.race([

@@ -8,6 +8,8 @@
 export * from './api.js';
 export type { Credentials, IssueOptions } from './certs.js';
 export { commonName, initCertificates, issueCertificate, loadCredentials } from './certs.js';
+export type { GatewayConfig, HostConfig, OrchestratorConfig } from './config.js';
+export { GATEWAY_CONFIG, HOST_CONFIG, ORCHESTRATOR_CONFIG, resolveConfig } from './config.js';
 export { dashboardPage, serveDashboard } from './dashboard.js';
 export type { LinkHello } from './frame-link.js';
 export { FrameReader, HostFrameLink } from './frame-link.js';

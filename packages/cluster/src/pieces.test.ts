@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { VM_CREATE } from './api.js';
 import { commonName, initCertificates, issueCertificate, loadCredentials } from './certs.js';
+import { HOST_CONFIG, resolveConfig } from './config.js';
 import { encodeFrame, FrameReader } from './frame-link.js';
 import { parseGatewayForward } from './gateway-service.js';
 import { ApiClient, ApiError, parseBody, serveApi, splitAddress } from './http.js';
@@ -153,5 +154,41 @@ describe('the network link', () => {
     expect(parseGatewayForward('udp:127.0.0.1:0-kv:7').rule.hostAddress).toBe('127.0.0.1');
     expect(() => parseGatewayForward('tcp::5555-kv:5555')).toThrow(/udp:\[HOSTIP\]/);
     expect(() => parseGatewayForward('udp::5555-kv:0')).toThrow(/invalid --forward/);
+  });
+});
+
+describe('configuration files', () => {
+  it('merges a file under the flags given, and names the field that is wrong or missing', () => {
+    const dir = tempDir();
+    const file = join(dir, 'host.json');
+    writeFileSync(
+      file,
+      JSON.stringify({ name: 'h1', data: '/var/lib/ftvm', orchestrator: '10.0.0.1:7000', certs: 'certs' }),
+    );
+    const config = resolveConfig(
+      HOST_CONFIG,
+      file,
+      { listen: '10.0.0.11:7101' },
+      { listen: '127.0.0.1:7101' },
+    );
+    expect(config).toMatchObject({ name: 'h1', listen: '10.0.0.11:7101', orchestrator: '10.0.0.1:7000' });
+    expect(resolveConfig(HOST_CONFIG, file, {}, { listen: '127.0.0.1:7101' }).listen).toBe('127.0.0.1:7101');
+    writeFileSync(
+      file,
+      JSON.stringify({ name: 'h1', data: 'd', orchestrator: 'x:1', certs: 'c', listen: 'nowhere' }),
+    );
+    expect(() => resolveConfig(HOST_CONFIG, file, {}, {})).toThrow(
+      /^config .*host\.json: listen: an address HOST:PORT$/,
+    );
+    writeFileSync(
+      file,
+      JSON.stringify({ name: 'h1', data: 'd', orchestrator: 'x:1', certs: 'c', listen: 'a:1', lisen: 'b:2' }),
+    );
+    expect(() => resolveConfig(HOST_CONFIG, file, {}, {})).toThrow(/lisen/);
+    expect(() => resolveConfig(HOST_CONFIG, undefined, { name: 'h1' }, {})).toThrow(
+      /^the command line: listen is required \(--listen, or "listen" in a --config file\)$/,
+    );
+    writeFileSync(file, '{ not json');
+    expect(() => resolveConfig(HOST_CONFIG, file, {}, {})).toThrow(/is not JSON/);
   });
 });

@@ -30,6 +30,9 @@ async function killThePrimarysHostUnderLoad(cluster: ProcessCluster): Promise<vo
     'size=16M',
     '--forward',
     'udp:127.0.0.1:0-:5555',
+    // Not the 300 ms default: a loaded CI machine must not see a false failover (the test counts them).
+    '--failure-timeout',
+    '1000',
     '--orchestrator',
     cluster.orchestrator,
     '--certs',

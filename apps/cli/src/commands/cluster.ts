@@ -5,14 +5,18 @@ import {
   DirectoryStore,
   EtcdStore,
   type Forward,
+  GATEWAY_CONFIG,
   GatewayService,
+  HOST_CONFIG,
   HostAgent,
   type HostView,
   initCertificates,
   issueCertificate,
   loadCredentials,
+  ORCHESTRATOR_CONFIG,
   Orchestrator,
   parseGatewayForward,
+  resolveConfig,
   splitAddress,
   type VmView,
 } from '@ftvm/cluster';
@@ -61,6 +65,7 @@ export function addClusterCommands(
   program
     .command('orchestrator')
     .description('run the cluster service: placement, restoring redundancy, the control API, the dashboard')
+    .option('--config <file>', 'a JSON file with these options (camelCase keys); flags win over it')
     .option('--listen <addr>', 'the control API address', '127.0.0.1:7000')
     .option('--store <dir|etcd://H:P[,H:P…]>', 'where the desired state lives', 'ftvm-state')
     .option(
@@ -68,120 +73,99 @@ export function addClusterCommands(
       'shared storage every host reaches: VM disks and the file arbiter (default STORE/shared)',
     )
     .option('--dashboard <addr>', 'serve the dashboard (read-only HTTP) here, e.g. 127.0.0.1:7080')
-    .option('--name <name>', 'this orchestrator, in the leader election', `orchestrator-${process.pid}`)
-    .requiredOption('--certs <dir>', 'the certificates directory')
-    .action(
-      async (flags: {
-        listen: string;
-        store: string;
-        shared?: string;
-        dashboard?: string;
-        name: string;
-        certs: string;
-      }) => {
-        const logger = pino({ base: { component: 'orchestrator', name: flags.name } });
-        const etcd = flags.store.startsWith('etcd://') ? EtcdStore.parseUrl(flags.store) : undefined;
-        if (etcd && !flags.shared) {
-          throw new ConfigError('with an etcd store, --shared names the shared storage for VM disks');
-        }
-        const store = etcd ? new EtcdStore(etcd) : new DirectoryStore(resolve(flags.store));
-        const orchestrator = new Orchestrator({
-          listen: splitAddress(flags.listen),
-          credentials: loadCredentials(flags.certs, 'orchestrator'),
-          store,
-          sharedDir: resolve(flags.shared ?? join(flags.store, 'shared')),
-          etcdEndpoints: etcd,
-          dashboard: flags.dashboard ? splitAddress(flags.dashboard) : undefined,
-          logger,
-          name: flags.name,
-        });
-        await runDaemon(
-          logger,
-          () => orchestrator.start(),
-          () => orchestrator.close(),
-        );
-      },
-    );
+    .option('--name <name>', 'this orchestrator, in the leader election', 'orchestrator-1')
+    .option('--certs <dir>', 'the certificates directory (required)')
+    .action(async (_flags: unknown, command: Command) => {
+      const config = resolveConfig(ORCHESTRATOR_CONFIG, ...configSources(command));
+      const logger = pino({ base: { component: 'orchestrator', name: config.name } });
+      const etcd = config.store.startsWith('etcd://') ? EtcdStore.parseUrl(config.store) : undefined;
+      if (etcd && !config.shared) {
+        throw new ConfigError('with an etcd store, --shared names the shared storage for VM disks');
+      }
+      const store = etcd ? new EtcdStore(etcd) : new DirectoryStore(resolve(config.store));
+      const orchestrator = new Orchestrator({
+        listen: splitAddress(config.listen),
+        credentials: loadCredentials(config.certs, 'orchestrator'),
+        store,
+        sharedDir: resolve(config.shared ?? join(config.store, 'shared')),
+        etcdEndpoints: etcd,
+        dashboard: config.dashboard ? splitAddress(config.dashboard) : undefined,
+        logger,
+        name: config.name,
+      });
+      await runDaemon(
+        logger,
+        () => orchestrator.start(),
+        () => orchestrator.close(),
+      );
+    });
 
   program
     .command('host')
     .description("run a host daemon: it runs VMs' primaries and backups for the orchestrator")
-    .requiredOption('--name <name>', 'this host (its certificate is NAME.crt)')
+    .option('--config <file>', 'a JSON file with these options (camelCase keys); flags win over it')
+    .option('--name <name>', 'this host (its certificate is NAME.crt) (required)')
     .option(
       '--listen <addr>',
       'the control API address (logging channels listen on the same IP)',
       '127.0.0.1:7101',
     )
     .option('--advertise <addr>', 'the address others reach this host at (default: --listen)')
-    .requiredOption('--data <dir>', "this host's data directory (its own disk copies)")
-    .requiredOption('--orchestrator <addr[,addr…]>', "the orchestrators' addresses")
-    .requiredOption('--certs <dir>', 'the certificates directory')
-    .action(
-      async (flags: {
-        name: string;
-        listen: string;
-        advertise?: string;
-        data: string;
-        orchestrator: string;
-        certs: string;
-      }) => {
-        const logger = pino({ base: { component: 'host', host: flags.name } });
-        const agent = new HostAgent({
-          name: flags.name,
-          listen: splitAddress(flags.listen),
-          advertise: flags.advertise,
-          dataDir: resolve(flags.data),
-          orchestrators: splitList(flags.orchestrator),
-          credentials: loadCredentials(flags.certs, flags.name),
-          logger,
-        });
-        await runDaemon(
-          logger,
-          () => agent.start(),
-          () => agent.close(),
-        );
-      },
-    );
+    .option('--data <dir>', "this host's data directory (its own disk copies) (required)")
+    .option('--orchestrator <addr[,addr…]>', "the orchestrators' addresses (required)")
+    .option('--certs <dir>', 'the certificates directory (required)')
+    .action(async (_flags: unknown, command: Command) => {
+      const config = resolveConfig(HOST_CONFIG, ...configSources(command));
+      const logger = pino({ base: { component: 'host', host: config.name } });
+      const agent = new HostAgent({
+        name: config.name,
+        listen: splitAddress(config.listen),
+        advertise: config.advertise,
+        dataDir: resolve(config.data),
+        orchestrators: splitList(config.orchestrator),
+        credentials: loadCredentials(config.certs, config.name),
+        logger,
+      });
+      await runDaemon(
+        logger,
+        () => agent.start(),
+        () => agent.close(),
+      );
+    });
 
   program
     .command('gateway')
     .description(
       "run the clients' entry point: VMs' UDP forwards and the virtual switch that follows the primary",
     )
+    .option('--config <file>', 'a JSON file with these options (camelCase keys); flags win over it')
     .option('--listen <addr>', 'where hosts link their VMs in', '127.0.0.1:7200')
     .option('--advertise <addr>', 'the address hosts reach this gateway at (default: --listen)')
-    .requiredOption('--orchestrator <addr[,addr…]>', "the orchestrators' addresses")
-    .requiredOption('--certs <dir>', 'the certificates directory')
+    .option('--orchestrator <addr[,addr…]>', "the orchestrators' addresses (required)")
+    .option('--certs <dir>', 'the certificates directory (required)')
     .option(
       '--forward <udp:[HOSTIP]:PORT-VM:GUESTPORT>',
       'a UDP forward into a VM (repeatable)',
       collect,
       [] as string[],
     )
-    .action(
-      async (flags: {
-        listen: string;
-        advertise?: string;
-        orchestrator: string;
-        certs: string;
-        forward: string[];
-      }) => {
-        const logger = pino({ base: { component: 'gateway' } });
-        const gateway = new GatewayService({
-          listen: splitAddress(flags.listen),
-          advertise: flags.advertise,
-          credentials: loadCredentials(flags.certs, 'gateway'),
-          orchestrators: splitList(flags.orchestrator),
-          forwards: flags.forward.map(parseGatewayForward),
-          logger,
-        });
-        await runDaemon(
-          logger,
-          () => gateway.start(),
-          () => gateway.close(),
-        );
-      },
-    );
+    .action(async (_flags: unknown, command: Command) => {
+      const config = resolveConfig(GATEWAY_CONFIG, ...configSources(command));
+      const logger = pino({ base: { component: 'gateway' } });
+      const gateway = new GatewayService({
+        listen: splitAddress(config.listen),
+        advertise: config.advertise,
+        credentials: loadCredentials(config.certs, 'gateway'),
+        orchestrators: splitList(config.orchestrator),
+        forwards: config.forward.map(parseGatewayForward),
+        logger,
+      });
+      await runDaemon(
+        logger,
+        () => gateway.start(),
+        () => gateway.close(),
+      );
+    });
 
   addVmCommands(program, output, setExitStatus);
 }
@@ -357,6 +341,27 @@ function addVmCommands(program: Command, output: CliOutput, setExitStatus: (stat
     },
   );
   void setExitStatus;
+}
+
+/** A daemon's config file, the flags given on the command line, and the flags' defaults. */
+function configSources(
+  command: Command,
+): [string | undefined, Record<string, unknown>, Record<string, unknown>] {
+  const given: Record<string, unknown> = {};
+  const defaults: Record<string, unknown> = {};
+  let file: string | undefined;
+  for (const [key, value] of Object.entries(command.opts())) {
+    if (key === 'config') {
+      file = value as string | undefined;
+      continue;
+    }
+    const source = command.getOptionValueSource(key);
+    if (source === 'cli' || source === 'env') given[key] = value;
+    else if (value !== undefined) defaults[key] = value;
+  }
+  // An empty repeatable flag is a default, not a choice.
+  if (Array.isArray(given.forward) && given.forward.length === 0) delete given.forward;
+  return [file, given, defaults];
 }
 
 /** The first orchestrator that answers as the leader. */
