@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
 import { EtcdArbiter, FileArbiter } from '@ftvm/arbiter/node';
@@ -297,17 +297,22 @@ export class HostAgent {
     return { port };
   }
 
-  /** The disk the role uses: the shared image, or this host's own copy (created empty). */
+  /** The disk the role uses: the shared image, or this host's own copy (made empty). */
   async #disk(order: StartRole): Promise<{ path: string; mode: StartRole['disk']['mode'] } | undefined> {
     if (order.disk.bytes === 0) return undefined;
     if (order.disk.path) return { path: order.disk.path, mode: order.disk.mode };
     const path = join(this.#options.dataDir, 'disks', `${order.vm}.img`);
     const handle = await open(path, 'a+');
     try {
-      if ((await handle.stat()).size !== order.disk.bytes) await handle.truncate(order.disk.bytes);
+      // A pair boots from an empty disk, and a clone's copy starts empty (its primary sends the
+      // rest): what an earlier role left in this host's copy must not survive.
+      await handle.truncate(0);
+      await handle.truncate(order.disk.bytes);
     } finally {
       await handle.close();
     }
+    // Only this host writes its copy: no fence from an earlier role applies to it.
+    await rm(`${path}.fence`, { force: true });
     return { path, mode: order.disk.mode };
   }
 

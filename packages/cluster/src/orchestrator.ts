@@ -483,7 +483,7 @@ export class Orchestrator {
       }
       return;
     }
-    if (primary && !backup && !clone && record.spec.diskMode !== 'separate') {
+    if (primary && !backup && !clone) {
       await this.#cloneBackup(name, record, progress, primary.host, primary.status.epoch);
     }
     if (primary && backup && progress.moveThePrimaryTo === backup.host) {

@@ -57,6 +57,7 @@ export type {
   HeartbeatMessage,
   LogChannel,
   LogMessage,
+  TransferDiskMessage,
   TransferPagesMessage,
   TransferStateMessage,
 } from './protocol.js';

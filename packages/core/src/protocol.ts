@@ -71,6 +71,22 @@ export interface TransferPagesMessage {
 }
 
 /**
+ * Primary → new backup during a live state transfer, when each host has its own copy of a disk:
+ * a run of the disk's bytes. A run may be sent again in a later round when the guest wrote it
+ * meanwhile; the last copy wins. Runs the primary finds all zero are not sent (the new backup's
+ * copy starts empty).
+ */
+export interface TransferDiskMessage {
+  readonly type: 'transfer-disk';
+  /** The disk's device (its bus name, such as `virtio7`). */
+  readonly device: string;
+  /** Byte offset of the run, a multiple of 512. */
+  readonly offset: number;
+  /** The bytes, a multiple of 512 long (at most 1 MiB). */
+  readonly data: Uint8Array;
+}
+
+/**
  * Primary → new backup, the end of a live state transfer: everything but RAM, taken at one step
  * boundary while the primary was stopped, and the sequence number its log continues with. The
  * backup restores it over the pages received and then replays the log from `nextSeq`.
@@ -99,6 +115,7 @@ export type FtMessage =
   | AckMessage
   | HeartbeatMessage
   | TransferPagesMessage
+  | TransferDiskMessage
   | TransferStateMessage
   | GoodbyeMessage;
 

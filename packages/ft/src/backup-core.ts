@@ -2,6 +2,7 @@ import type {
   ArbiterResult,
   FtMessage,
   LogEntry,
+  TransferDiskMessage,
   TransferPagesMessage,
   TransferStateMessage,
 } from '@ftvm/core';
@@ -35,7 +36,8 @@ export type BackupState =
   | 'halted';
 
 /**
- * What the driver must do, in this order: write `pages` into RAM, then restore `transferState`
+ * What the driver must do, in this order: write `pages` into RAM and `diskRuns` to the disk
+ * (issued in order, before any write of the replayed guest), then restore `transferState`
  * (a clone's last step), then append `logEntries` to the log the machine follows, then send
  * `messages`, then start `arbiterRequest` (answer with {@link BackupCore.arbiterAnswered}), then
  * act on `goLive` (end the machine's log where it is, run it to there, go live as the primary of
@@ -43,6 +45,8 @@ export type BackupState =
  */
 export interface BackupEffects {
   readonly pages: readonly TransferPagesMessage[];
+  /** Disk runs of a live state transfer (non-shared disks), to write to this host's copy in order. */
+  readonly diskRuns: readonly TransferDiskMessage[];
   readonly transferState: TransferStateMessage | undefined;
   readonly logEntries: readonly LogEntry[];
   readonly messages: readonly FtMessage[];
@@ -78,6 +82,7 @@ export class BackupCore {
   #logEntriesReceived = 0;
   #pagesReceived = 0;
   #pages: TransferPagesMessage[] = [];
+  #diskRuns: TransferDiskMessage[] = [];
   #transferState: TransferStateMessage | undefined;
   #logEntries: LogEntry[] = [];
   #messages: FtMessage[] = [];
@@ -149,6 +154,13 @@ export class BackupCore {
         }
         this.#pages.push(message);
         this.#pagesReceived += message.pageNumbers.length;
+        break;
+      case 'transfer-disk':
+        if (this.#state !== 'receiving-state') {
+          this.#protocolError('a disk run outside a state transfer');
+          return;
+        }
+        this.#diskRuns.push(message);
         break;
       case 'transfer-state':
         if (this.#state !== 'receiving-state') {
@@ -256,6 +268,7 @@ export class BackupCore {
   takeEffects(): BackupEffects {
     const effects: BackupEffects = {
       pages: this.#pages,
+      diskRuns: this.#diskRuns,
       transferState: this.#transferState,
       logEntries: this.#logEntries,
       messages: this.#messages,
@@ -264,6 +277,7 @@ export class BackupCore {
       halt: this.#halt,
     };
     this.#pages = [];
+    this.#diskRuns = [];
     this.#transferState = undefined;
     this.#logEntries = [];
     this.#messages = [];

@@ -8,6 +8,7 @@ import { type FtConfig, ftConfig, SLICE_STEPS_MAX } from './config.js';
 import type { FtEvent } from './events.js';
 import { LiveLog } from './live-log.js';
 import { FtPrimary, type FtPrimaryOptions } from './primary.js';
+import type { TrackedDisk } from './tracked-disk.js';
 
 /** What the driver hands the machine it builds: spread these into the machine's options. */
 export type BackupMachineHooks = Required<
@@ -42,6 +43,11 @@ export interface FtBackupOptions {
    */
   readonly beforeGoLive?: (epoch: number) => void;
   readonly onEvent?: (event: FtEvent) => void;
+  /**
+   * Disks this host keeps its own copy of (non-shared disks): a clone writes the runs its
+   * primary sends into them (they start empty). The primary it becomes copies them to its clones.
+   */
+  readonly disks?: readonly TrackedDisk[];
 }
 
 /** How a backup's run ended. */
@@ -233,6 +239,7 @@ export class FtBackup {
       deliver: this.#options.deliver,
       holdUntilApplied: this.#options.holdUntilApplied,
       onEvent: this.#options.onEvent,
+      disks: this.#options.disks,
     };
     this.#options.beforeGoLive?.(goLive.epoch);
     const primary = FtPrimary.promote(this.machine, primaryOptions);
@@ -252,6 +259,17 @@ export class FtBackup {
     }
     const effects = this.#core.takeEffects();
     for (const pages of effects.pages) this.machine.writePages(pages.pageNumbers, pages.pages);
+    for (const run of effects.diskRuns) {
+      const disk = this.#options.disks?.find((candidate) => candidate.device === run.device);
+      if (!disk || run.offset + run.data.length > disk.sizeBytes) {
+        this.#haltFor(`the primary sent a disk run of ${run.device} this backup has no room for`);
+        return;
+      }
+      // Issued in order; the disk writes one after another, so the replayed guest's writes land after.
+      disk.write(run.offset, run.data).catch((error: Error) => {
+        this.#haltFor(`cannot write the transferred disk: ${error.message}`);
+      });
+    }
     if (effects.transferState) {
       const state = effects.transferState;
       this.log.rebase(state.nextSeq, state.icount);
@@ -264,12 +282,16 @@ export class FtBackup {
       this.#goLive = { epoch: effects.goLive.epoch, wonMs: this.#nowMs() };
       this.#wake();
     }
-    if (effects.halt !== undefined) {
-      this.#halted = effects.halt;
-      this.#emit({ type: 'backup-halted', epoch: this.#core.epoch, reason: effects.halt });
-      this.#options.channel.close();
-      this.#wake();
-    }
+    if (effects.halt !== undefined) this.#haltFor(effects.halt);
+  }
+
+  /** Stops for good: nothing more is sent, applied or asked; the primary sees the channel close. */
+  #haltFor(reason: string): void {
+    if (this.#halted !== undefined) return;
+    this.#halted = reason;
+    this.#emit({ type: 'backup-halted', epoch: this.#core.epoch, reason });
+    this.#options.channel.close();
+    this.#wake();
   }
 
   #askArbiter(fromEpoch: number): void {

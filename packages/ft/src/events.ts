@@ -34,6 +34,7 @@ export type FtEvent =
       readonly pauseMs: number;
       readonly rounds: number;
       readonly pagesSent: number;
+      readonly diskBytesSent: number;
       readonly firstSeq: number;
     }
   | { readonly type: 'clone-failed'; readonly epoch: number; readonly reason: string };

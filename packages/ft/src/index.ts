@@ -13,3 +13,4 @@ export type { CloneReport, FtPrimaryOptions, PrimaryEnd, PrimaryMachineHooks } f
 export { FtPrimary } from './primary.js';
 export type { HeldOutput, PrimaryEffects, PrimaryState, PrimaryStatistics } from './primary-core.js';
 export { CPU_SHARE_MIN, PrimaryCore } from './primary-core.js';
+export { diskRunPieces, TrackedDisk } from './tracked-disk.js';

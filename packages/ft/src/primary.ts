@@ -6,6 +6,12 @@ import { requestNextEpoch } from './arbiter-request.js';
 import { type FtConfig, ftConfig, SLICE_STEPS_MAX } from './config.js';
 import type { FtEvent } from './events.js';
 import { PrimaryCore, type PrimaryStatistics } from './primary-core.js';
+import { diskRunPieces, type TrackedDisk } from './tracked-disk.js';
+
+/** Disk runs travel in pieces of at most this (one transfer-disk message). */
+const DISK_RUN_BYTES = 1 << 20;
+/** A clone's last copy waits for at most about this much written disk (more: another round). */
+const CLONE_FINAL_DISK_BYTES_MAX = 4 << 20;
 
 /** What the driver hands the machine it builds: spread these into the machine's options. */
 export type PrimaryMachineHooks = Required<Pick<MachineOptions, 'mode' | 'log' | 'onOutput' | 'holdOutputs'>>;
@@ -33,6 +39,11 @@ export interface FtPrimaryOptions {
    * 'disk-flush'` (see `PrimaryCore.outputProduced`). Default: none.
    */
   readonly holdUntilApplied?: (output: MachineOutput) => boolean;
+  /**
+   * Disks this host keeps its own copy of (non-shared disks): a clone copies them along with
+   * memory. Shared disks are not listed (the new backup reaches the same storage).
+   */
+  readonly disks?: readonly TrackedDisk[];
   /** Role changes, failures and clones, for logs and metrics. */
   readonly onEvent?: (event: FtEvent) => void;
 }
@@ -56,6 +67,8 @@ export interface CloneReport {
   readonly pauseMs: number;
   readonly rounds: number;
   readonly pagesSent: number;
+  /** Disk bytes sent (non-shared disks). */
+  readonly diskBytesSent: number;
   /** The log position the clone follows from. */
   readonly firstSeq: number;
 }
@@ -64,6 +77,9 @@ interface CloneInProgress {
   readonly channel: LogChannel;
   readonly tracker: { collect(): number[]; stop(): void };
   queue: number[];
+  /** Disk runs to copy this round, per disk: [offset, length] pieces of at most 1 MiB. */
+  diskQueue: { disk: TrackedDisk; offset: number; length: number }[];
+  diskBytesSent: number;
   round: number;
   pagesSent: number;
   readonly startedMs: number;
@@ -173,10 +189,20 @@ export class FtPrimary {
       return Promise.reject(new ConfigError(`cannot clone while ${this.#core.state}`));
     return new Promise<CloneReport>((resolve, reject) => {
       const tracker = this.machine.trackDirtyPages();
+      const disks = this.#options.disks ?? [];
+      for (const disk of disks) disk.startTracking();
       this.#clone = {
         channel,
         tracker,
         queue: this.machine.nonZeroPages(),
+        diskQueue: disks.flatMap((disk) =>
+          diskRunPieces([[0, disk.sizeBytes]], DISK_RUN_BYTES).map(([offset, length]) => ({
+            disk,
+            offset,
+            length,
+          })),
+        ),
+        diskBytesSent: 0,
         round: 0,
         pagesSent: 0,
         startedMs: this.#readNowMs(),
@@ -244,7 +270,7 @@ export class FtPrimary {
           this.#channel?.close();
           return { end: 'powered-off', exitStatus: this.machine.exitStatus ?? 0 };
         }
-        if (this.#clone) this.#cloneStep();
+        if (this.#clone) await this.#cloneStep();
         if (this.#core.logFull) {
           await this.#waitForAcks();
           continue;
@@ -268,6 +294,12 @@ export class FtPrimary {
           case 'waiting': {
             if (this.machine.hasPendingInput) {
               await scheduler.yieldToHost();
+              break;
+            }
+            // A clone in progress goes on while the guest sleeps (the new backup expects to hear),
+            // at the pace the channel drains.
+            if (this.#clone) {
+              await this.#sleepMs(this.#clone.channel.bufferedBytes > this.#config.cloneChannelBytesMax ? 2 : 0);
               break;
             }
             const timerMs = (this.machine.nextTimerDelayNs() ?? Number.POSITIVE_INFINITY) / 1e6;
@@ -398,7 +430,7 @@ export class FtPrimary {
   }
 
   /** One step of a live clone, between slices (the guest runs between steps). */
-  #cloneStep(): void {
+  async #cloneStep(): Promise<void> {
     const clone = this.#clone as CloneInProgress;
     if (clone.channel.closed) {
       this.#cloneFailed(new Error('the new backup closed the channel'));
@@ -410,21 +442,53 @@ export class FtPrimary {
       this.#sendPages(clone, batch);
       return;
     }
-    const written = clone.tracker.collect();
-    if (clone.round < this.#config.cloneRoundsMax && written.length > this.#config.cloneFinalPagesMax) {
-      clone.round++;
-      clone.queue = written;
+    if (clone.diskQueue.length > 0) {
+      // The first round skips runs of zeros (the new backup's copy starts empty): go on through
+      // them until a run is sent or a few ms passed, so the new backup does not wait in silence.
+      const untilNs = this.#options.scheduler.monotonicNs() + 5e6;
+      for (let piece = clone.diskQueue.shift(); piece; piece = clone.diskQueue.shift()) {
+        if (await this.#sendDiskRun(clone, piece.disk, piece.offset, piece.length, clone.round === 0)) break;
+        if (this.#options.scheduler.monotonicNs() > untilNs || this.#clone !== clone) break;
+      }
       return;
     }
-    // Stop-and-copy: between slices the guest stands still; everything left goes now. The state
-    // is taken first: taking it applies pending host inputs, whose DMA writes pages that must go
-    // too (pages still travel before the state, which the clone restores over them).
+    const written = clone.tracker.collect();
+    const disks = this.#options.disks ?? [];
+    const diskWritten = disks.map((disk) => ({ disk, runs: disk.collectWritten() }));
+    const diskBytesWritten = diskWritten.reduce(
+      (sum, { runs }) => sum + runs.reduce((total, [, length]) => total + length, 0),
+      0,
+    );
+    if (
+      clone.round < this.#config.cloneRoundsMax &&
+      (written.length > this.#config.cloneFinalPagesMax || diskBytesWritten > CLONE_FINAL_DISK_BYTES_MAX)
+    ) {
+      clone.round++;
+      clone.queue = written;
+      clone.diskQueue = diskWritten.flatMap(({ disk, runs }) =>
+        diskRunPieces(runs, DISK_RUN_BYTES).map(([offset, length]) => ({ disk, offset, length })),
+      );
+      return;
+    }
+    // Stop-and-copy: between slices the guest stands still; everything left goes now. Disk
+    // writes in flight finish first (their completions are inputs the state takes). The state is
+    // taken next: taking it applies pending host inputs, whose DMA writes pages that must go too
+    // (pages still travel before the state, which the clone restores over them).
     const pauseStartNs = this.#options.scheduler.monotonicNs();
+    for (const disk of disks) await disk.drained();
+    if (this.#killed || this.#clone !== clone) return;
     const state = this.machine.saveTransferState();
     const last = [...new Set([...written, ...clone.tracker.collect()])];
     for (let index = 0; index < last.length; index += this.#config.clonePagesPerMessage) {
       this.#sendPages(clone, last.slice(index, index + this.#config.clonePagesPerMessage));
     }
+    for (const { disk, runs } of diskWritten) {
+      for (const [offset, length] of diskRunPieces([...runs, ...disk.collectWritten()], DISK_RUN_BYTES)) {
+        await this.#sendDiskRun(clone, disk, offset, length, false);
+      }
+      disk.stopTracking();
+    }
+    if (this.#killed || this.#clone !== clone) return;
     clone.tracker.stop();
     clone.channel.send({ type: 'transfer-state', ...state, machine: null });
     this.#clone = undefined;
@@ -436,10 +500,28 @@ export class FtPrimary {
       pauseMs: (nowNs - pauseStartNs) / 1e6,
       rounds: clone.round + 1,
       pagesSent: clone.pagesSent,
+      diskBytesSent: clone.diskBytesSent,
       firstSeq: state.nextSeq,
     };
     this.#emit({ type: 'clone-finished', epoch: this.#core.epoch, ...report });
     clone.resolve(report);
+  }
+
+  /** Sends one run of a disk to the new backup (unless it is all zeros and `skipZeros`); true when sent. */
+  async #sendDiskRun(
+    clone: CloneInProgress,
+    disk: TrackedDisk,
+    offset: number,
+    length: number,
+    skipZeros: boolean,
+  ): Promise<boolean> {
+    const end = Math.min(disk.sizeBytes, offset + length);
+    if (end <= offset) return false;
+    const data = await disk.read(offset, end - offset);
+    if (skipZeros && data.every((byte) => byte === 0)) return false;
+    clone.channel.send({ type: 'transfer-disk', device: disk.device, offset, data });
+    clone.diskBytesSent += data.length;
+    return true;
   }
 
   #sendPages(clone: CloneInProgress, pageNumbers: number[]): void {

@@ -41,6 +41,8 @@ export interface Host {
   ended: Extract<VmWorkerMessage, { type: 'ended' }> | undefined;
   failed: string | undefined;
   listening: Promise<number>;
+  /** Its disk: the shared one, or (separate disks) its own copy, which starts empty. */
+  readonly disk: ReturnType<typeof SharedMemoryDisk.create> | undefined;
 }
 
 export class Cluster {
@@ -114,6 +116,10 @@ export class Cluster {
     log: Pick<VmWorkerSpec, 'logPort' | 'logTcp'>,
   ): Host {
     const ports = hostPorts(this.switch, this.arbiter);
+    const disk =
+      this.options.diskMode === 'separate' && this.options.diskBytes
+        ? SharedMemoryDisk.create(this.options.diskBytes)
+        : this.disk;
     const handle = startVmWorker({
       role,
       vmId: this.vmId,
@@ -123,7 +129,7 @@ export class Cluster {
       ramSizeBytes: this.options.ramSizeBytes ?? 16 * 1024 * 1024,
       clock: this.options.clock ?? 'host',
       checkpointIntervalSteps: this.options.checkpointIntervalSteps ?? 5_000_000,
-      disk: this.disk ? { buffers: this.disk, mode: this.options.diskMode ?? 'shared' } : undefined,
+      disk: disk ? { buffers: disk, mode: this.options.diskMode ?? 'shared' } : undefined,
       network: true,
       config: this.options.config,
       ...log,
@@ -135,6 +141,7 @@ export class Cluster {
     const host: Host = {
       name,
       handle,
+      disk,
       events: [],
       console: [],
       statistics: undefined,

@@ -191,3 +191,64 @@ describe.each(['backup-reads', 'separate'] as const)('the paper’s other disk m
     expect(hostB.failed).toBeUndefined();
   }, 60_000);
 });
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('separate disks: a clone copies the disk along with memory', () => {
+  it('gives the new backup a copy of the disk equal to its primary’s, under writes, and it takes over', async () => {
+    const { checkHistory, formatVerdict } = await import('@ftvm/kv-client');
+    const { startKvLoad } = await import('@ftvm/kv-client/node');
+    cluster = new Cluster({
+      image: 'kv',
+      transport: 'tcp',
+      config,
+      diskBytes: 4 * 1024 * 1024,
+      diskMode: 'separate',
+    });
+    await cluster.start();
+    const { primary: hostA, backup: hostB } = await cluster.startPair();
+    const load = startKvLoad({
+      target: { host: '127.0.0.1', port: cluster.port },
+      clients: 3,
+      durationMs: 60_000,
+      mix: { get: 2, put: 5, del: 1, incr: 2 },
+      keySpace: 64,
+      seed: 12,
+      timeoutMs: 250,
+      retries: 40,
+    });
+    await pause(1500);
+    await hostA.handle.kill();
+    await until('host-b live', () => hostB.events.some((event) => event.type === 'backup-went-live'));
+    // The clone starts from an empty disk while the guest keeps writing to host-b's copy.
+    const hostC = await cluster.clone(hostB, 'host-c', 2);
+    await until('the clone', () => hostB.events.some((event) => event.type === 'clone-finished'));
+    const finished = hostB.events.find((event) => event.type === 'clone-finished');
+    expect(finished?.type === 'clone-finished' && finished.diskBytesSent).toBeGreaterThan(0);
+    await pause(1000);
+    load.stop();
+    await load.done;
+    await pause(500); // the last writes reach both copies
+    const copyOf = (host: typeof hostB) => new Uint8Array(host.disk?.data as SharedArrayBuffer);
+    expect(Buffer.compare(copyOf(hostB), copyOf(hostC))).toBe(0);
+    expect(copyOf(hostC).some((byte) => byte !== 0)).toBe(true);
+    // And the clone takes over with it.
+    const again = startKvLoad({
+      target: { host: '127.0.0.1', port: cluster.port },
+      clients: 2,
+      durationMs: 60_000,
+      keyPrefix: 'again',
+      seed: 13,
+      timeoutMs: 250,
+      retries: 40,
+    });
+    await pause(800);
+    await hostB.handle.kill();
+    await until('host-c live', () => hostC.events.some((event) => event.type === 'backup-went-live'));
+    await pause(1000);
+    again.stop();
+    const verdict = checkHistory((await again.done).history);
+    expect(verdict.ok, formatVerdict(verdict)).toBe(true);
+    expect(hostC.failed).toBeUndefined();
+  }, 90_000);
+});

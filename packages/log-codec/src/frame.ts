@@ -51,6 +51,8 @@ export const FrameType = {
   authResponse: 12,
   /** Logging channel: the handshake's verdict (accept or refuse) or a refusal of a later frame. */
   channelControl: 13,
+  /** Logging channel: a run of a disk's bytes in a live state transfer (non-shared disks). */
+  transferDisk: 14,
 } as const;
 export type FrameType = number;
 

@@ -69,6 +69,13 @@ const otherMessage: fc.Arbitrary<FtMessage> = fc.oneof(
       for (let i = 0; i < pages.length; i++) pages[i] = (i * (seed + 1) + seed) & 0xff;
       return { type: 'transfer-pages' as const, pageNumbers, pages };
     }),
+  fc
+    .tuple(fc.constantFrom('virtio7', 'virtio0'), fc.nat(1 << 20), fc.integer({ min: 1, max: 4 }), fc.nat(255))
+    .map(([device, sector, sectors, seed]) => {
+      const data = new Uint8Array(sectors * 512);
+      for (let i = 0; i < data.length; i++) data[i] = (i * (seed + 3)) & 0xff;
+      return { type: 'transfer-disk' as const, device, offset: sector * 512, data };
+    }),
   fc.record({
     type: fc.constant('transfer-state' as const),
     icount: fc.maxSafeNat(),
@@ -175,6 +182,8 @@ describe('protocol messages', () => {
       { type: 'heartbeat', counter: 0 },
       { type: 'transfer-pages', pageNumbers: [], pages: new Uint8Array(0) },
       { type: 'transfer-pages', pageNumbers: [PAGE_NUMBER_MAX, 0], pages: new Uint8Array(8192).fill(9) },
+      { type: 'transfer-disk', device: 'virtio7', offset: 0, data: new Uint8Array(512).fill(1) },
+      { type: 'transfer-disk', device: 'virtio7', offset: 2 ** 40, data: new Uint8Array(1 << 20).fill(2) },
       {
         type: 'transfer-state',
         icount: 123,
@@ -293,6 +302,12 @@ describe('protocol messages', () => {
       { type: 'ack', receivedSeq: '1', appliedSeq: 0, appliedIcount: 0 },
       { type: 'heartbeat', counter: -1 },
       { type: 'heartbeat' },
+      { type: 'transfer-disk', device: 'virtio7', offset: 0, data: new Uint8Array(0) },
+      { type: 'transfer-disk', device: 'virtio7', offset: 100, data: new Uint8Array(512) },
+      { type: 'transfer-disk', device: 'virtio7', offset: 0, data: new Uint8Array(513) },
+      { type: 'transfer-disk', device: 'virtio7', offset: 0, data: new Uint8Array((1 << 20) + 512) },
+      { type: 'transfer-disk', device: '', offset: 0, data: new Uint8Array(512) },
+      { type: 'transfer-disk', device: 'virtio7', offset: -512, data: new Uint8Array(512) },
       { type: 'transfer-pages', pageNumbers: [1], pages: new Uint8Array(4095) },
       { type: 'transfer-pages', pageNumbers: [-1], pages: new Uint8Array(4096) },
       { type: 'transfer-pages', pageNumbers: [2 ** 32], pages: new Uint8Array(4096) },

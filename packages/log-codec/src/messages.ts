@@ -29,6 +29,7 @@ import { concatBytes, decodeEntriesPayload, LogEncoder, messagePack } from './lo
  *     auth challenge    11     [nonce (bin, 32 bytes)]
  *     auth response     12     [mac (bin, 32 bytes)]
  *     channel control   13     ['accept']  or  ['refuse', reason, detail]
+ *     transfer-disk     14     [device, offset, data (bin, a multiple of 512 bytes, at most 1 MiB)]
  *
  * Decoding checks every field's type and range; anything else is a {@link LogFormatError}, never
  * another exception. Log entries are consecutive in `seq` (and never go back in icount) across the
@@ -39,6 +40,12 @@ import { concatBytes, decodeEntriesPayload, LogEncoder, messagePack } from './lo
 export const TRANSFER_PAGE_BYTES = PAGE_SIZE_BYTES;
 /** The most pages one transfer-pages message carries (1 MiB of page contents). */
 export const TRANSFER_PAGES_PER_MESSAGE_MAX = 256;
+/** The most bytes one transfer-disk message carries. */
+export const TRANSFER_DISK_BYTES_MAX = 1 << 20;
+/** Disk runs start and end on sector boundaries. */
+export const TRANSFER_DISK_SECTOR_BYTES = 512;
+/** The highest disk offset accepted (disks of at most 2^52 bytes). */
+export const TRANSFER_DISK_OFFSET_MAX = 2 ** 52;
 /** The highest page number accepted (pages of a RAM of at most 16 TiB). */
 export const PAGE_NUMBER_MAX = 2 ** 32 - 1;
 /** The most device sections in one transfer-state message. */
@@ -90,6 +97,16 @@ function fail(reason: LogFormatReason, why: string, offset?: number): never {
 
 function malformed(why: string, offset?: number): never {
   return fail('malformed-entry', `malformed message: ${why}`, offset);
+}
+
+/** A disk run: sector-aligned, not empty, at most TRANSFER_DISK_BYTES_MAX. */
+function checkDiskRun(device: string, diskOffset: number, length: number, offset?: number): void {
+  if (length > TRANSFER_DISK_BYTES_MAX) {
+    fail('oversized', `a disk run of ${length} bytes exceeds ${TRANSFER_DISK_BYTES_MAX}`, offset);
+  }
+  if (length === 0 || length % TRANSFER_DISK_SECTOR_BYTES !== 0 || diskOffset % TRANSFER_DISK_SECTOR_BYTES !== 0) {
+    malformed(`a disk run of ${device} at ${diskOffset} of ${length} bytes is not whole sectors`, offset);
+  }
 }
 
 function integer(value: unknown, min: number, max: number, what: string, offset?: number): number {
@@ -344,6 +361,15 @@ export class MessageEncoder {
           checkedPlain(message.config, 'config'),
         ]);
       }
+      case 'transfer-disk': {
+        const data = bytes(message.data, 'data');
+        checkDiskRun(
+          text(message.device, 1, NAME_BYTES_MAX, 'a device name'),
+          integer(message.offset, 0, TRANSFER_DISK_OFFSET_MAX, 'offset'),
+          data.length,
+        );
+        return pack(FrameType.transferDisk, [message.device, message.offset, data]);
+      }
       case 'goodbye':
         return pack(FrameType.goodbye, [
           text(message.reason, 0, GOODBYE_REASON_LENGTH_MAX, 'goodbye reason'),
@@ -536,6 +562,14 @@ export class MessageDecoder {
           machine: plain(items[4], 'machine', offset),
           config: plain(items[5], 'config', offset),
         };
+      }
+      case FrameType.transferDisk: {
+        const items = tuple(unpack(frame.payload, 'transfer-disk', offset), 3, 'transfer-disk', offset);
+        const device = text(items[0], 1, NAME_BYTES_MAX, 'a device name', offset);
+        const diskOffset = integer(items[1], 0, TRANSFER_DISK_OFFSET_MAX, 'offset', offset);
+        const data = bytes(items[2], 'data', offset);
+        checkDiskRun(device, diskOffset, data.length, offset);
+        return { type: 'transfer-disk', device, offset: diskOffset, data };
       }
       case FrameType.goodbye: {
         const items = tuple(unpack(frame.payload, 'goodbye', offset), 1, 'goodbye', offset);

@@ -10,6 +10,7 @@ import { type BackupEnd, FtBackup } from '../backup.js';
 import type { FtConfig } from '../config.js';
 import type { FtEvent } from '../events.js';
 import { FtPrimary, type PrimaryEnd } from '../primary.js';
+import { TrackedDisk } from '../tracked-disk.js';
 import { PortArbiter } from './arbiter-port.js';
 import { FencedFileDisk } from './fenced-file-disk.js';
 import { type SharedDiskBuffers, SharedMemoryDisk } from './shared-disk.js';
@@ -20,6 +21,9 @@ import { type SharedDiskBuffers, SharedMemoryDisk } from './shared-disk.js';
  * primary or the backup; a backup that goes live goes on as the primary in the same thread. The
  * parent sees events, statistics and the end; it kills the "host" with `worker.terminate()`.
  */
+
+/** The virtio slot of the disk (the last; the NIC takes the one below it). */
+const DISK_SLOT = 7;
 
 /** How the backup treats the disk (the paper's three modes, §2.1 and §4.1). */
 export type DiskMode = 'shared' | 'backup-reads' | 'separate';
@@ -121,6 +125,10 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
     : 'buffers' in spec.disk
       ? new SharedMemoryDisk(spec.disk.buffers, spec.epoch)
       : await FencedFileDisk.open(spec.disk.path, spec.epoch);
+  // This host's own copy of the disk: a clone copies it along with memory.
+  const ownCopy =
+    disk && spec.disk?.mode === 'separate' ? new TrackedDisk(`virtio${DISK_SLOT}`, disk) : undefined;
+  const disks = ownCopy ? [ownCopy] : undefined;
   const fence = (epoch: number) => {
     const fenced = disk?.fence(epoch);
     // A fence that could not be written leaves the older epoch able to write: the role must stop.
@@ -144,7 +152,7 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
 
   const buildMachine = (hooks: object, asBackup: boolean, loadImage: boolean): Machine => {
     const slots: (Device | undefined)[] = new Array(8).fill(undefined);
-    let slot = 7;
+    let slot = DISK_SLOT;
     if (disk) {
       // A backup on a shared disk does no disk IO (read data travels in the log); with
       // backup-reads it reads, never writes; with its own copy it applies the writes too.
@@ -157,7 +165,7 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
             ? 'reads'
             : 'all';
       slots[slot--] = new VirtioMmioTransport(
-        new VirtioBlock({ backend: disk, hostIo, logReadData: mode !== 'backup-reads' }),
+        new VirtioBlock({ backend: ownCopy ?? disk, hostIo, logReadData: mode !== 'backup-reads' }),
       );
     }
     if (spec.network) {
@@ -242,14 +250,6 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
     parent.on('message', (command) => {
       if (command.type === 'stop') primary.stop();
       if (command.type === 'clone') {
-        if (spec.disk?.mode === 'separate') {
-          // The clone's own disk would have to be copied consistently with the transferred state.
-          post({
-            type: 'clone-failed',
-            message: 'cloning a backup with separate disks needs a disk copy, which is not supported yet',
-          });
-          return;
-        }
         const opened = command.logTcp
           ? connectLog(command.logTcp, primary.epoch)
           : openLog(command.logPort as MessagePort, 'primary', primary.epoch);
@@ -305,6 +305,7 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
       arbiter,
       deliver,
       holdUntilApplied,
+      disks,
       onEvent: (event) => {
         if (event.type === 'arbiter-won') fence(event.epoch);
         onEvent(event);
@@ -336,6 +337,7 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
     deliver,
     holdUntilApplied,
     onEvent,
+    disks,
     beforeGoLive: fence,
     createMachine: (hooks) => buildMachine(hooks, true, !cloning),
   });

@@ -331,6 +331,8 @@ export function messageBytes(message: FtMessage): number {
     }
     case 'transfer-pages':
       return 16 + message.pages.length + message.pageNumbers.length * 4;
+    case 'transfer-disk':
+      return 24 + message.data.length;
     case 'transfer-state':
       return 16 * 1024;
     case 'goodbye':
