@@ -299,7 +299,9 @@ export class FtPrimary {
             // A clone in progress goes on while the guest sleeps (the new backup expects to hear),
             // at the pace the channel drains.
             if (this.#clone) {
-              await this.#sleepMs(this.#clone.channel.bufferedBytes > this.#config.cloneChannelBytesMax ? 2 : 0);
+              await this.#sleepMs(
+                this.#clone.channel.bufferedBytes > this.#config.cloneChannelBytesMax ? 2 : 0,
+              );
               break;
             }
             const timerMs = (this.machine.nextTimerDelayNs() ?? Number.POSITIVE_INFINITY) / 1e6;

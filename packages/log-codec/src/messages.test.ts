@@ -70,7 +70,12 @@ const otherMessage: fc.Arbitrary<FtMessage> = fc.oneof(
       return { type: 'transfer-pages' as const, pageNumbers, pages };
     }),
   fc
-    .tuple(fc.constantFrom('virtio7', 'virtio0'), fc.nat(1 << 20), fc.integer({ min: 1, max: 4 }), fc.nat(255))
+    .tuple(
+      fc.constantFrom('virtio7', 'virtio0'),
+      fc.nat(1 << 20),
+      fc.integer({ min: 1, max: 4 }),
+      fc.nat(255),
+    )
     .map(([device, sector, sectors, seed]) => {
       const data = new Uint8Array(sectors * 512);
       for (let i = 0; i < data.length; i++) data[i] = (i * (seed + 3)) & 0xff;

@@ -104,7 +104,11 @@ function checkDiskRun(device: string, diskOffset: number, length: number, offset
   if (length > TRANSFER_DISK_BYTES_MAX) {
     fail('oversized', `a disk run of ${length} bytes exceeds ${TRANSFER_DISK_BYTES_MAX}`, offset);
   }
-  if (length === 0 || length % TRANSFER_DISK_SECTOR_BYTES !== 0 || diskOffset % TRANSFER_DISK_SECTOR_BYTES !== 0) {
+  if (
+    length === 0 ||
+    length % TRANSFER_DISK_SECTOR_BYTES !== 0 ||
+    diskOffset % TRANSFER_DISK_SECTOR_BYTES !== 0
+  ) {
     malformed(`a disk run of ${device} at ${diskOffset} of ${length} bytes is not whole sectors`, offset);
   }
 }
