@@ -99,7 +99,8 @@ async function failover(failureTimeoutMs: number) {
     });
     await cluster.until(() => running.counters().acknowledged >= 500, 30_000, 'serving');
     const before = await cluster.inspect('kv');
-    if (before.primary?.host !== vm.primary || before.failovers !== 0) throw new Error('a failover happened before the kill');
+    if (before.primary?.host !== vm.primary || before.failovers !== 0)
+      throw new Error('a failover happened before the kill');
     const acknowledgedAtKill = running.counters().acknowledged;
     const killedAt = performance.now();
     cluster.kill(vm.primary);

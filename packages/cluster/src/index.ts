@@ -20,6 +20,6 @@ export { HostAgent } from './host-agent.js';
 export type { ApiReply, ApiRequest, Route } from './http.js';
 export { ApiClient, ApiError, parseBody, serveApi, splitAddress } from './http.js';
 export type { OrchestratorOptions } from './orchestrator.js';
-export { HOST_LEASE_MS, Orchestrator } from './orchestrator.js';
+export { HOST_LEASE_MS, Orchestrator, REDUNDANCY_RESTORED_WITHIN_MS } from './orchestrator.js';
 export type { ClusterStore } from './store.js';
 export { DirectoryStore, EtcdStore } from './store.js';

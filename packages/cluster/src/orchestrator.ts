@@ -33,12 +33,20 @@ import type { ClusterStore } from './store.js';
  * then reconciles from what they run.
  */
 
+/**
+ * What the orchestrator promises: after a failure, a VM is fault tolerant again within this when a
+ * host is free for its new backup (the nemesis holds it to that).
+ */
+export const REDUNDANCY_RESTORED_WITHIN_MS = 30_000;
+
 /** A host counts as alive while its heartbeats arrive within this. */
 export const HOST_LEASE_MS = 4_000;
 /** How often the orchestrator looks at every VM. */
 const RECONCILE_INTERVAL_MS = 250;
 /** A clone that has not finished in this time is abandoned and tried again elsewhere. */
-const CLONE_DEADLINE_MS = 120_000;
+const CLONE_DEADLINE_MS = 60_000;
+/** A clone whose primary has not connected in this time is abandoned. */
+const CLONE_CONNECT_MS = 5_000;
 const EVENTS_KEPT = 200;
 
 export interface OrchestratorOptions {
@@ -105,6 +113,7 @@ export class Orchestrator {
   #timer: NodeJS.Timeout | undefined;
   #reconciling = false;
   #leading = false;
+  #leadingSinceMs = 0;
 
   constructor(options: OrchestratorOptions) {
     this.#options = options;
@@ -146,10 +155,13 @@ export class Orchestrator {
       process.exitCode = 75;
       void this.close().then(() => process.exit(75));
     });
-    this.#leading = true;
+    // The VMs first: a heartbeat answered by a leader that has not loaded them would tell hosts
+    // to end roles it merely does not know yet.
     for (const [key, record] of await this.#options.store.list<VmRecord>('vms/')) {
       this.#records.set(key.slice('vms/'.length), record);
     }
+    this.#leading = true;
+    this.#leadingSinceMs = performance.now();
     log.info({ vms: this.#records.size }, 'leading: reconciling after one host lease');
     this.#timer = setInterval(() => void this.#reconcileAll(), RECONCILE_INTERVAL_MS);
   }
@@ -280,7 +292,10 @@ export class Orchestrator {
     host.roles = beat.roles;
     // Roles of VMs this host was never given (or that were stopped) end: a host cannot claim a VM.
     // Only the leader decides (a follower has not loaded the VMs).
-    if (!this.#leading) return { leaseMs: HOST_LEASE_MS, stop: [] };
+    // Nor in its first lease, while hosts that run what an earlier leader placed report in.
+    if (!this.#leading || performance.now() - this.#leadingSinceMs < HOST_LEASE_MS) {
+      return { leaseMs: HOST_LEASE_MS, stop: [] };
+    }
     const stop = beat.roles
       .filter((role) => {
         const record = this.#records.get(role.vm);
@@ -451,9 +466,15 @@ export class Orchestrator {
       }
       return;
     }
+    // A clone found running (an earlier leader started it) is watched like one started here.
+    if (!progress.cloning && clone) progress.cloning = { host: clone.host, sinceMs: performance.now() };
     // The clone in progress: finished, failed, or still going.
     if (progress.cloning) {
       const target = progress.cloning.host;
+      const elapsedMs = performance.now() - progress.cloning.sinceMs;
+      // A clone whose primary never connected (the order to clone was lost) waits for ever.
+      const neverConnected =
+        clone?.host === target && clone.status.state === 'starting' && elapsedMs > CLONE_CONNECT_MS;
       if (backup?.host === target) {
         record.clones++;
         const report = backup.status.lastClone ?? primary?.status.lastClone;
@@ -470,10 +491,11 @@ export class Orchestrator {
       } else if (
         !clone ||
         clone.host !== target ||
-        performance.now() - progress.cloning.sinceMs > CLONE_DEADLINE_MS ||
-        !primary
+        elapsedMs > CLONE_DEADLINE_MS ||
+        !primary ||
+        neverConnected
       ) {
-        if (performance.now() - progress.cloning.sinceMs > 3_000 || !primary) {
+        if (elapsedMs > 3_000 || !primary || neverConnected) {
           this.#event(record, name, 'clone-failed', `the clone on ${target} did not finish`);
           await this.#client(target)
             .call('POST', `/v1/vms/${name}/stop`)

@@ -23,6 +23,8 @@ export function clusterSkipReason(): string | undefined {
 
 export interface ClusterProcess {
   readonly name: string;
+  /** The `ftvm` arguments it was started with (a restart uses them again). */
+  readonly args: readonly string[];
   readonly child: ChildProcess;
   readonly logPath: string;
   /** JSON log lines so far. */
@@ -133,6 +135,7 @@ export class ProcessCluster {
     child.stderr?.on('data', (chunk: Buffer) => log.write(chunk));
     const proc: ClusterProcess = {
       name,
+      args: [...args],
       child,
       logPath,
       lines,
@@ -296,6 +299,60 @@ export class ProcessCluster {
   /** `kill -9` of a process (a host dying). */
   kill(name: string, signal: NodeJS.Signals = 'SIGKILL'): void {
     this.processes.get(name)?.child.kill(signal);
+  }
+
+  /** Resolves once `name`'s process has exited (at once if it has). */
+  exited(name: string): Promise<void> {
+    const proc = this.processes.get(name);
+    if (!proc || proc.exited || proc.child.exitCode !== null || proc.child.signalCode !== null)
+      return Promise.resolve();
+    return new Promise((resolve) => proc.child.once('exit', () => resolve()));
+  }
+
+  /** `SIGSTOP` of a process: it stays, silent (a host that hangs, or a long pause). */
+  pause(name: string): void {
+    this.kill(name, 'SIGSTOP');
+  }
+
+  /** `SIGCONT` of a process paused with {@link pause}. */
+  resume(name: string): void {
+    this.kill(name, 'SIGCONT');
+  }
+
+  /**
+   * Starts `name` again with the command line it was started with (a host keeps its --name and
+   * --data), after killing it with SIGKILL if it still runs; resolves once it says it listens. An
+   * orchestrator started on port 0 comes back on the port it bound before: hosts and the gateway
+   * know it by that address.
+   */
+  async restart(name: string, timeoutMs = 30_000): Promise<ClusterProcess> {
+    const old = this.processes.get(name);
+    if (!old) throw new Error(`no process named ${name}`);
+    if (!old.exited) {
+      old.child.kill('SIGCONT');
+      old.child.kill('SIGKILL');
+      await this.exited(name);
+    }
+    const args = [...old.args];
+    const command = args[0];
+    if (command === 'orchestrator') {
+      const listening = old.lines.find((line) => line.msg === 'orchestrator listening');
+      const listen = args.indexOf('--listen');
+      if (listening && listen >= 0) args[listen + 1] = String(listening.listen);
+    }
+    const proc = this.spawn(name, args);
+    const ready: Record<string, string> = {
+      orchestrator: 'orchestrator listening',
+      host: 'host listening',
+      gateway: 'gateway listening for host links',
+    };
+    const message = command === undefined ? undefined : ready[command];
+    if (message) await proc.waitFor((line) => line.msg === message, timeoutMs);
+    if (command === 'orchestrator' && args.includes('--dashboard')) {
+      const dashboard = await proc.waitFor((line) => line.msg === 'dashboard', timeoutMs);
+      this.dashboardPort = Number(new URL(String(dashboard.dashboard)).port);
+    }
+    return proc;
   }
 
   async stop(options: { keep?: boolean } = {}): Promise<void> {

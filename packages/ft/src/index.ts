@@ -4,7 +4,7 @@ export { FtBackup } from './backup.js';
 export type { BackupEffects, BackupState, BackupStatistics } from './backup-core.js';
 export { BackupCore } from './backup-core.js';
 export type { FtConfig } from './config.js';
-export { DEFAULT_FT_CONFIG, ftConfig, SLICE_STEPS_MAX } from './config.js';
+export { DEFAULT_FT_CONFIG, ftConfig, SLICE_STEPS_MAX, STATE_HASH_PAGES_PER_SLICE } from './config.js';
 export { entrySizeBytes } from './entry-size.js';
 export type { FtEvent, FtEventType } from './events.js';
 export { LiveLog } from './live-log.js';

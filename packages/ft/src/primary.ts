@@ -3,7 +3,7 @@ import { ConfigError } from '@ftvm/core';
 import type { HostScheduler, Machine, MachineOptions, MachineOutput } from '@ftvm/machine';
 import { sliceTimeLimit, Waiter } from '@ftvm/machine';
 import { requestNextEpoch } from './arbiter-request.js';
-import { type FtConfig, ftConfig, SLICE_STEPS_MAX } from './config.js';
+import { type FtConfig, ftConfig, SLICE_STEPS_MAX, STATE_HASH_PAGES_PER_SLICE } from './config.js';
 import type { FtEvent } from './events.js';
 import { PrimaryCore, type PrimaryStatistics } from './primary-core.js';
 import { diskRunPieces, type TrackedDisk } from './tracked-disk.js';
@@ -110,6 +110,7 @@ export class FtPrimary {
   #arbiterBusy = false;
   /** The run loop waits for acknowledgements (log buffer full, or final outputs held). */
   #waitingForAcks = false;
+  #stateHashReady = false;
   /**
    * Outputs released before `run` (a promoted backup's go-live announcement, made while it is
    * constructed): they reach `deliver` when the run starts, once the caller holds this primary.
@@ -283,6 +284,9 @@ export class FtPrimary {
         this.#nowMs = this.#readNowMs();
         this.#core.flush(this.#nowMs);
         this.#apply();
+        // The first checkpoint's hash of all RAM, built ahead a little per slice.
+        if (!this.#stateHashReady)
+          this.#stateHashReady = this.machine.prepareStateHash(STATE_HASH_PAGES_PER_SLICE);
         const share = this.#core.cpuShare;
         if (share < 1 && outcome.steps > 0) {
           // Lag control: the guest gets `share` of the CPU while the backup catches up.

@@ -27,6 +27,8 @@ export class MachineStateKeeper {
   private readonly time: GuestTime;
   private readonly attached: readonly AttachedDevice[];
   private hasher: RamHasher | undefined;
+  /** The first hash of RAM, built a few pages at a time (see prepareStateHash). */
+  private hasherBuild: { hasher: RamHasher; nextPage: number } | undefined;
   /** Pages written since the last collection, per consumer (hash, dirty trackers). */
   private readonly hashChangedPages: Uint8Array;
   private readonly dirtyTrackers = new Set<Uint8Array>();
@@ -74,6 +76,33 @@ export class MachineStateKeeper {
   }
 
   /**
+   * Builds the first hash of RAM ahead of the first {@link stateHash}, `pageBudget` pages per call
+   * (hashing 64 MiB at once holds the thread for hundreds of ms: a backup that did so at its first
+   * checkpoint fell silent past the failure timeout). Pages written after they were hashed are
+   * hashed again at the next state hash. True once the hash is built.
+   */
+  prepareStateHash(pageBudget: number): boolean {
+    if (this.hasher !== undefined) return true;
+    this.collectDirtyPages();
+    this.hasherBuild ??= { hasher: new RamHasher(this.ram, true), nextPage: 0 };
+    const build = this.hasherBuild;
+    this.hashBuildPages(build, Math.min(build.hasher.pageCount, build.nextPage + Math.max(1, pageBudget)));
+    if (build.nextPage < build.hasher.pageCount) return false;
+    this.hasher = build.hasher;
+    this.hasherBuild = undefined;
+    return true;
+  }
+
+  private hashBuildPages(build: { hasher: RamHasher; nextPage: number }, end: number): void {
+    for (let page = build.nextPage; page < end; page++) {
+      // Hashed now from what the page holds: only a later write makes it stale.
+      this.hashChangedPages[page] = 0;
+      build.hasher.updatePage(page);
+    }
+    build.nextPage = end;
+  }
+
+  /**
    * A digest of the whole guest-visible state, updated incrementally (only pages written since the
    * previous hash are rehashed). Its parts, so a replay can say what differs:
    *
@@ -84,7 +113,13 @@ export class MachineStateKeeper {
    */
   stateHash(): Uint8Array {
     this.collectDirtyPages();
-    if (this.hasher === undefined) {
+    if (this.hasher === undefined && this.hasherBuild !== undefined) {
+      const build = this.hasherBuild;
+      this.hashBuildPages(build, build.hasher.pageCount);
+      this.hasher = build.hasher;
+      this.hasherBuild = undefined;
+      this.hasher.updateChanged(this.hashChangedPages);
+    } else if (this.hasher === undefined) {
       this.hasher = new RamHasher(this.ram);
     } else {
       this.hasher.updateChanged(this.hashChangedPages);
@@ -378,6 +413,7 @@ export class MachineStateKeeper {
     }
     this.ram.dirtyPages.fill(1);
     this.hasher = undefined;
+    this.hasherBuild = undefined;
     this.cpu.restoreState(snapshot.cpu);
     this.cpu.invalidateMemoryCaches();
     for (const { placement, device } of this.attached) {

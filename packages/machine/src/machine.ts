@@ -443,6 +443,15 @@ export class Machine {
    *     bytes 16..23  the machine's own state (guest time, power state)
    *     then 4 bytes per device, in the order they were attached
    */
+  /**
+   * Builds the first hash of RAM ahead of the first checkpoint, `pageBudget` pages (4 KiB each)
+   * per call, so that no checkpoint holds the thread long; true once built. A driver calls it
+   * between slices.
+   */
+  prepareStateHash(pageBudget: number): boolean {
+    return this.state.prepareStateHash(pageBudget);
+  }
+
   stateHash(): Uint8Array {
     return this.state.stateHash();
   }

@@ -59,10 +59,18 @@ export class RamHasher {
   private readonly words: Int32Array;
   private readonly pageHashes: Uint32Array;
 
-  constructor(private readonly ram: RamRegion) {
+  /** `deferred`: hash nothing yet; the caller hashes every page with `updatePage` before `digest`. */
+  constructor(
+    private readonly ram: RamRegion,
+    deferred = false,
+  ) {
     this.words = new Int32Array(ram.bytes.buffer, ram.bytes.byteOffset, ram.size >>> 2);
     this.pageHashes = new Uint32Array((ram.size >>> PAGE_SHIFT) * 2);
-    this.updateAll();
+    if (!deferred) this.updateAll();
+  }
+
+  get pageCount(): number {
+    return this.ram.size >>> PAGE_SHIFT;
   }
 
   updateAll(): void {
@@ -77,7 +85,7 @@ export class RamHasher {
     }
   }
 
-  private updatePage(page: number): void {
+  updatePage(page: number): void {
     const [first, second] = hashWords(this.words, page * WORDS_PER_PAGE, WORDS_PER_PAGE, page);
     this.pageHashes[page * 2] = first;
     this.pageHashes[page * 2 + 1] = second;

@@ -1,0 +1,187 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { findEtcdBinary } from '@ftvm/arbiter/test';
+
+/**
+ * A three-member etcd cluster on loopback for the nemesis (the store and the arbiter of a cluster
+ * run with `--store etcd`). Each member logs into `DIR/etcd-eN.log` and keeps its data in
+ * `DIR/etcd-eN/`; a member killed with SIGKILL is restarted with its same command line, and finds
+ * its data again (etcd ignores the initial-cluster flags once its data directory exists).
+ */
+
+interface Member {
+  readonly name: string;
+  readonly args: readonly string[];
+  readonly clientUrl: string;
+  child: ChildProcess;
+  exited: Promise<void>;
+}
+
+export class EtcdNodes {
+  readonly #binary: string;
+  readonly #dir: string;
+  readonly #members: Member[] = [];
+
+  private constructor(binary: string, dir: string) {
+    this.#binary = binary;
+    this.#dir = dir;
+  }
+
+  /** Starts `count` members in `dir` and waits until every one answers healthy. */
+  static async start(dir: string, count = 3): Promise<EtcdNodes> {
+    const binary = findEtcdBinary();
+    if (!binary) throw new Error('the etcd binary is not on PATH (Debian package etcd-server)');
+    const nodes = new EtcdNodes(binary, dir);
+    const ports = await freePorts(count * 2);
+    const names = Array.from({ length: count }, (_, index) => `e${index + 1}`);
+    const peerUrl = (index: number) => `http://127.0.0.1:${ports[count + index]}`;
+    const initialCluster = names.map((name, index) => `${name}=${peerUrl(index)}`).join(',');
+    for (const [index, name] of names.entries()) {
+      const clientUrl = `http://127.0.0.1:${ports[index]}`;
+      const args = [
+        '--name',
+        name,
+        '--data-dir',
+        join(dir, `etcd-${name}`),
+        '--listen-client-urls',
+        clientUrl,
+        '--advertise-client-urls',
+        clientUrl,
+        '--listen-peer-urls',
+        peerUrl(index),
+        '--initial-advertise-peer-urls',
+        peerUrl(index),
+        '--initial-cluster',
+        initialCluster,
+        '--initial-cluster-state',
+        'new',
+        '--initial-cluster-token',
+        'ftvm-nemesis',
+        // Fast elections, as the arbiter's test etcd.
+        '--heartbeat-interval',
+        '50',
+        '--election-timeout',
+        '500',
+        '--logger',
+        'zap',
+        '--log-outputs',
+        'stderr',
+        '--log-level',
+        'warn',
+      ];
+      nodes.#members.push({ name, args, clientUrl, ...nodes.#spawn(name, args) });
+    }
+    try {
+      await Promise.all(nodes.#members.map((member) => nodes.#waitHealthy(member, 30_000)));
+    } catch (error) {
+      await nodes.stop();
+      throw error;
+    }
+    return nodes;
+  }
+
+  /** The members' names (`e1`…). */
+  get names(): string[] {
+    return this.#members.map((member) => member.name);
+  }
+
+  /** `etcd://H:P,H:P,H:P` for `ftvm orchestrator --store`. */
+  get storeUrl(): string {
+    return `etcd://${this.#members.map((member) => new URL(member.clientUrl).host).join(',')}`;
+  }
+
+  /** A member that is not running now (killed, or exited by itself), if any. */
+  isDown(name: string): boolean {
+    const child = this.#member(name).child;
+    return child.exitCode !== null || child.signalCode !== null;
+  }
+
+  /** `kill -9` of a member; resolves once it has exited. */
+  async kill(name: string): Promise<void> {
+    const member = this.#member(name);
+    member.child.kill('SIGKILL');
+    await member.exited;
+  }
+
+  /** Starts a member again with its same command line (and data) and waits until it is healthy. */
+  async restart(name: string): Promise<void> {
+    const member = this.#member(name);
+    if (!this.isDown(name)) await this.kill(name);
+    Object.assign(member, this.#spawn(name, member.args));
+    await this.#waitHealthy(member, 30_000);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(
+      this.#members.map(async (member) => {
+        member.child.kill('SIGKILL');
+        await member.exited;
+      }),
+    );
+  }
+
+  #member(name: string): Member {
+    const member = this.#members.find((candidate) => candidate.name === name);
+    if (!member) throw new Error(`no etcd member named ${name}`);
+    return member;
+  }
+
+  #spawn(name: string, args: readonly string[]): { child: ChildProcess; exited: Promise<void> } {
+    mkdirSync(this.#dir, { recursive: true });
+    const log = createWriteStream(join(this.#dir, `etcd-${name}.log`), { flags: 'a' });
+    const child = spawn(this.#binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout?.pipe(log, { end: false });
+    child.stderr?.pipe(log, { end: false });
+    const exited = new Promise<void>((resolve) =>
+      child.once('exit', () => {
+        log.end();
+        resolve();
+      }),
+    );
+    return { child, exited };
+  }
+
+  async #waitHealthy(member: Member, timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      if (member.child.exitCode !== null || member.child.signalCode !== null) {
+        throw new Error(`etcd ${member.name} exited before it was healthy (see ${this.#dir})`);
+      }
+      try {
+        const response = await fetch(`${member.clientUrl}/health`, { signal: AbortSignal.timeout(1_000) });
+        const body = (await response.json()) as { health?: unknown };
+        if (response.ok && (body.health === 'true' || body.health === true)) return;
+      } catch {
+        // not yet
+      }
+      if (performance.now() > deadline) {
+        throw new Error(`etcd ${member.name} was not healthy within ${timeoutMs} ms (see ${this.#dir})`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
+/** `count` distinct free TCP ports on 127.0.0.1 (held open together, so they differ). */
+async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const server = createServer();
+          server.once('error', reject);
+          server.listen(0, '127.0.0.1', () => resolve(server));
+        }),
+    ),
+  );
+  const ports = servers.map((server) => {
+    const address = server.address();
+    if (address === null || typeof address === 'string') throw new Error('no port');
+    return address.port;
+  });
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return ports;
+}

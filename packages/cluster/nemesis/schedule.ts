@@ -1,0 +1,121 @@
+import type { SeededRandom } from '@ftvm/kv-client';
+
+/**
+ * The nemesis's schedule: which faults each trial injects, and when, drawn from a seeded PRNG
+ * only (the same seed, the same schedule). Faults name roles, not hosts ("the primary's host"):
+ * which host that is is resolved when the fault is injected.
+ *
+ * A trial is one or two steps. A step injects one fault, or a host fault together with a fault of
+ * the control plane (an orchestrator, or an etcd member). Two host faults never overlap: the
+ * design tolerates one failed host at a time, and the next step starts only once the VM is fault
+ * tolerant again.
+ */
+
+export type HostRole = 'primary' | 'backup' | 'spare';
+
+export type Fault =
+  /** `kill -9` of the host running `role`; the host is restarted (same --name, --data) after `restartAfterMs`. */
+  | { readonly kind: 'kill-host'; readonly role: 'primary' | 'backup'; readonly restartAfterMs: number }
+  /** `SIGSTOP` of the host running `role` for `pauseMs` (longer than the failure timeout), then `SIGCONT`. */
+  | { readonly kind: 'pause-host'; readonly role: HostRole; readonly pauseMs: number }
+  /** `kill -9` of orchestrator `index` (1-based), restarted with its command after `restartAfterMs`. */
+  | { readonly kind: 'kill-orchestrator'; readonly index: number; readonly restartAfterMs: number }
+  /** `kill -9` of etcd member `index` (1-based), restarted after `restartAfterMs` (etcd mode only). */
+  | { readonly kind: 'kill-etcd'; readonly index: number; readonly restartAfterMs: number };
+
+export interface Step {
+  /** How long to wait before injecting (after the load runs, or after the previous step healed). */
+  readonly delayMs: number;
+  /** Injected together. */
+  readonly faults: readonly Fault[];
+}
+
+export interface TrialPlan {
+  readonly trial: number;
+  /** Seeds the trial's kv load. */
+  readonly loadSeed: number;
+  readonly steps: readonly Step[];
+}
+
+export interface ScheduleShape {
+  readonly orchestrators: number;
+  /** etcd members (0 with the embedded store). */
+  readonly etcdMembers: number;
+}
+
+/**
+ * A SIGSTOP lasts from well over the VM's failure timeout (300 ms) to past the orchestrator's host
+ * lease: sometimes the orchestrator sees the host die, sometimes only its VM role's peer does.
+ */
+export const PAUSE_MS_MIN = 2_000;
+export const PAUSE_MS_MAX = 6_000;
+const RESTART_AFTER_MS_MIN = 200;
+const RESTART_AFTER_MS_MAX = 3_000;
+
+function between(random: SeededRandom, min: number, max: number): number {
+  return min + random.below(max - min + 1);
+}
+
+function hostFault(random: SeededRandom): Fault {
+  const choice = random.below(3);
+  if (choice === 0)
+    return {
+      kind: 'kill-host',
+      role: 'primary',
+      restartAfterMs: between(random, RESTART_AFTER_MS_MIN, RESTART_AFTER_MS_MAX),
+    };
+  if (choice === 1)
+    return {
+      kind: 'kill-host',
+      role: 'backup',
+      restartAfterMs: between(random, RESTART_AFTER_MS_MIN, RESTART_AFTER_MS_MAX),
+    };
+  const roles: HostRole[] = ['primary', 'primary', 'backup', 'backup', 'spare'];
+  return {
+    kind: 'pause-host',
+    role: roles[random.below(roles.length)] as HostRole,
+    pauseMs: between(random, PAUSE_MS_MIN, PAUSE_MS_MAX),
+  };
+}
+
+function controlPlaneFault(random: SeededRandom, shape: ScheduleShape): Fault {
+  const restartAfterMs = between(random, RESTART_AFTER_MS_MIN, RESTART_AFTER_MS_MAX);
+  if (shape.etcdMembers > 0 && random.below(2) === 0)
+    return { kind: 'kill-etcd', index: 1 + random.below(shape.etcdMembers), restartAfterMs };
+  return { kind: 'kill-orchestrator', index: 1 + random.below(shape.orchestrators), restartAfterMs };
+}
+
+/** The plan of trial `trial` (1-based), from `random` (a stream of its own for this trial). */
+export function planTrial(trial: number, random: SeededRandom, shape: ScheduleShape): TrialPlan {
+  const loadSeed = random.uint32();
+  const stepCount = random.below(10) < 6 ? 1 : 2;
+  const steps: Step[] = [];
+  for (let index = 0; index < stepCount; index++) {
+    const delayMs = random.below(1_500);
+    const faults: Fault[] = [];
+    if (random.below(10) < 7) {
+      faults.push(hostFault(random));
+      if (random.below(10) < 3) faults.push(controlPlaneFault(random, shape));
+    } else {
+      faults.push(controlPlaneFault(random, shape));
+    }
+    steps.push({ delayMs, faults });
+  }
+  return { trial, loadSeed, steps };
+}
+
+/** A fault as the trial's line shows it. */
+export function describeFault(fault: Fault, target?: string): string {
+  const on = target ? ` ${target}` : '';
+  const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  switch (fault.kind) {
+    case 'kill-host':
+      return `kill -9 ${fault.role}'s host${on} (restart after ${seconds(fault.restartAfterMs)})`;
+    case 'pause-host':
+      return `SIGSTOP ${fault.role}'s host${on} for ${seconds(fault.pauseMs)}`;
+    case 'kill-orchestrator':
+      return `kill -9 orchestrator o${fault.index} (restart after ${seconds(fault.restartAfterMs)})`;
+    case 'kill-etcd':
+      return `kill -9 etcd e${fault.index} (restart after ${seconds(fault.restartAfterMs)})`;
+  }
+}
