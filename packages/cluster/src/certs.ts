@@ -1,5 +1,14 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { ConfigError } from '@ftvm/core';
@@ -109,7 +118,30 @@ export function loadCredentials(dir: string, name: string): Credentials {
         `no certificate for ${name} in ${dir}: issue one with \`ftvm certs issue --dir CA_DIR --name ${name}\` and copy ${name}.crt, ${name}.key and ca.crt here`,
       );
     }
-    return issueCertificate(dir, name);
+    // Two processes of one name starting at once (two `ftvm vm` commands) must not each write
+    // half of a pair: one issues under a lock file, the other waits for it.
+    const lock = join(dir, `${name}.lock`);
+    let held = false;
+    const deadline = Date.now() + 15_000;
+    while (!held) {
+      try {
+        closeSync(openSync(lock, 'wx'));
+        held = true;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        if (Date.now() > deadline) {
+          // Its holder died: take it over.
+          rmSync(lock, { force: true });
+          continue;
+        }
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+      }
+    }
+    try {
+      if (!existsSync(certPath) || !existsSync(keyPath)) return issueCertificate(dir, name);
+    } finally {
+      rmSync(lock, { force: true });
+    }
   }
   return {
     ca: readOrExplain(join(dir, 'ca.crt'), 'run `ftvm certs init` first'),
