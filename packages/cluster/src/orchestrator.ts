@@ -112,6 +112,8 @@ export class Orchestrator {
   #dashboard: Awaited<ReturnType<typeof serveDashboard>> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #reconciling = false;
+  /** `host/vm` of stops in flight (one at a time each). */
+  readonly #stopping = new Set<string>();
   #leading = false;
   #leadingSinceMs = 0;
 
@@ -425,10 +427,16 @@ export class Orchestrator {
     if (record.state === 'stopped') return;
     const progress = this.#progressOf(name);
     const { primary, backup, clone, stale } = this.#observe(name);
+    // Old epochs' roles are told to end, without waiting: their host may hang (a stopped process),
+    // and the reconciling of everything else must not wait for it.
     for (const role of stale) {
-      await this.#client(role.host)
+      const key = `${role.host}/${name}`;
+      if (this.#stopping.has(key)) continue;
+      this.#stopping.add(key);
+      void this.#client(role.host)
         .call('POST', `/v1/vms/${name}/stop`)
-        .catch(() => {});
+        .catch(() => {})
+        .finally(() => this.#stopping.delete(key));
     }
     if (progress.settleUntilMs !== undefined && performance.now() < progress.settleUntilMs) return;
     if (record.state === 'placing' || (record.state === 'lost' && !primary && !backup)) {
