@@ -21,7 +21,13 @@ import { pathToFileURL } from 'node:url';
 import { checkHistory, formatVerdict, type HistoryData, seededRandom, type Verdict } from '@ftvm/kv-client';
 import { type KvLoad, startKvLoad } from '@ftvm/kv-client/node';
 import { Command, InvalidArgumentError } from 'commander';
-import { HOST_LEASE_MS, REDUNDANCY_RESTORED_WITHIN_MS } from '../src/index.js';
+import {
+  ApiClient,
+  HOST_LEASE_MS,
+  type HostView,
+  loadCredentials,
+  REDUNDANCY_RESTORED_WITHIN_MS,
+} from '../src/index.js';
 import { clusterSkipReason, KV_IMAGE, ProcessCluster } from '../test/harness.js';
 import { EtcdNodes } from './etcd.js';
 import { Observer, type TimelineEntry, type Violation } from './observer.js';
@@ -109,6 +115,7 @@ class Deployment {
       if (store === 'etcd') etcd = await EtcdNodes.start(dir);
       cluster = new ProcessCluster({
         dir,
+        faultInjection: true,
         hosts: HOSTS.length,
         ...(etcd ? { store: etcd.storeUrl, orchestrators: 2 } : {}),
       });
@@ -288,6 +295,21 @@ async function inject(
       }
       break;
     }
+    case 'partition': {
+      // The primary's host holds its proxy of the logging channel (hosts run with --fault-injection).
+      const host = (await (await cluster.client()).call<HostView[]>('GET', '/v1/hosts')).find(
+        (candidate) => candidate.name === entry.target,
+      );
+      if (!host) throw new Error(`host ${entry.target} is not known`);
+      const client = new ApiClient(loadCredentials(cluster.certs, 'operator'), host.address);
+      try {
+        await client.call('POST', '/v1/faults/partition', { vm: VM, ms: fault.ms });
+      } finally {
+        client.close();
+      }
+      await sleep(fault.ms);
+      break;
+    }
     case 'kill-orchestrator':
       await takeDown(entry.target as string, fault.restartAfterMs);
       break;
@@ -307,6 +329,8 @@ function targetOf(deployment: Deployment, fault: Fault): string {
     case 'kill-host':
     case 'pause-host':
       return hostOf(deployment, fault.role);
+    case 'partition':
+      return hostOf(deployment, 'primary');
     case 'kill-orchestrator':
       return `orchestrator${Math.min(fault.index, deployment.orchestrators)}`;
     case 'kill-etcd':
@@ -335,7 +359,9 @@ async function runStep(
       const target = entries[at]?.target;
       return describeFault(
         fault,
-        fault.kind === 'kill-host' || fault.kind === 'pause-host' ? target : undefined,
+        fault.kind === 'kill-host' || fault.kind === 'pause-host' || fault.kind === 'partition'
+          ? target
+          : undefined,
       );
     })
     .join(' + ');

@@ -18,6 +18,12 @@ export type Fault =
   | { readonly kind: 'kill-host'; readonly role: 'primary' | 'backup'; readonly restartAfterMs: number }
   /** `SIGSTOP` of the host running `role` for `pauseMs` (longer than the failure timeout), then `SIGCONT`. */
   | { readonly kind: 'pause-host'; readonly role: HostRole; readonly pauseMs: number }
+  /**
+   * A partition of the logging channel between the primary and its backup for `ms` (through the
+   * primary's host's fault-injection proxy): each side suspects the other, both ask the arbiter,
+   * exactly one wins and the other halts.
+   */
+  | { readonly kind: 'partition'; readonly ms: number }
   /** `kill -9` of orchestrator `index` (1-based), restarted with its command after `restartAfterMs`. */
   | { readonly kind: 'kill-orchestrator'; readonly index: number; readonly restartAfterMs: number }
   /** `kill -9` of etcd member `index` (1-based), restarted after `restartAfterMs` (etcd mode only). */
@@ -56,8 +62,13 @@ function between(random: SeededRandom, min: number, max: number): number {
   return min + random.below(max - min + 1);
 }
 
+/** A partition lasts from past the failure timeout to a few seconds. */
+export const PARTITION_MS_MIN = 1_000;
+export const PARTITION_MS_MAX = 4_000;
+
 function hostFault(random: SeededRandom): Fault {
-  const choice = random.below(3);
+  const choice = random.below(4);
+  if (choice === 3) return { kind: 'partition', ms: between(random, PARTITION_MS_MIN, PARTITION_MS_MAX) };
   if (choice === 0)
     return {
       kind: 'kill-host',
@@ -113,6 +124,8 @@ export function describeFault(fault: Fault, target?: string): string {
       return `kill -9 ${fault.role}'s host${on} (restart after ${seconds(fault.restartAfterMs)})`;
     case 'pause-host':
       return `SIGSTOP ${fault.role}'s host${on} for ${seconds(fault.pauseMs)}`;
+    case 'partition':
+      return `partition the logging channel at${on || ' the primary'} for ${seconds(fault.ms)}`;
     case 'kill-orchestrator':
       return `kill -9 orchestrator o${fault.index} (restart after ${seconds(fault.restartAfterMs)})`;
     case 'kill-etcd':

@@ -29,6 +29,7 @@ export const HOST_CONFIG = z.strictObject({
   data: z.string().min(1),
   orchestrator: ADDRESSES,
   certs: z.string().min(1),
+  faultInjection: z.boolean().default(false),
 });
 export type HostConfig = z.infer<typeof HOST_CONFIG>;
 

@@ -7,10 +7,12 @@ import type { Arbiter } from '@ftvm/core';
 import { serveArbiter, startVmWorker, type VmWorkerHandle, type VmWorkerMessage } from '@ftvm/ft/node';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Registry } from 'prom-client';
-import { type ArbiterLocation, CLONE_TO, type RoleStatus, START_ROLE, type StartRole } from './api.js';
+import { z } from 'zod';
+import { type ArbiterLocation, CLONE_TO, NAME, type RoleStatus, START_ROLE, type StartRole } from './api.js';
 import type { Credentials } from './certs.js';
 import { HostFrameLink } from './frame-link.js';
 import { ApiClient, ApiError, parseBody, type Route, serveApi } from './http.js';
+import { LinkProxy } from './link-proxy.js';
 
 /**
  * The host daemon (`ftvm host`): runs the roles of VMs the orchestrator gives it, each VM in its
@@ -32,7 +34,15 @@ export interface HostAgentOptions {
   readonly orchestrators: readonly string[];
   readonly credentials: Credentials;
   readonly logger: Logger;
+  /**
+   * Fault injection (tests, the nemesis): a primary's logging channel goes through a proxy of
+   * this host that `POST /v1/faults/partition` can hold. Off by default.
+   */
+  readonly faultInjection?: boolean;
 }
+
+/** A partition to inject (`POST /v1/faults/partition`). */
+const PARTITION = z.object({ vm: NAME, ms: z.number().int().min(1).max(600_000) });
 
 interface RunningRole {
   readonly vm: string;
@@ -57,6 +67,8 @@ interface RunningRole {
   /** The role label its metrics carry now. */
   exportedRole?: RoleStatus['role'];
   listening: Promise<number>;
+  /** With fault injection: proxies in front of the logging channels this role opened. */
+  readonly proxies: LinkProxy[];
 }
 
 export class HostAgent {
@@ -123,13 +135,13 @@ export class HostAgent {
         method: 'POST',
         path: '/v1/vms/:name/clone',
         peers: orchestrator,
-        handle: (request) => {
+        handle: async (request) => {
           const to = parseBody(CLONE_TO, request.body);
           const running = this.#running(request.params.name ?? '');
           if (running.role !== 'primary') {
             throw new ApiError(409, 'not-primary', `this host runs the ${running.role} of ${running.vm}`);
           }
-          running.handle.clone(to);
+          running.handle.clone(await this.#channelTarget(running, to));
           return { status: 202, json: {} };
         },
       },
@@ -153,6 +165,29 @@ export class HostAgent {
         },
       },
       { method: 'GET', path: '/v1/vms', peers: '*', handle: () => ({ json: this.#statuses() }) },
+      ...(this.#options.faultInjection
+        ? [
+            {
+              method: 'POST' as const,
+              path: '/v1/faults/partition',
+              peers: ['operator'],
+              handle: (request: { body: unknown }) => {
+                const { vm, ms } = parseBody(PARTITION, request.body);
+                const running = this.#running(vm);
+                if (running.proxies.length === 0) {
+                  throw new ApiError(
+                    409,
+                    'no-channel',
+                    `the ${running.role} of ${vm} opened no logging channel here`,
+                  );
+                }
+                for (const proxy of running.proxies) proxy.hold(ms);
+                running.logger.warn({ ms }, 'fault injection: logging channel partitioned');
+                return { json: {} };
+              },
+            },
+          ]
+        : []),
       {
         method: 'GET',
         path: '/metrics',
@@ -212,6 +247,7 @@ export class HostAgent {
       if (message.frame) link?.send(message.frame);
     });
     const failureTimeoutMs = order.failureTimeoutMs;
+    const proxies: LinkProxy[] = [];
     const handle = startVmWorker({
       role: order.role,
       vmId: order.vm,
@@ -224,7 +260,9 @@ export class HostAgent {
       disk,
       network: true,
       config: { failureTimeoutMs, heartbeatIntervalMs: Math.max(10, Math.floor(failureTimeoutMs / 6)) },
-      logTcp: order.peer ?? { host: this.#options.listen.host },
+      logTcp: order.peer
+        ? await this.#channelTarget(proxies, order.peer)
+        : { host: this.#options.listen.host },
       logTls: {
         key: this.#options.credentials.key,
         cert: this.#options.credentials.cert,
@@ -258,7 +296,9 @@ export class HostAgent {
       handle,
       logger,
       listening,
+      proxies,
       release: () => {
+        for (const proxy of proxies) proxy.close();
         link?.close();
         network.port1.close();
         arbiterChannel.port1.close();
@@ -295,6 +335,17 @@ export class HostAgent {
       );
     });
     return { port };
+  }
+
+  /** Where a role connects its logging channel: the peer, or (fault injection) a proxy to it. */
+  async #channelTarget(
+    owner: RunningRole | LinkProxy[],
+    peer: { host: string; port: number },
+  ): Promise<{ host: string; port: number }> {
+    if (!this.#options.faultInjection) return peer;
+    const proxy = await LinkProxy.open(peer);
+    (Array.isArray(owner) ? owner : owner.proxies).push(proxy);
+    return { host: '127.0.0.1', port: proxy.port };
   }
 
   /** The disk the role uses: the shared image, or this host's own copy (made empty). */

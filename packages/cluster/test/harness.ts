@@ -44,6 +44,8 @@ export interface ClusterOptions {
   /** Orchestrators (with etcd, more than one can run). */
   readonly orchestrators?: number;
   readonly dashboard?: boolean;
+  /** Hosts accept injected partitions of their logging channels (`--fault-injection`). */
+  readonly faultInjection?: boolean;
   /** Keep the directory when the cluster stops (the nemesis keeps failing trials' logs). */
   readonly dir?: string;
 }
@@ -219,6 +221,7 @@ export class ProcessCluster {
       this.orchestrator,
       '--certs',
       this.certs,
+      ...(this.#options.faultInjection ? ['--fault-injection'] : []),
     ]);
     await proc.waitFor((line) => line.msg === 'host listening');
     return proc;
