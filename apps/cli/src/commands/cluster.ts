@@ -114,7 +114,10 @@ export function addClusterCommands(
     .option('--data <dir>', "this host's data directory (its own disk copies) (required)")
     .option('--orchestrator <addr[,addr…]>', "the orchestrators' addresses (required)")
     .option('--certs <dir>', 'the certificates directory (required)')
-    .option('--fault-injection', 'let operators partition logging channels (tests, the nemesis); off by default')
+    .option(
+      '--fault-injection',
+      'let operators partition logging channels (tests, the nemesis); off by default',
+    )
     .action(async (_flags: unknown, command: Command) => {
       const config = resolveConfig(HOST_CONFIG, ...configSources(command));
       const logger = pino({ base: { component: 'host', host: config.name } });
