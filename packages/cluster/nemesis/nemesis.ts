@@ -297,9 +297,18 @@ async function inject(
     }
     case 'partition': {
       // The primary's host holds its proxy of the logging channel (hosts run with --fault-injection).
-      const host = (await (await cluster.client()).call<HostView[]>('GET', '/v1/hosts')).find(
-        (candidate) => candidate.name === entry.target,
-      );
+      // Its address comes from the orchestrator, which a fault of the same step may be killing.
+      let host: HostView | undefined;
+      for (let attempt = 0; host === undefined && attempt < 100; attempt++) {
+        try {
+          host = (await (await cluster.client()).call<HostView[]>('GET', '/v1/hosts')).find(
+            (candidate) => candidate.name === entry.target,
+          );
+        } catch {
+          cluster.forgetClient();
+          await sleep(100);
+        }
+      }
       if (!host) throw new Error(`host ${entry.target} is not known`);
       const client = new ApiClient(loadCredentials(cluster.certs, 'operator'), host.address);
       try {
