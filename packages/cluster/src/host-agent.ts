@@ -225,8 +225,8 @@ export class HostAgent {
       throw new ApiError(409, 'busy', `this host already runs the ${existing.role} of ${order.vm}`);
     }
     const logger = this.#options.logger.child({ vm: order.vm, epoch: order.epoch });
-    // Assigned below; the gateway link's callbacks only run after it is.
-    let running = undefined as unknown as RunningRole;
+    // Assigned below: the gateway link's callbacks log with the role's current epoch once it is.
+    let running: RunningRole | undefined;
     const disk = await this.#disk(order);
     const arbiterChannel = new MessageChannel();
     serveArbiter(this.#arbiter(order.arbiter), arbiterChannel.port1);
@@ -239,8 +239,8 @@ export class HostAgent {
           (frame) => network.port1.postMessage({ frame }),
           (connected, error) =>
             connected
-              ? logger.info('network linked to the gateway')
-              : logger.warn({ error }, 'gateway link down'),
+              ? (running?.logger ?? logger).info('network linked to the gateway')
+              : (running?.logger ?? logger).warn({ error }, 'gateway link down'),
         )
       : undefined;
     network.port1.on('message', (message: { frame?: Uint8Array }) => {
