@@ -1,7 +1,10 @@
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { HostIoError } from '@ftvm/core';
 import type { BlockBackend } from '@ftvm/devices';
 import { FileBlockBackend } from '@ftvm/devices/node';
+
+/** The fence file's one record: the epoch in decimal, padded to this many bytes (one write). */
+const FENCE_RECORD_BYTES = 24;
 
 /**
  * A disk image on storage several processes (or machines) reach, fenced by epoch: the networked
@@ -9,25 +12,42 @@ import { FileBlockBackend } from '@ftvm/devices/node';
  * epoch that went live on it; a write from an older epoch is refused, so a primary that was paused
  * and resumes after its backup went live cannot overwrite what the new primary wrote.
  *
- * The fence is read before each write: a write racing a go-live by less than that read can still
- * land (the paper closes the window with VMFS's on-disk locks; a file system shared over the
- * network gives no stronger primitive that every one of them has).
+ * The fence is read before each write (one positioned read of an open file): a write racing a
+ * go-live by less than that read can still land (the paper closes the window with VMFS's on-disk
+ * locks; a file system shared over the network gives no stronger primitive that every one of them
+ * has). It is written in place with one positioned write of a fixed-size record.
  */
 export class FencedFileDisk implements BlockBackend {
   readonly readOnly = false;
   readonly #file: FileBlockBackend;
+  readonly #fence: FileHandle;
   readonly #fencePath: string;
   #epoch: number;
 
-  private constructor(file: FileBlockBackend, fencePath: string, epoch: number) {
+  private constructor(file: FileBlockBackend, fence: FileHandle, fencePath: string, epoch: number) {
     this.#file = file;
+    this.#fence = fence;
     this.#fencePath = fencePath;
     this.#epoch = epoch;
   }
 
   /** Opens the image at `path` (it must exist) for a writer of `epoch`; the fence is `path + '.fence'`. */
   static async open(path: string, epoch: number): Promise<FencedFileDisk> {
-    return new FencedFileDisk(await FileBlockBackend.open(path), `${path}.fence`, epoch);
+    const file = await FileBlockBackend.open(path);
+    const fencePath = `${path}.fence`;
+    let fence: FileHandle;
+    try {
+      // Created empty when missing ('a' never truncates one another process just made), then
+      // opened for positioned reads and writes ('r+': Linux ignores positions in append mode).
+      await (await open(fencePath, 'a')).close();
+      fence = await open(fencePath, 'r+');
+    } catch (error) {
+      await file.close();
+      throw new HostIoError(`cannot open the disk fence ${fencePath}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    return new FencedFileDisk(file, fence, fencePath, epoch);
   }
 
   get sizeBytes(): number {
@@ -36,28 +56,24 @@ export class FencedFileDisk implements BlockBackend {
 
   /** The highest epoch that went live on this disk (0 when none did). */
   async fenceEpoch(): Promise<number> {
-    try {
-      const text = await readFile(this.#fencePath, 'utf8');
-      const epoch = Number(text.trim());
-      if (!Number.isSafeInteger(epoch) || epoch < 0) {
-        throw new HostIoError(
-          `the disk fence ${this.#fencePath} holds ${JSON.stringify(text)}, not an epoch`,
-        );
-      }
-      return epoch;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
-      throw error;
+    const record = Buffer.alloc(FENCE_RECORD_BYTES);
+    const { bytesRead } = await this.#fence.read(record, 0, FENCE_RECORD_BYTES, 0);
+    const text = record.subarray(0, bytesRead).toString('latin1').trim();
+    if (text === '') return 0;
+    const epoch = Number(text);
+    if (!Number.isSafeInteger(epoch) || epoch < 0) {
+      throw new HostIoError(`the disk fence ${this.#fencePath} holds ${JSON.stringify(text)}, not an epoch`);
     }
+    return epoch;
   }
 
   /** This writer now writes for `epoch` and fences out every older one (before go-live reissues writes). */
   async fence(epoch: number): Promise<void> {
     this.#epoch = Math.max(this.#epoch, epoch);
     if ((await this.fenceEpoch()) >= epoch) return;
-    const temporary = `${this.#fencePath}.${epoch}.tmp`;
-    await writeFile(temporary, `${epoch}\n`);
-    await rename(temporary, this.#fencePath);
+    const record = Buffer.from(`${String(epoch).padEnd(FENCE_RECORD_BYTES - 1, ' ')}\n`, 'latin1');
+    await this.#fence.write(record, 0, FENCE_RECORD_BYTES, 0);
+    await this.#fence.datasync();
   }
 
   read(offset: number, lengthBytes: number): Promise<Uint8Array> {
@@ -76,7 +92,8 @@ export class FencedFileDisk implements BlockBackend {
     return this.#file.flush();
   }
 
-  close(): Promise<void> {
-    return this.#file.close();
+  async close(): Promise<void> {
+    await this.#fence.close();
+    await this.#file.close();
   }
 }
