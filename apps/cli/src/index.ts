@@ -40,7 +40,7 @@ export function buildProgram(
   addRecordCommand(program, output, setExitStatus);
   addReplayCommand(program, output, setExitStatus);
   program.addCommand(demoCommand(setExitStatus).copyInheritedSettings(program));
-  addClusterCommands(program, output, setExitStatus);
+  addClusterCommands(program, output);
 
   return program;
 }

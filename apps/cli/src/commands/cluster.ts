@@ -32,11 +32,7 @@ import { parseMemorySize, readInputFile } from '../options.js';
  * `ftvm gateway` and `ftvm vm …`. The daemons log JSON lines (pino) on stdout and stop in order
  * on SIGINT or SIGTERM.
  */
-export function addClusterCommands(
-  program: Command,
-  output: CliOutput,
-  setExitStatus: (status: number) => void,
-): void {
+export function addClusterCommands(program: Command, output: CliOutput): void {
   const certs = program.command('certs').description("create the cluster's CA and certificates");
   certs
     .command('init')
@@ -172,7 +168,7 @@ export function addClusterCommands(
       );
     });
 
-  addVmCommands(program, output, setExitStatus);
+  addVmCommands(program, output);
 }
 
 interface ClientFlags {
@@ -181,7 +177,8 @@ interface ClientFlags {
   json?: boolean;
 }
 
-function addVmCommands(program: Command, output: CliOutput, setExitStatus: (status: number) => void): void {
+/** Failures throw typed errors: the command's own handler prints them and picks the exit status. */
+function addVmCommands(program: Command, output: CliOutput): void {
   const vm = program
     .command('vm')
     .description('create and manage fault-tolerant VMs (talks to the orchestrator)');
@@ -226,20 +223,22 @@ function addVmCommands(program: Command, output: CliOutput, setExitStatus: (stat
         timeout: string;
       },
     ) => {
+      // What was given is checked before the orchestrator is asked anything.
+      const body = {
+        name,
+        ramBytes: parseMemorySize(flags.memory),
+        diskBytes: flags.drive ? driveSize(flags.drive) : 0,
+        diskMode: flags.diskMode,
+        forwards: flags.forward.map(vmForward),
+        failureTimeoutMs: positiveInteger(flags.failureTimeout, '--failure-timeout'),
+        image: Buffer.from(readInputFile(flags.kernel, 'guest image')).toString('base64'),
+      };
+      const timeoutMs = positiveInteger(flags.timeout, '--timeout') * 1000;
       const client = await leaderClient(flags);
       try {
-        const created = await client.call<VmView>('POST', '/v1/vms', {
-          name,
-          image: Buffer.from(readInputFile(flags.kernel, 'guest image')).toString('base64'),
-          ramBytes: parseMemorySize(flags.memory),
-          diskBytes: flags.drive ? driveSize(flags.drive) : 0,
-          diskMode: flags.diskMode,
-          forwards: flags.forward.map(vmForward),
-          failureTimeoutMs: positiveInteger(flags.failureTimeout, '--failure-timeout'),
-        });
-        let view = created;
+        let view = await client.call<VmView>('POST', '/v1/vms', body);
         if (flags.wait) {
-          const deadline = performance.now() + positiveInteger(flags.timeout, '--timeout') * 1000;
+          const deadline = performance.now() + timeoutMs;
           while (!view.faultTolerant) {
             if (performance.now() > deadline) {
               throw new FtvmError(
@@ -345,7 +344,6 @@ function addVmCommands(program: Command, output: CliOutput, setExitStatus: (stat
       }
     },
   );
-  void setExitStatus;
 }
 
 /** A daemon's config file, the flags given on the command line, and the flags' defaults. */
