@@ -39,7 +39,7 @@ async function start(args: string[], ready: string): Promise<Running> {
   child.stderr?.on('data', (chunk: Buffer) => {
     output += chunk.toString();
   });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   const deadline = Date.now() + 30_000;
   while (!output.includes(ready)) {
     if (Date.now() > deadline || child.exitCode !== null)

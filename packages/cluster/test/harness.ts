@@ -92,7 +92,8 @@ export class ProcessCluster {
         child.kill('SIGKILL');
         reject(new Error(`ftvm ${args.join(' ')} did not finish in ${timeoutMs} ms`));
       }, timeoutMs);
-      child.on('exit', (status) => {
+      // 'close': every byte the command wrote has been read ('exit' can come first).
+      child.on('close', (status) => {
         clearTimeout(timer);
         resolve({ status: status ?? -1, stdout, stderr });
       });

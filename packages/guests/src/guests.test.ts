@@ -92,7 +92,7 @@ describe.skipIf(qemuMissing !== undefined)(`guest images on the reference QEMU $
     child.stdout.on('data', (chunk: Buffer) => {
       output += chunk.toString('latin1');
     });
-    const status = await new Promise<number | null>((resolvePromise) => child.on('exit', resolvePromise));
+    const status = await new Promise<number | null>((resolvePromise) => child.on('close', resolvePromise));
     expect(output).toContain(
       'rng: cannot open virtio-rng: the device is legacy virtio-mmio (version 1); ftvm guests need version 2',
     );

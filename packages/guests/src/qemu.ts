@@ -93,6 +93,8 @@ export interface GuestExit {
 export class ReferenceQemu {
   readonly #child: ChildProcess;
   #output = '';
+  /** QEMU exited and everything it wrote was read. */
+  #closed = false;
   readonly #waiters = new Set<() => void>();
   /** Settles when QEMU exits. */
   readonly exited: Promise<GuestExit>;
@@ -109,7 +111,10 @@ export class ReferenceQemu {
     this.#child.stderr?.on('data', collect);
     this.exited = new Promise((resolvePromise, reject) => {
       this.#child.on('error', reject);
-      this.#child.on('exit', (status, signal) => {
+      // 'close', not 'exit': 'exit' can come before the last bytes QEMU wrote were read from
+      // its pipes (a transcript ended "clock: o" for "clock: ok").
+      this.#child.on('close', (status, signal) => {
+        this.#closed = true;
         for (const waiter of this.#waiters) waiter();
         resolvePromise({ status, signal });
       });
@@ -129,7 +134,7 @@ export class ReferenceQemu {
         if (match) {
           finish();
           resolvePromise(match);
-        } else if (this.#child.exitCode !== null || this.#child.signalCode !== null) {
+        } else if (this.#closed) {
           finish();
           reject(new Error(`QEMU exited before printing ${pattern}; output:\n${this.#output}`));
         }
