@@ -4,21 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { ImageError } from '@ftvm/core';
 import { describe, expect, it } from 'vitest';
 import packageJson from '../package.json' with { type: 'json' };
-import { type CliOutput, main, reportFailure } from './index.js';
-
-function capture(): CliOutput & { out: string; err: string } {
-  const sink = {
-    out: '',
-    err: '',
-    stdout: (text: string) => {
-      sink.out += text;
-    },
-    stderr: (text: string) => {
-      sink.err += text;
-    },
-  };
-  return sink;
-}
+import { capture } from '../test/support.js';
+import { main, reportFailure } from './index.js';
 
 describe('ftvm command', () => {
   it('prints help that names the command and its options, and exits 0', async () => {

@@ -1,13 +1,29 @@
-/** What the CLI's tests share: the built command, a scratch folder, raw guest programs. */
+/** What the CLI's tests share: the built command, captured output, a scratch folder, raw guest programs. */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { CliOutput } from '../src/index.js';
 
 export const bin = fileURLToPath(new URL('../bin/ftvm.js', import.meta.url));
 /** The tests run the built command: `npm test` builds it first (turbo), a bare vitest may not. */
 export const built = existsSync(fileURLToPath(new URL('../dist/index.js', import.meta.url)));
+
+/** Output that `main` writes into strings, for in-process tests of the command. */
+export function capture(): CliOutput & { out: string; err: string } {
+  const sink = {
+    out: '',
+    err: '',
+    stdout: (text: string) => {
+      sink.out += text;
+    },
+    stderr: (text: string) => {
+      sink.err += text;
+    },
+  };
+  return sink;
+}
 
 /** A fresh scratch folder. */
 export function scratchDirectory(prefix: string): string {

@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
@@ -17,6 +16,7 @@ import {
 } from '@ftvm/ft/node';
 import { UserGateway, VirtualSwitch } from '@ftvm/net';
 import { UdpGatewayHost } from '@ftvm/net/node';
+import { LinkProxy } from '@ftvm/transport/node';
 import type { DemoTransport, DiskMode } from './options.js';
 
 /**
@@ -301,50 +301,10 @@ export class InProcessCluster {
 
   /** A TCP proxy on loopback to `port`, held during a partition (bytes wait, as TCP retransmits). */
   async #proxyTo(port: number): Promise<number> {
-    const sockets = new Set<Socket>();
-    const pairs: { held: boolean; pending: [Socket, Buffer][] }[] = [];
-    const server: Server = createServer((client) => {
-      const upstream = connect({ host: '127.0.0.1', port });
-      client.setNoDelay(true);
-      upstream.setNoDelay(true);
-      sockets.add(client);
-      sockets.add(upstream);
-      const pair = { held: this.#partitioned, pending: [] as [Socket, Buffer][] };
-      pairs.push(pair);
-      const forward = (to: Socket) => (data: Buffer) => {
-        if (pair.held) pair.pending.push([to, data]);
-        else to.write(data);
-      };
-      client.on('data', forward(upstream));
-      upstream.on('data', forward(client));
-      const closeBoth = () => {
-        client.destroy();
-        upstream.destroy();
-      };
-      client.on('close', closeBoth);
-      upstream.on('close', closeBoth);
-      client.on('error', closeBoth);
-      upstream.on('error', closeBoth);
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const link: HeldLink = {
-      hold: () => {
-        for (const pair of pairs) pair.held = true;
-      },
-      release: () => {
-        for (const pair of pairs) {
-          pair.held = false;
-          for (const [to, data] of pair.pending.splice(0)) if (!to.destroyed) to.write(data);
-        }
-      },
-      close: () => {
-        server.close();
-        for (const socket of sockets) socket.destroy();
-      },
-    };
-    this.#links.add(link);
-    const address = server.address();
-    return typeof address === 'object' && address ? address.port : 0;
+    const proxy = await LinkProxy.open({ host: '127.0.0.1', port });
+    if (this.#partitioned) proxy.hold();
+    this.#links.add(proxy);
+    return proxy.port;
   }
 }
 

@@ -62,23 +62,13 @@ async function createVm(
   cluster: ProcessCluster,
   failureTimeoutMs: number,
 ): Promise<{ port: number; primary: string; backup: string }> {
-  const created = await cluster.run([
-    'vm',
-    'create',
-    'kv',
-    '--kernel',
-    KV_IMAGE,
+  const created = await cluster.createVm('kv', [
     '--drive',
     'size=16M',
     '--forward',
     'udp:127.0.0.1:0-:5555',
     '--failure-timeout',
     String(failureTimeoutMs),
-    '--orchestrator',
-    cluster.orchestrator,
-    '--certs',
-    cluster.certs,
-    '--json',
   ]);
   if (created.status !== 0) throw new Error(`vm create failed: ${created.stderr}`);
   const view = JSON.parse(created.stdout);

@@ -1,8 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { findEtcdBinary } from '@ftvm/arbiter/test';
+import { findEtcdBinary, freePorts, waitEtcdHealthy } from '@ftvm/arbiter/test';
 
 /**
  * A three-member etcd cluster on loopback for the nemesis (the store and the arbiter of a cluster
@@ -143,45 +142,7 @@ export class EtcdNodes {
     return { child, exited };
   }
 
-  async #waitHealthy(member: Member, timeoutMs: number): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      if (member.child.exitCode !== null || member.child.signalCode !== null) {
-        throw new Error(`etcd ${member.name} exited before it was healthy (see ${this.#dir})`);
-      }
-      try {
-        const response = await fetch(`${member.clientUrl}/health`, { signal: AbortSignal.timeout(1_000) });
-        const body = (await response.json()) as { health?: unknown };
-        if (response.ok && (body.health === 'true' || body.health === true)) return;
-      } catch {
-        // not yet
-      }
-      if (performance.now() > deadline) {
-        throw new Error(`etcd ${member.name} was not healthy within ${timeoutMs} ms (see ${this.#dir})`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+  #waitHealthy(member: Member, timeoutMs: number): Promise<void> {
+    return waitEtcdHealthy(member.clientUrl, member.child, timeoutMs, () => `see ${this.#dir}`);
   }
-}
-
-/** `count` distinct free TCP ports on 127.0.0.1 (held open together, so they differ). */
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-          const server = createServer();
-          server.once('error', reject);
-          server.listen(0, '127.0.0.1', () => resolve(server));
-        }),
-    ),
-  );
-  const ports = servers.map((server) => {
-    const address = server.address();
-    if (address === null || typeof address === 'string') throw new Error('no port');
-    return address.port;
-  });
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  return ports;
 }

@@ -28,7 +28,7 @@ import {
   loadCredentials,
   REDUNDANCY_RESTORED_WITHIN_MS,
 } from '../src/index.js';
-import { clusterSkipReason, KV_IMAGE, ProcessCluster } from '../test/harness.js';
+import { clusterSkipReason, ProcessCluster } from '../test/harness.js';
 import { EtcdNodes } from './etcd.js';
 import { Observer, type TimelineEntry, type Violation } from './observer.js';
 import { describeFault, type Fault, planTrial, type Step, type TrialPlan } from './schedule.js';
@@ -120,23 +120,13 @@ class Deployment {
         ...(etcd ? { store: etcd.storeUrl, orchestrators: 2 } : {}),
       });
       await cluster.start();
-      const created = await cluster.run([
-        'vm',
-        'create',
-        VM,
-        '--kernel',
-        KV_IMAGE,
+      const created = await cluster.createVm(VM, [
         '--memory',
         memory,
         '--drive',
         'size=16M',
         '--forward',
         'udp:127.0.0.1:0-:5555',
-        '--orchestrator',
-        cluster.orchestrator,
-        '--certs',
-        cluster.certs,
-        '--json',
       ]);
       if (created.status !== 0) throw new Error(`ftvm vm create failed: ${created.stderr || created.stdout}`);
       const deployment = new Deployment(dir, cluster, etcd);

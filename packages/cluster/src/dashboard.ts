@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { type Listening, listening } from './http.js';
 
 /**
  * The orchestrator's dashboard: one self-contained page (no network needed) that polls the
@@ -79,7 +80,7 @@ setInterval(tick, 1000);
 export async function serveDashboard(
   address: { host: string; port: number },
   state: () => unknown,
-): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+): Promise<Listening<Server>> {
   const page = dashboardPage();
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://dashboard').pathname;
@@ -95,18 +96,5 @@ export async function serveDashboard(
       res.writeHead(404).end();
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(address.port, address.host, () => resolve());
-  });
-  const bound = server.address();
-  return {
-    server,
-    port: typeof bound === 'object' && bound ? bound.port : address.port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return listening(server, address);
 }

@@ -30,9 +30,8 @@ export interface GatewayServiceOptions {
 
 interface VmNetwork {
   readonly switch: VirtualSwitch;
-  readonly gateway: UserGateway;
+  /** The VM's forwards on real UDP sockets. */
   readonly host: UdpGatewayHost;
-  hosts: Set<string>;
 }
 
 interface VmInfo {
@@ -155,13 +154,13 @@ export class GatewayService {
         const host = await UdpGatewayHost.open(gateway, {
           onError: (error) => this.#options.logger.warn({ vm, error: error.message }, 'udp forward error'),
         });
-        const made: VmNetwork = { switch: network, gateway, host, hosts: new Set() };
-        this.#networks.set(vm, made);
+        const ready: VmNetwork = { switch: network, host };
+        this.#networks.set(vm, ready);
         this.#options.logger.info(
           { vm, forwards: host.boundForwards.map((forward) => `${forward.address}:${forward.port}`) },
           'VM network up',
         );
-        return made;
+        return ready;
       } catch (error) {
         this.#networks.delete(vm);
         this.#options.logger.error({ vm, error: (error as Error).message }, 'cannot open the VM network');

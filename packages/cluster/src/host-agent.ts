@@ -1,18 +1,19 @@
 import { mkdirSync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
+import type { Server } from 'node:https';
 import { join } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
 import { EtcdArbiter, FileArbiter } from '@ftvm/arbiter/node';
 import type { Arbiter } from '@ftvm/core';
 import { serveArbiter, startVmWorker, type VmWorkerHandle, type VmWorkerMessage } from '@ftvm/ft/node';
+import { LinkProxy } from '@ftvm/transport/node';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { z } from 'zod';
 import { type ArbiterLocation, CLONE_TO, NAME, type RoleStatus, START_ROLE, type StartRole } from './api.js';
 import type { Credentials } from './certs.js';
 import { HostFrameLink } from './frame-link.js';
-import { ApiClient, ApiError, parseBody, type Route, serveApi } from './http.js';
-import { LinkProxy } from './link-proxy.js';
+import { ApiClient, ApiError, type Listening, parseBody, type Route, serveApi } from './http.js';
 
 /**
  * The host daemon (`ftvm host`): runs the roles of VMs the orchestrator gives it, each VM in its
@@ -79,7 +80,7 @@ export class HostAgent {
   readonly #incarnation = Date.now();
   readonly #registry = new Registry();
   readonly #metrics;
-  #server: Awaited<ReturnType<typeof serveApi>> | undefined;
+  #server: Listening<Server> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #registered = new Set<string>();
 
@@ -381,7 +382,6 @@ export class HostAgent {
   }
 
   #onWorker(running: RunningRole, message: VmWorkerMessage): void {
-    const labels = { vm: running.vm, role: running.role };
     switch (message.type) {
       case 'statistics': {
         const now = performance.now();
@@ -439,7 +439,7 @@ export class HostAgent {
           message.type === 'ended'
             ? `${message.end}${message.detail ? `: ${message.detail}` : ''}`
             : message.message;
-        running.logger.info({ role: labels.role, why }, 'role ended');
+        running.logger.info({ role: running.role, why }, 'role ended');
         running.role = 'ended';
         running.ended = why;
         this.#exportMetrics(running);

@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 import { Agent, createServer, request, type Server } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { ExitStatus, FtvmError } from '@ftvm/core';
@@ -68,7 +68,7 @@ export async function serveApi(
   credentials: Credentials,
   address: { host: string; port: number },
   routes: readonly Route[],
-): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+): Promise<Listening<Server>> {
   const compiled = routes.map((route) => ({ route, pattern: compile(route.path) }));
   const server = createServer(
     {
@@ -84,6 +84,22 @@ export async function serveApi(
   );
   server.on('tlsClientError', () => {});
   server.keepAliveTimeout = 30_000;
+  return listening(server, address);
+}
+
+/** A started HTTP(S) server: where it listens and how to stop it. */
+export interface Listening<S> {
+  readonly server: S;
+  readonly port: number;
+  /** Closes the server and every connection it holds. */
+  close(): Promise<void>;
+}
+
+/** Starts `server` on `host:port` (port 0: any free port). */
+export async function listening<S extends HttpServer>(
+  server: S,
+  address: { host: string; port: number },
+): Promise<Listening<S>> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(address.port, address.host, () => {

@@ -1,5 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import type { Server as HttpServer } from 'node:http';
+import type { Server } from 'node:https';
 import { join } from 'node:path';
 import { EtcdArbiter, FileArbiter } from '@ftvm/arbiter/node';
 import type { Arbiter } from '@ftvm/core';
@@ -21,7 +23,15 @@ import {
 } from './api.js';
 import type { Credentials } from './certs.js';
 import { serveDashboard } from './dashboard.js';
-import { ApiClient, ApiError, parseBody, type Route, serveApi, splitAddress } from './http.js';
+import {
+  ApiClient,
+  ApiError,
+  type Listening,
+  parseBody,
+  type Route,
+  serveApi,
+  splitAddress,
+} from './http.js';
 import type { ClusterStore } from './store.js';
 
 /**
@@ -108,8 +118,8 @@ export class Orchestrator {
   readonly #arbiter: Arbiter;
   readonly #startedMs = performance.now();
   #gateway: { address: string; lastSeenMs: number } | undefined;
-  #server: Awaited<ReturnType<typeof serveApi>> | undefined;
-  #dashboard: Awaited<ReturnType<typeof serveDashboard>> | undefined;
+  #server: Listening<Server> | undefined;
+  #dashboard: Listening<HttpServer> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #reconciling = false;
   /** `host/vm` of stops in flight (one at a time each). */
@@ -717,13 +727,7 @@ export class Orchestrator {
     const progress = this.#progress.get(name);
     const faultTolerant = record.state === 'running' && primary !== undefined && backup !== undefined;
     const state: VmView['state'] =
-      record.state === 'running'
-        ? faultTolerant
-          ? 'running'
-          : primary
-            ? 'degraded'
-            : 'degraded'
-        : record.state;
+      record.state === 'running' ? (faultTolerant ? 'running' : 'degraded') : record.state;
     const cloningHost = progress?.cloning?.host ?? clone?.host;
     return {
       name,

@@ -1,16 +1,14 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { type AddressInfo, connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { VM_CREATE } from './api.js';
 import { commonName, initCertificates, issueCertificate, loadCredentials } from './certs.js';
 import { HOST_CONFIG, resolveConfig } from './config.js';
 import { encodeFrame, FrameReader } from './frame-link.js';
 import { parseGatewayForward } from './gateway-service.js';
 import { ApiClient, ApiError, parseBody, serveApi, splitAddress } from './http.js';
-import { LinkProxy } from './link-proxy.js';
 import { DirectoryStore } from './store.js';
 
 const dirs: string[] = [];
@@ -192,36 +190,5 @@ describe('configuration files', () => {
     );
     writeFileSync(file, '{ not json');
     expect(() => resolveConfig(HOST_CONFIG, file, {}, {})).toThrow(/is not JSON/);
-  });
-});
-
-describe('the fault-injection proxy', () => {
-  it('passes bytes both ways, and holds them for the length of a partition, in order', async () => {
-    const echo = createServer((socket) => socket.on('data', (data) => socket.write(data)));
-    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
-    const address = echo.address() as AddressInfo;
-    const proxy = await LinkProxy.open({ host: '127.0.0.1', port: address.port });
-    const client = connect({ host: '127.0.0.1', port: proxy.port });
-    const received: { text: string; atMs: number }[] = [];
-    client.on('data', (data: Buffer) => received.push({ text: data.toString(), atMs: performance.now() }));
-    try {
-      await new Promise<void>((resolve) => client.once('connect', () => resolve()));
-      client.write('a');
-      await vi.waitFor(() => expect(received.map((item) => item.text).join('')).toBe('a'));
-      const heldAt = performance.now();
-      proxy.hold(300);
-      client.write('b');
-      client.write('c');
-      await new Promise((resolve) => setTimeout(resolve, 150));
-      expect(received.map((item) => item.text).join('')).toBe('a');
-      await vi.waitFor(() => expect(received.map((item) => item.text).join('')).toBe('abc'), {
-        timeout: 2000,
-      });
-      expect((received.at(-1)?.atMs ?? 0) - heldAt).toBeGreaterThanOrEqual(290);
-    } finally {
-      client.destroy();
-      proxy.close();
-      echo.close();
-    }
   });
 });

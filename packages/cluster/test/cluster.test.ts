@@ -7,7 +7,7 @@ import { checkHistory, formatVerdict } from '@ftvm/kv-client';
 import { startKvLoad } from '@ftvm/kv-client/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient, initCertificates, issueCertificate, splitAddress } from '../src/index.js';
-import { clusterSkipReason, KV_IMAGE, ProcessCluster } from './harness.js';
+import { clusterSkipReason, ProcessCluster } from './harness.js';
 
 /**
  * The networked deployment on real processes: `ftvm orchestrator`, three `ftvm host`s and
@@ -20,12 +20,7 @@ if (skip) console.warn(`cluster tests skipped: ${skip}`);
 
 /** Creates the kv VM through the command, under load kills the primary's host, and checks everything. */
 async function killThePrimarysHostUnderLoad(cluster: ProcessCluster): Promise<void> {
-  const created = await cluster.run([
-    'vm',
-    'create',
-    'kv',
-    '--kernel',
-    KV_IMAGE,
+  const created = await cluster.createVm('kv', [
     '--drive',
     'size=16M',
     '--forward',
@@ -33,27 +28,13 @@ async function killThePrimarysHostUnderLoad(cluster: ProcessCluster): Promise<vo
     // Not the 300 ms default: a loaded CI machine must not see a false failover (the test counts them).
     '--failure-timeout',
     '1000',
-    '--orchestrator',
-    cluster.orchestrator,
-    '--certs',
-    cluster.certs,
-    '--json',
   ]);
   expect(created.stderr).toBe('');
   expect(created.status).toBe(0);
   const view = JSON.parse(created.stdout);
   expect(view).toMatchObject({ faultTolerant: true, primary: { epoch: 1 }, backup: {} });
   expect(view.primary.host).not.toBe(view.backup.host);
-  const inspected = await cluster.run([
-    'vm',
-    'inspect',
-    'kv',
-    '--json',
-    '--orchestrator',
-    cluster.orchestrator,
-    '--certs',
-    cluster.certs,
-  ]);
+  const inspected = await cluster.runVm(['inspect', 'kv', '--json']);
   expect(JSON.parse(inspected.stdout)).toMatchObject({
     primary: { host: view.primary.host, epoch: 1 },
     faultTolerant: true,

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clusterSkipReason, KV_IMAGE, ProcessCluster } from './harness.js';
+import { clusterSkipReason, ProcessCluster } from './harness.js';
 
 /**
  * The orchestrator's dashboard in headless Chromium (Debian's `chromium`): it loads without a
@@ -36,20 +36,7 @@ describe.skipIf(skip !== undefined)('the dashboard in headless Chromium', () => 
   });
 
   it('shows the VM, then the role change after a failover', async () => {
-    const created = await cluster.run([
-      'vm',
-      'create',
-      'kv',
-      '--kernel',
-      KV_IMAGE,
-      '--drive',
-      'size=4M',
-      '--orchestrator',
-      cluster.orchestrator,
-      '--certs',
-      cluster.certs,
-      '--json',
-    ]);
+    const created = await cluster.createVm('kv', ['--drive', 'size=4M']);
     expect(created.status, created.stderr).toBe(0);
     const before = JSON.parse(created.stdout) as { primary: { host: string }; backup: { host: string } };
 
@@ -68,15 +55,7 @@ describe.skipIf(skip !== undefined)('the dashboard in headless Chromium', () => 
     expect(await row.locator('td').nth(2).textContent()).toBe('yes');
     expect(await page.locator('#hosts tbody tr').count()).toBe(3);
 
-    const failover = await cluster.run([
-      'vm',
-      'failover',
-      'kv',
-      '--orchestrator',
-      cluster.orchestrator,
-      '--certs',
-      cluster.certs,
-    ]);
+    const failover = await cluster.runVm(['failover', 'kv']);
     expect(failover.status, failover.stderr).toBe(0);
     // The backup is the primary now, in a new epoch; then a new backup is cloned.
     await expect

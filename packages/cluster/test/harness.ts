@@ -100,6 +100,19 @@ export class ProcessCluster {
     });
   }
 
+  /** `ftvm vm ARGS` against this cluster's orchestrators, with the operator's certificate. */
+  runVm(args: readonly string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+    return this.run(['vm', ...args, '--orchestrator', this.orchestrator, '--certs', this.certs]);
+  }
+
+  /** `ftvm vm create NAME --kernel kv.elf FLAGS… --json`, as a user types it. */
+  createVm(
+    name: string,
+    flags: readonly string[],
+  ): Promise<{ status: number; stdout: string; stderr: string }> {
+    return this.runVm(['create', name, '--kernel', KV_IMAGE, ...flags, '--json']);
+  }
+
   /** Starts a long-running `ftvm` process named `name`. */
   spawn(name: string, args: readonly string[]): ClusterProcess {
     const logPath = join(this.dir, `${name}.log`);

@@ -78,7 +78,6 @@ export class FtBackup {
   /** The run loop's waits: I/O first, no wake-up lost (log arriving, the arbiter). */
   readonly #waiter: Waiter;
   #stopRequested = false;
-  #stateHashReady = false;
   #killed = false;
   #halted: string | undefined;
   #goLive: { epoch: number; wonMs: number } | undefined;
@@ -184,8 +183,7 @@ export class FtBackup {
         this.#apply();
         // The first checkpoint's hash of all RAM, built ahead a little per slice (all at once it
         // held a clone of a 64 MiB guest silent past the failure timeout).
-        if (!this.#stateHashReady)
-          this.#stateHashReady = this.machine.prepareStateHash(STATE_HASH_PAGES_PER_SLICE);
+        this.machine.prepareStateHash(STATE_HASH_PAGES_PER_SLICE);
         if (outcome.end === 'stopped' && this.machine.exitStatus !== undefined) {
           this.#core.stop('the guest powered off', this.#nowMs());
           this.#apply();

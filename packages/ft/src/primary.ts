@@ -110,7 +110,6 @@ export class FtPrimary {
   #arbiterBusy = false;
   /** The run loop waits for acknowledgements (log buffer full, or final outputs held). */
   #waitingForAcks = false;
-  #stateHashReady = false;
   /**
    * Outputs released before `run` (a promoted backup's go-live announcement, made while it is
    * constructed): they reach `deliver` when the run starts, once the caller holds this primary.
@@ -285,8 +284,7 @@ export class FtPrimary {
         this.#core.flush(this.#nowMs);
         this.#apply();
         // The first checkpoint's hash of all RAM, built ahead a little per slice.
-        if (!this.#stateHashReady)
-          this.#stateHashReady = this.machine.prepareStateHash(STATE_HASH_PAGES_PER_SLICE);
+        this.machine.prepareStateHash(STATE_HASH_PAGES_PER_SLICE);
         const share = this.#core.cpuShare;
         if (share < 1 && outcome.steps > 0) {
           // Lag control: the guest gets `share` of the CPU while the backup catches up.

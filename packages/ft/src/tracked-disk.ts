@@ -6,18 +6,18 @@ import type { BlockBackend } from '@ftvm/devices';
  * while the guest stands still; a new backup writes them into its empty copy.
  *
  * Wraps the disk's backend: it records which byte runs were written while tracking (once each
- * write is done), counts writes in flight (the last copy waits for them), and issues writes one
- * after another, so that a run
- * received in the state transfer always lands before a write of the replayed guest to the same
- * place (two writes in flight at once to one file may land in either order).
+ * write is done), counts writes in flight (the last copy waits for them), and issues a write to
+ * bytes that a write in flight covers only once that one is done, so that a run received in the
+ * state transfer always lands before a write of the replayed guest to the same place (two writes
+ * in flight at once to one file may land in either order).
  */
 export class TrackedDisk implements BlockBackend {
   readonly readOnly: boolean;
   readonly #backend: BlockBackend;
   #tracking: Map<number, number> | undefined;
-  #inFlight = 0;
   #drained: (() => void)[] = [];
-  #chain: Promise<unknown> = Promise.resolve();
+  /** Writes in flight, by the bytes they cover. */
+  readonly #writing = new Set<{ offset: number; end: number; done: Promise<unknown> }>();
 
   /** `device`: the disk's name on the bus (`virtio7`), as the transfer names it. */
   constructor(
@@ -37,21 +37,23 @@ export class TrackedDisk implements BlockBackend {
   }
 
   write(offset: number, data: Uint8Array): Promise<void> {
-    this.#inFlight++;
-    const done = this.#chain.then(() => this.#backend.write(offset, data));
-    this.#chain = done.catch(() => {});
+    const run = { offset, end: offset + data.length, done: Promise.resolve() };
+    // Only a write to the same place waits for the one before it: the order is kept where it
+    // matters, and writes elsewhere still overlap.
+    const before = [...this.#writing].filter((other) => other.offset < run.end && offset < other.end);
+    const done = Promise.all(before.map((other) => other.done)).then(() => this.#backend.write(offset, data));
+    run.done = done.catch(() => {});
+    this.#writing.add(run);
     return done.finally(() => {
+      this.#writing.delete(run);
       // Recorded once the bytes are there: a copy of the run read after it is collected sees them.
       this.#tracking?.set(offset, Math.max(this.#tracking.get(offset) ?? 0, data.length));
-      this.#inFlight--;
-      if (this.#inFlight === 0) for (const resolve of this.#drained.splice(0)) resolve();
+      if (this.#writing.size === 0) for (const resolve of this.#drained.splice(0)) resolve();
     });
   }
 
   flush(): Promise<void> {
-    const done = this.#chain.then(() => this.#backend.flush());
-    this.#chain = done.catch(() => {});
-    return done;
+    return this.#backend.flush();
   }
 
   close(): Promise<void> {
@@ -82,7 +84,7 @@ export class TrackedDisk implements BlockBackend {
 
   /** Resolves once no write is in flight. */
   drained(): Promise<void> {
-    if (this.#inFlight === 0) return Promise.resolve();
+    if (this.#writing.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.#drained.push(resolve));
   }
 }

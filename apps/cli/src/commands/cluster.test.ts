@@ -2,21 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type CliOutput, main } from '../index.js';
-
-function capture(): CliOutput & { out: string; err: string } {
-  const sink = {
-    out: '',
-    err: '',
-    stdout: (text: string) => {
-      sink.out += text;
-    },
-    stderr: (text: string) => {
-      sink.err += text;
-    },
-  };
-  return sink;
-}
+import { capture } from '../../test/support.js';
+import { main } from '../index.js';
 
 describe('the cluster commands', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ftvm-cli-cluster-'));

@@ -123,7 +123,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
   };
 
   try {
-    await waitHealthy(endpoint, child, options.startTimeoutMs ?? 20_000, () => log);
+    await waitEtcdHealthy(endpoint, child, options.startTimeoutMs ?? 20_000, () => log);
   } catch (error) {
     await stop();
     throw error;
@@ -131,7 +131,11 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
   return { endpoint, peerUrl, dataDir, pid: child.pid ?? -1, stop };
 }
 
-async function waitHealthy(
+/**
+ * Waits until the etcd at `endpoint` (the process `child`) answers its health check; throws if it
+ * exits first or after `timeoutMs`, with `log()` in the message.
+ */
+export async function waitEtcdHealthy(
   endpoint: string,
   child: ChildProcess,
   timeoutMs: number,
@@ -157,7 +161,7 @@ async function waitHealthy(
 }
 
 /** `count` distinct free TCP ports on 127.0.0.1 (held open together, so they differ). */
-async function freePorts(count: number): Promise<number[]> {
+export async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from(
       { length: count },

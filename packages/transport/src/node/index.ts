@@ -1,4 +1,5 @@
-/** @ftvm/transport/node: logging channels over TCP and TLS sockets. */
+/** @ftvm/transport/node: logging channels over TCP and TLS sockets, and a proxy that can partition one. */
+export { LinkProxy } from './link-proxy.js';
 export type { SocketStreamOptions } from './socket-stream.js';
 export { createSocketStream, SOCKET_LINGER_MS_DEFAULT } from './socket-stream.js';
 export type { ChannelListener, ConnectOptions, ListenOptions } from './tcp.js';

@@ -1,10 +1,11 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
 /**
- * A TCP proxy on loopback in front of a logging channel, for fault injection (`ftvm host
- * --fault-injection`): `hold(ms)` partitions the channel both ways for `ms` (bytes wait, as a
- * network that drops them would make TCP retransmit them later), then lets them through in order.
- * The channel's TLS passes through untouched.
+ * A TCP proxy on loopback in front of a logging channel, for fault injection (the demo's
+ * partitions, `ftvm host --fault-injection`): `hold` partitions the channel both ways (bytes wait,
+ * as a network that drops them would make TCP retransmit them later), for `ms` or until `release`,
+ * and then lets them through in order. Connections made while it holds start held. The channel's
+ * TLS passes through untouched.
  */
 export class LinkProxy {
   readonly #server: Server;
@@ -35,12 +36,24 @@ export class LinkProxy {
     return typeof address === 'object' && address ? address.port : 0;
   }
 
-  /** Holds every byte both ways for `ms` (a partition), then sends them on in order. */
-  hold(ms: number): void {
+  /** Holds every byte both ways (a partition) for `ms`, or until {@link release} when none is given. */
+  hold(ms = Number.POSITIVE_INFINITY): void {
     this.#heldUntilMs = Math.max(this.#heldUntilMs, performance.now() + ms);
     for (const pair of this.#pairs) pair.held = true;
     clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.#release(), Math.max(0, this.#heldUntilMs - performance.now()));
+    if (Number.isFinite(this.#heldUntilMs)) {
+      this.#timer = setTimeout(() => this.release(), Math.max(0, this.#heldUntilMs - performance.now()));
+    }
+  }
+
+  /** Ends a hold now: what waited is sent on, in order. */
+  release(): void {
+    clearTimeout(this.#timer);
+    this.#heldUntilMs = 0;
+    for (const pair of this.#pairs) {
+      pair.held = false;
+      for (const [to, data] of pair.pending.splice(0)) if (!to.destroyed) to.write(data);
+    }
   }
 
   close(): void {
@@ -74,13 +87,6 @@ export class LinkProxy {
     for (const socket of [client, upstream]) {
       socket.on('close', closeBoth);
       socket.on('error', closeBoth);
-    }
-  }
-
-  #release(): void {
-    for (const pair of this.#pairs) {
-      pair.held = false;
-      for (const [to, data] of pair.pending.splice(0)) if (!to.destroyed) to.write(data);
     }
   }
 }
