@@ -286,7 +286,9 @@ export class Machine {
     this.ram.bytes.set(this.deviceTreeBlob, this.deviceTreeAddress - this.ram.base);
     markPagesWritten(this.ram, this.deviceTreeAddress - this.ram.base, this.deviceTreeBlob.length);
     this.cpu.invalidateMemoryCaches();
-    this.cpu.reset(image.entry, 0, this.deviceTreeAddress);
+    // QEMU's reset vector enters the image with `jr t0`, and a jump clears bit 0 of its target: an
+    // ELF entry with bit 0 set starts at the even address, while t0 keeps the entry as written.
+    this.cpu.reset((image.entry & ~1) >>> 0, 0, this.deviceTreeAddress);
     this.cpu.setRegister(12, QEMU_FW_DYNAMIC_INFO_ADDRESS); // a2
     this.cpu.setRegister(5, image.entry); // t0
   }

@@ -76,6 +76,20 @@ describe('guest images on the board', () => {
     );
   }
 
+  it("an ELF entry with bit 0 set starts at the even address, as QEMU's jr t0 does", () => {
+    const plain = runGuest('hello', { clock: 'icount' });
+    const odd = loadGuest('hello');
+    const view = new DataView(odd.buffer, odd.byteOffset, odd.byteLength);
+    view.setUint32(24, view.getUint32(24, true) | 1, true); // e_entry
+    const machine = new Machine({ clock: 'icount' });
+    machine.loadImage(odd, 'odd-entry.elf');
+    expect(machine.cpu.pc).toBe(view.getUint32(24, true) - 1);
+    expect(machine.cpu.getRegister(5)).toBe(view.getUint32(24, true));
+    const run = runGuest(odd, { clock: 'icount' });
+    expect(run.console).toBe(plain.console);
+    expect(run.machine.exitStatus).toBe(0);
+  });
+
   it('hello.elf runs and exits 0 without QEMU too', () => {
     const run = runGuest('hello', { clock: 'icount' });
     expect(run.machine.exitStatus).toBe(0);
