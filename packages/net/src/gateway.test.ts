@@ -7,13 +7,16 @@ import {
   type GatewayDrop,
   type HostDatagram,
   MAPPED_PORT_FIRST,
+  MAPPED_PORT_LAST,
+  MAPPING_IDLE_TIMEOUT_MS,
+  type UdpEndpoint,
   UserGateway,
   type UserGatewayOptions,
 } from './gateway.js';
 import { parseUserNetdev } from './hostfwd.js';
 import { buildUdpFrame, IpProtocol, parseUdpFrame, UDP_PAYLOAD_BYTES_MAX, writeIpv4Header } from './ipv4.js';
 import { VirtualSwitch } from './switch.js';
-import { EchoGuest, padded, qemuFrames } from './test-support.js';
+import { EchoGuest, KvGuest, padded, qemuFrames } from './test-support.js';
 
 const ip = (dotted: string) => parseIpv4Address(dotted)!;
 const bytes = (text: string) => new TextEncoder().encode(text);
@@ -421,6 +424,10 @@ describe('UserGateway', () => {
     expect(() => new UserGateway({ forwards, gatewayMac: 'ff:ff:ff:ff:ff:ff' })).toThrow(/unicast/);
     expect(() => new UserGateway({ forwards, clientMappingsMax: 0 })).toThrow(/clientMappingsMax/);
     expect(() => new UserGateway({ forwards, clientMappingsMax: 16385 })).toThrow(/clientMappingsMax/);
+    // A quarantine shorter than the idle timeout would let a port go before its client is given up on.
+    expect(() => new UserGateway({ forwards, mappingIdleTimeoutMs: 1000, portQuarantineMs: 999 })).toThrow(
+      /portQuarantineMs must be an integer in 1000\.\./,
+    );
   });
 
   it('works across a switch with a guest that answers synchronously', () => {
@@ -447,5 +454,124 @@ describe('UserGateway', () => {
     expect(arpRequests.length).toBe(1);
     expect(vswitch.portOf(GUEST_MAC)).toBe(2);
     expect(vswitch.portOf(GATEWAY_MAC)).toBe(1);
+  });
+});
+
+/**
+ * The guest knows a client only by the gateway port it comes from (kv.elf remembers each client's
+ * last 32 answers by address and port, and the address is always 10.0.2.2), so these tests put the
+ * fake kv service behind the gateway and check what each client is answered.
+ */
+describe('UserGateway: a port is never handed to another client while the guest may remember it', () => {
+  const alice = { address: '127.0.0.1', port: 50000 };
+  const bob = { address: '127.0.0.2', port: 50000 };
+
+  function kvNetwork(options: Omit<UserGatewayOptions, 'forwards'> = {}) {
+    const vswitch = new VirtualSwitch();
+    const drops: GatewayDrop[] = [];
+    const gateway = UserGateway.fromNetdevSpec('user,hostfwd=udp::5555-:5555', {
+      ...options,
+      onDrop: (drop) => drops.push(drop),
+    });
+    gateway.connect(vswitch.attach(gateway));
+    let answer: string | undefined;
+    gateway.connectHost({ sendToHost: (datagram) => (answer = text(datagram.payload)) });
+    const guest = new KvGuest();
+    guest.link = vswitch.attach(guest);
+    /** Sends `request` from `client`; the guest answers synchronously, so this returns its answer. */
+    const ask = (client: UdpEndpoint, request: string): string | undefined => {
+      answer = undefined;
+      gateway.receiveFromHost(0, client, bytes(request));
+      return answer;
+    };
+    const portOf = (client: UdpEndpoint) =>
+      gateway.clientMappings.find(
+        (mapping) => mapping.client.address === client.address && mapping.client.port === client.port,
+      )?.gatewayPort;
+    return { gateway, guest, drops, ask, portOf };
+  }
+
+  it('LRU eviction: a client on another address gets its own answers, and the evicted one its own port back', () => {
+    const { gateway, guest, ask, portOf } = kvNetwork({ clientMappingsMax: 1 });
+    expect(ask(alice, '1 PUT secret hunter2')).toBe('1 OK');
+    expect(ask(alice, '2 INCR visits')).toBe('2 OK 1');
+    // Bob's first datagram evicts Alice (one mapping at most). Her port 50000 is quarantined for
+    // her, so Bob is not answered from her memory ("2 OK 1").
+    expect(ask(bob, '2 GET bob-key')).toBe('2 NOTFOUND');
+    expect(portOf(bob)).toBe(MAPPED_PORT_FIRST);
+    // Alice resends her INCR (its answer was lost): she gets her port back, and the guest its
+    // remembered answer, so the INCR is applied once.
+    expect(ask(alice, '2 INCR visits')).toBe('2 OK 1');
+    expect(portOf(alice)).toBe(50000);
+    expect(guest.store.get('visits')).toBe('1');
+    expect(guest.applied.filter((request) => request.includes('INCR'))).toEqual([
+      '10.0.2.2:50000 2 INCR visits',
+    ]);
+    // And Bob, evicted in turn, is back on his port too.
+    expect(ask(bob, '3 GET secret')).toBe('3 OK hunter2');
+    expect(portOf(bob)).toBe(MAPPED_PORT_FIRST);
+    expect(gateway.quarantinedPortCount).toBe(1);
+  });
+
+  it('idle expiry: after 240 s of silence a client on another address still does not get the port', () => {
+    const { gateway, guest, ask, portOf } = kvNetwork();
+    gateway.tick(1000);
+    expect(ask(alice, '1 INCR visits')).toBe('1 OK 1');
+    gateway.tick(1000 + MAPPING_IDLE_TIMEOUT_MS);
+    expect(gateway.clientMappings).toEqual([]);
+    expect(ask(bob, '1 GET bob-key')).toBe('1 NOTFOUND');
+    expect(portOf(bob)).toBe(MAPPED_PORT_FIRST);
+    // Alice, back within the quarantine, resends: her port, the remembered answer, applied once.
+    gateway.tick(1000 + MAPPING_IDLE_TIMEOUT_MS + 60_000);
+    expect(ask(alice, '1 INCR visits')).toBe('1 OK 1');
+    expect(portOf(alice)).toBe(50000);
+    expect(guest.store.get('visits')).toBe('1');
+  });
+
+  it("after the quarantine a port goes back to the dynamic range, free longest first, never as anyone else's own port", () => {
+    const { gateway, ask, portOf } = kvNetwork({ clientMappingsMax: 1, mappingIdleTimeoutMs: 1000 });
+    const carol = { address: '127.0.0.3', port: 50000 };
+    ask(alice, '1 GET k'); // holds 50000
+    ask(bob, '1 GET k'); // evicts Alice at 0 ms: 50000 quarantined until 1000 ms
+    expect(portOf(bob)).toBe(MAPPED_PORT_FIRST);
+    gateway.tick(999);
+    ask(carol, '1 GET k'); // evicts Bob at 999 ms: 49152 quarantined until 1999 ms
+    expect(portOf(carol)).toBe(MAPPED_PORT_FIRST + 1);
+    expect(gateway.quarantinedPortCount).toBe(2);
+    gateway.tick(1000);
+    expect(gateway.quarantinedPortCount).toBe(1);
+    // 50000 is out of quarantine, but stays Alice's as long as another port is free: a newcomer
+    // whose own port it is gets a dynamic port no one has held.
+    const dave = { address: '127.0.0.4', port: 50000 };
+    ask(dave, '1 GET k');
+    expect(portOf(dave)).toBe(MAPPED_PORT_FIRST + 2);
+    // Alice comes back long after: her port is still hers.
+    gateway.tick(100_000);
+    ask(alice, '2 GET k');
+    expect(portOf(alice)).toBe(50000);
+  });
+
+  it('exhaustion: a new client is refused, evicting nobody, while every port is held or quarantined', () => {
+    const { gateway, drops, ask, portOf } = kvNetwork({ clientMappingsMax: 1 });
+    const dynamicPorts = MAPPED_PORT_LAST - MAPPED_PORT_FIRST + 1;
+    const client = (n: number) => ({ address: `10.${n >> 16}.${(n >> 8) & 255}.${n & 255}`, port: 50000 });
+    // Each client takes a dynamic port and evicts the one before, whose port is then quarantined.
+    let answered = 0;
+    for (let n = 0; n < dynamicPorts; n++) if (ask(client(n), `${n} GET k`) === `${n} NOTFOUND`) answered++;
+    expect(answered).toBe(dynamicPorts);
+    expect(drops).toEqual([]);
+
+    const newcomer = client(dynamicPorts);
+    const holder = client(dynamicPorts - 1);
+    expect(ask(newcomer, '1 GET k')).toBeUndefined();
+    expect(drops.map((drop) => drop.reason)).toEqual(['no-free-port']);
+    expect(gateway.statistics.drops['no-free-port']).toBe(1);
+    expect(gateway.clientMappings.map((mapping) => mapping.client)).toEqual([holder]);
+    expect(gateway.quarantinedPortCount).toBe(dynamicPorts - 1);
+    expect(ask(holder, '100000 GET k')).toBe('100000 NOTFOUND');
+    // When the quarantine ends the newcomer is let in, on the port free longest (the first one).
+    gateway.tick(MAPPING_IDLE_TIMEOUT_MS);
+    expect(ask(newcomer, '1 GET k')).toBe('1 NOTFOUND');
+    expect(portOf(newcomer)).toBe(50000);
   });
 });

@@ -10,6 +10,14 @@
  *   10.0.2.2:P goes back to C;
  * - ARP-resolves a guest whose MAC it does not know yet, holding a bounded number of datagrams.
  *
+ * A gateway port is the guest's only name for a host client: kv.elf keeps each client's last
+ * answers by (10.0.2.2, port), so a port handed to another client while the guest may still hold
+ * answers for the one before would show the newcomer the other's answers and replay the other's
+ * retries. Hence the port rule (README, "Which port a client gets"): a port a client gave up is
+ * quarantined for that client alone for `portQuarantineMs`, stays its preferred port afterwards,
+ * and reaches a different client only through the dynamic range, the port free longest first; a
+ * client for whom no port qualifies is refused (`no-free-port`).
+ *
  * No sockets, no clock, no timers: the host side calls {@link UserGateway.receiveFromHost} and
  * receives through a {@link HostDatagramSink}; time moves only through {@link UserGateway.tick}.
  * Nothing the guest or a host client sends makes it throw: malformed input is counted, reported
@@ -106,6 +114,8 @@ export type GatewayDropReason =
   | 'arp-unresolved'
   /** No link or host sink connected yet. */
   | 'not-connected'
+  /** A new host client when every port it may have is held or quarantined: it is refused. */
+  | 'no-free-port'
   /** The link or host sink threw. */
   | 'sink-error';
 
@@ -129,6 +139,11 @@ export interface UserGatewayOptions {
   gatewayMac?: string;
   clientMappingsMax?: number;
   mappingIdleTimeoutMs?: number;
+  /**
+   * How long a port a client gave up is kept for that client alone before it may go back to the
+   * dynamic range; default and minimum `mappingIdleTimeoutMs`.
+   */
+  portQuarantineMs?: number;
   pendingDatagramsMax?: number;
   arpRetryIntervalMs?: number;
   arpRequestsMax?: number;
@@ -180,6 +195,7 @@ const dropReasons: readonly GatewayDropReason[] = [
   'pending-queue-full',
   'arp-unresolved',
   'not-connected',
+  'no-free-port',
   'sink-error',
 ];
 
@@ -195,6 +211,7 @@ export class UserGateway implements SwitchPort {
   readonly #ruleGuestAddresses: Ipv4Address[];
   readonly #clientMappingsMax: number;
   readonly #mappingIdleTimeoutMs: number;
+  readonly #portQuarantineMs: number;
   readonly #pendingDatagramsMax: number;
   readonly #arpRetryIntervalMs: number;
   readonly #arpRequestsMax: number;
@@ -203,7 +220,6 @@ export class UserGateway implements SwitchPort {
   #hostSink: HostDatagramSink | undefined;
   #nowMs = 0;
   #identification = 0;
-  #nextMappedPort = MAPPED_PORT_FIRST;
   /** Guest address to MAC; Map order is learning order. */
   readonly #arpCache = new Map<Ipv4Address, MacAddress>();
   readonly #pending = new Map<Ipv4Address, PendingResolution>();
@@ -211,6 +227,22 @@ export class UserGateway implements SwitchPort {
   /** Client key to mapping; Map order is last-use order, so the first is the least recently used. */
   readonly #mappingsByClient = new Map<string, ClientMapping>();
   readonly #mappingsByPort = new Map<number, ClientMapping>();
+  /** Ports given up, to when; Map order is release order. Only the last holder may have one back. */
+  readonly #quarantinedPorts = new Map<number, number>();
+  /**
+   * Every port given up and not handed to another client since, to the client key that last held
+   * it, and back. Bounded by the port space (65535); a port leaves when another client gets it.
+   */
+  readonly #lastHolderOfPort = new Map<number, string>();
+  readonly #previousPortOfClient = new Map<string, number>();
+  /**
+   * A new client that cannot have its own port gets a dynamic port no client ever held (those from
+   * this one up that are neither held nor remembered), and once there are none, the head of
+   * `#recycledDynamicPorts`: dynamic ports whose quarantine ended, in that order, so the one reused
+   * is the one free longest.
+   */
+  #nextUnusedDynamicPort = MAPPED_PORT_FIRST;
+  readonly #recycledDynamicPorts = new Set<number>();
   readonly #statistics: GatewayStatistics = {
     framesFromNetwork: 0,
     framesToNetwork: 0,
@@ -265,6 +297,11 @@ export class UserGateway implements SwitchPort {
       options.mappingIdleTimeoutMs ?? MAPPING_IDLE_TIMEOUT_MS,
       'mappingIdleTimeoutMs',
       1,
+    );
+    this.#portQuarantineMs = integerOption(
+      options.portQuarantineMs ?? this.#mappingIdleTimeoutMs,
+      'portQuarantineMs',
+      this.#mappingIdleTimeoutMs,
     );
     this.#pendingDatagramsMax = integerOption(
       options.pendingDatagramsMax ?? PENDING_DATAGRAMS_MAX,
@@ -338,6 +375,7 @@ export class UserGateway implements SwitchPort {
       return;
     }
     const mapping = this.#mappingFor(ruleIndex, client, guestAddress, rule.guestPort);
+    if (mapping === undefined) return;
     const guestMac = this.#arpCache.get(guestAddress);
     const frame = buildUdpFrame({
       destinationMac: guestMac ?? ZERO_MAC,
@@ -358,8 +396,8 @@ export class UserGateway implements SwitchPort {
 
   /**
    * Advances the gateway's time (any monotonic milliseconds) and does what is due: expires idle
-   * client mappings, repeats ARP requests, gives up on guests that never answer. An earlier time
-   * than the last is ignored.
+   * client mappings, ends port quarantines, repeats ARP requests, gives up on guests that never
+   * answer. An earlier time than the last is ignored.
    */
   tick(nowMs: number): void {
     if (nowMs > this.#nowMs) this.#nowMs = nowMs;
@@ -367,6 +405,12 @@ export class UserGateway implements SwitchPort {
       // Map order is last-use order: stop at the first mapping still in use.
       if (this.#nowMs - mapping.lastUsedMs < this.#mappingIdleTimeoutMs) break;
       this.#removeMapping(key, mapping);
+    }
+    for (const [port, releasedAtMs] of this.#quarantinedPorts) {
+      // Map order is release order: stop at the first port still in quarantine.
+      if (this.#nowMs - releasedAtMs < this.#portQuarantineMs) break;
+      this.#quarantinedPorts.delete(port);
+      if (port >= MAPPED_PORT_FIRST && port <= MAPPED_PORT_LAST) this.#recycledDynamicPorts.add(port);
     }
     for (const [address, pending] of [...this.#pending]) {
       if (this.#nowMs - pending.lastRequestAtMs < this.#arpRetryIntervalMs) continue;
@@ -398,6 +442,11 @@ export class UserGateway implements SwitchPort {
       ...mapping,
       client: { ...mapping.client },
     }));
+  }
+
+  /** How many ports given up are still in quarantine (kept for the client that held each). */
+  get quarantinedPortCount(): number {
+    return this.#quarantinedPorts.size;
   }
 
   /** How many host datagrams wait for ARP resolution. */
@@ -557,42 +606,71 @@ export class UserGateway implements SwitchPort {
     client: UdpEndpoint,
     guestAddress: Ipv4Address,
     guestPort: number,
-  ): ClientMapping {
+  ): ClientMapping | undefined {
     const key = `${ruleIndex}|${client.address}|${client.port}`;
     const existing = this.#mappingsByClient.get(key);
     if (existing !== undefined) {
       this.#touchMapping(existing, key);
       return existing;
     }
+    // The port first, so that a client refused for want of one evicts nobody. The least recently
+    // used mapping's port is never a candidate: it is held now, and quarantined once evicted.
+    const gatewayPort = this.#portFor(key, client.port);
+    if (gatewayPort === undefined) {
+      this.#drop(
+        'no-free-port',
+        'host',
+        `client ${client.address}:${client.port}: every port it may have is held (${this.#mappingsByPort.size}) or quarantined (${this.#quarantinedPorts.size})`,
+      );
+      return undefined;
+    }
     if (this.#mappingsByClient.size >= this.#clientMappingsMax) {
       const [oldestKey, oldest] = this.#mappingsByClient.entries().next().value!;
       this.#removeMapping(oldestKey, oldest);
     }
+    this.#takePort(gatewayPort);
     const mapping: ClientMapping = {
       ruleIndex,
       client: { address: client.address, port: client.port },
-      gatewayPort: this.#allocatePort(client.port),
+      gatewayPort,
       guestAddress,
       guestPort,
       lastUsedMs: this.#nowMs,
     };
     this.#mappingsByClient.set(key, mapping);
-    this.#mappingsByPort.set(mapping.gatewayPort, mapping);
+    this.#mappingsByPort.set(gatewayPort, mapping);
     return mapping;
   }
 
-  /** The client's own port when free (what the guest sees under slirp), else the next free dynamic port. */
-  #allocatePort(preferred: number): number {
-    if (!this.#mappingsByPort.has(preferred)) return preferred;
-    // Next-fit, so a port just given up is the last to be handed out again: a guest that remembers
-    // clients by (address, port), as the kv service does, rarely sees a new client under an old port.
-    for (;;) {
-      const port = this.#nextMappedPort;
-      this.#nextMappedPort = port === MAPPED_PORT_LAST ? MAPPED_PORT_FIRST : port + 1;
-      // Terminates: clientMappingsMax is at most the size of the dynamic range, and the caller has
-      // made room, so at least one port in the range is free.
-      if (!this.#mappingsByPort.has(port)) return port;
+  /**
+   * The port for a new mapping of client `key`: the port it held last, if no other client got it
+   * since (even in quarantine: it is the client the quarantine keeps it for); else its own port
+   * (what the guest sees under slirp) if no client ever held it; else the dynamic port free
+   * longest; else none.
+   */
+  #portFor(key: string, ownPort: number): number | undefined {
+    const previous = this.#previousPortOfClient.get(key);
+    if (previous !== undefined) return previous;
+    if (this.#neverHeld(ownPort)) return ownPort;
+    for (; this.#nextUnusedDynamicPort <= MAPPED_PORT_LAST; this.#nextUnusedDynamicPort++) {
+      if (this.#neverHeld(this.#nextUnusedDynamicPort)) return this.#nextUnusedDynamicPort;
     }
+    return this.#recycledDynamicPorts.values().next().value;
+  }
+
+  /** A port once held is held, or remembered with its last holder, until it is held again. */
+  #neverHeld(port: number): boolean {
+    return !this.#mappingsByPort.has(port) && !this.#lastHolderOfPort.has(port);
+  }
+
+  /** Takes `port` out of the free, quarantined and remembered ports, for a new mapping. */
+  #takePort(port: number): void {
+    this.#recycledDynamicPorts.delete(port);
+    this.#quarantinedPorts.delete(port);
+    const lastHolder = this.#lastHolderOfPort.get(port);
+    if (lastHolder === undefined) return;
+    this.#lastHolderOfPort.delete(port);
+    this.#previousPortOfClient.delete(lastHolder);
   }
 
   #touchMapping(
@@ -604,9 +682,13 @@ export class UserGateway implements SwitchPort {
     this.#mappingsByClient.set(key, mapping);
   }
 
+  /** Ends a mapping: its port goes into quarantine, kept for this client. */
   #removeMapping(key: string, mapping: ClientMapping): void {
     this.#mappingsByClient.delete(key);
     this.#mappingsByPort.delete(mapping.gatewayPort);
+    this.#quarantinedPorts.set(mapping.gatewayPort, this.#nowMs);
+    this.#lastHolderOfPort.set(mapping.gatewayPort, key);
+    this.#previousPortOfClient.set(key, mapping.gatewayPort);
   }
 
   #nextIdentification(): number {

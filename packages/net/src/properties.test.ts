@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { GATEWAY_MAC, GUEST_MAC, macAddressBytes, macAddressKey, readMacAddress } from './addresses.js';
 import { parseArpPacket } from './arp.js';
 import { parseEthernetFrame } from './ethernet.js';
-import { UserGateway } from './gateway.js';
+import { MAPPED_PORT_FIRST, UserGateway } from './gateway.js';
 import { buildUdpFrame, parseIpv4Packet, parseUdpDatagram, parseUdpFrame } from './ipv4.js';
 import { VirtualSwitch } from './switch.js';
 import { EchoGuest, qemuFrames } from './test-support.js';
@@ -139,6 +139,51 @@ describe('properties', () => {
           expect(received).toEqual(expected);
         },
       ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a port reaches another client only after its quarantine, and only from the dynamic range', () => {
+    const portQuarantineMs = 5000;
+    const step = fc.oneof(
+      fc.record({
+        address: fc.constantFrom('127.0.0.1', '127.0.0.2', '127.0.0.3'),
+        port: fc.constantFrom(40000, 50000, 50001),
+      }),
+      fc.integer({ min: 0, max: 8000 }),
+    );
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 60 }), (steps) => {
+        const gateway = UserGateway.fromNetdevSpec('user,hostfwd=udp::5555-:5555', {
+          clientMappingsMax: 2,
+          mappingIdleTimeoutMs: 1000,
+          portQuarantineMs,
+        });
+        gateway.connect({ send: () => {} });
+        let nowMs = 0;
+        /** Per gateway port, the client that last sent through it, and when. */
+        const lastUse = new Map<number, { client: string; atMs: number }>();
+        for (const next of steps) {
+          if (typeof next === 'number') {
+            nowMs += next;
+            gateway.tick(nowMs);
+            continue;
+          }
+          gateway.receiveFromHost(0, next, new Uint8Array(1));
+          const client = `${next.address}:${next.port}`;
+          const port = gateway.clientMappings.find(
+            (mapping) => `${mapping.client.address}:${mapping.client.port}` === client,
+          )?.gatewayPort;
+          if (port === undefined) throw new Error(`${client} has no port`);
+          const previous = lastUse.get(port);
+          if (previous !== undefined && previous.client !== client) {
+            // The previous client's mapping ended no earlier than its last datagram.
+            expect(nowMs - previous.atMs).toBeGreaterThanOrEqual(portQuarantineMs);
+            expect(port).toBeGreaterThanOrEqual(MAPPED_PORT_FIRST);
+          }
+          lastUse.set(port, { client, atMs: nowMs });
+        }
+      }),
       { numRuns: 300 },
     );
   });

@@ -1,8 +1,8 @@
 /**
  * Test doubles shared by this package's tests: known frames captured from QEMU 7.2's user
- * networking, and a fake guest that answers ARP and echoes UDP.
+ * networking, and fake guests that answer ARP and then echo UDP or serve kv requests.
  */
-import { GUEST_IPV4, GUEST_MAC, type MacAddress, parseIpv4Address } from './addresses.js';
+import { formatIpv4Address, GUEST_IPV4, GUEST_MAC, type MacAddress, parseIpv4Address } from './addresses.js';
 import { ArpOperation, buildArpFrame, parseArpPacket } from './arp.js';
 import { EtherType, parseEthernetFrame } from './ethernet.js';
 import { buildUdpFrame, parseUdpFrame } from './ipv4.js';
@@ -54,22 +54,22 @@ export const qemuFrames = {
 };
 
 /**
- * A fake guest NIC: answers ARP for its address, echoes every UDP datagram to it with `prefix`
- * prepended, and records what it saw. Connect its `link` after attaching it.
+ * A fake guest NIC: answers ARP for its address, answers every UDP datagram to it through
+ * `respond`, and records what it saw. Connect its `link` after attaching it.
  */
-export class EchoGuest implements SwitchPort {
+abstract class FakeGuest implements SwitchPort {
   link: FrameSink | undefined;
   readonly received: Uint8Array[] = [];
-  readonly echoed: string[] = [];
   readonly #mac: MacAddress;
   readonly #address: number;
-  readonly #prefix: string;
 
-  constructor(options: { mac?: MacAddress; address?: string; prefix?: string } = {}) {
+  constructor(options: { mac?: MacAddress; address?: string } = {}) {
     this.#mac = options.mac ?? GUEST_MAC;
     this.#address = parseIpv4Address(options.address ?? GUEST_IPV4)!;
-    this.#prefix = options.prefix ?? 'echo:';
   }
+
+  /** The answer to a datagram from `source`:`sourcePort`, or undefined for none. */
+  protected abstract respond(text: string, source: number, sourcePort: number): string | undefined;
 
   deliver(frame: Uint8Array): void {
     this.received.push(frame.slice());
@@ -99,7 +99,8 @@ export class EchoGuest implements SwitchPort {
     const udp = parseUdpFrame(frame);
     if (!udp.ok || udp.value.ip.destination !== this.#address) return;
     const text = new TextDecoder().decode(udp.value.udp.payload);
-    this.echoed.push(text);
+    const answer = this.respond(text, udp.value.ip.source, udp.value.udp.sourcePort);
+    if (answer === undefined) return;
     this.link?.send(
       buildUdpFrame({
         destinationMac: udp.value.sourceMac,
@@ -109,8 +110,64 @@ export class EchoGuest implements SwitchPort {
         sourcePort: udp.value.udp.destinationPort,
         destinationPort: udp.value.udp.sourcePort,
         identification: 0,
-        payload: new TextEncoder().encode(`${this.#prefix}${text}`),
+        payload: new TextEncoder().encode(answer),
       }),
     );
+  }
+}
+
+/** A fake guest that echoes every UDP datagram with `prefix` prepended. */
+export class EchoGuest extends FakeGuest {
+  readonly echoed: string[] = [];
+  readonly #prefix: string;
+
+  constructor(options: { mac?: MacAddress; address?: string; prefix?: string } = {}) {
+    super(options);
+    this.#prefix = options.prefix ?? 'echo:';
+  }
+
+  protected respond(text: string): string {
+    this.echoed.push(text);
+    return `${this.#prefix}${text}`;
+  }
+}
+
+/**
+ * A fake kv service with kv.elf's exactly-once rule: for each client, named by the source address
+ * and port the guest sees, it remembers the answers to the client's last 32 request ids and answers
+ * a repeated id from memory without applying it again. `<id> GET|PUT|INCR <key> [<value>]` only.
+ * `applied` lists the requests it executed, as `<address>:<port> <request>`.
+ */
+export class KvGuest extends FakeGuest {
+  readonly applied: string[] = [];
+  readonly store = new Map<string, string>();
+  readonly #answers = new Map<string, { id: string; answer: string }[]>();
+
+  protected respond(text: string, source: number, sourcePort: number): string | undefined {
+    const [id, operation, key, value] = text.split(' ');
+    if (id === undefined || !/^\d+$/.test(id)) return undefined;
+    const client = `${formatIpv4Address(source)}:${sourcePort}`;
+    const remembered = this.#answers.get(client) ?? [];
+    this.#answers.set(client, remembered);
+    const known = remembered.find((entry) => entry.id === id);
+    if (known !== undefined) return known.answer;
+    this.applied.push(`${client} ${text}`);
+    let answer: string;
+    if (operation === 'GET' && key !== undefined) {
+      const stored = this.store.get(key);
+      answer = stored === undefined ? `${id} NOTFOUND` : `${id} OK ${stored}`;
+    } else if (operation === 'PUT' && key !== undefined && value !== undefined) {
+      this.store.set(key, value);
+      answer = `${id} OK`;
+    } else if (operation === 'INCR' && key !== undefined) {
+      const next = String(Number(this.store.get(key) ?? '0') + 1);
+      this.store.set(key, next);
+      answer = `${id} OK ${next}`;
+    } else {
+      answer = `${id} ERR unknown operation`;
+    }
+    remembered.push({ id, answer });
+    if (remembered.length > 32) remembered.shift();
+    return answer;
   }
 }

@@ -1,9 +1,9 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { HostIoError } from '@ftvm/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { UserGateway } from '../gateway.js';
+import { MAPPING_IDLE_TIMEOUT_MS, UserGateway, type UserGatewayOptions } from '../gateway.js';
 import { VirtualSwitch } from '../switch.js';
-import { EchoGuest } from '../test-support.js';
+import { EchoGuest, KvGuest } from '../test-support.js';
 import { HostForwardBindError, UdpGatewayHost } from './udp-gateway-host.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -11,11 +11,11 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function openSocket(port = 0): Promise<Socket> {
+async function openSocket(port = 0, address = '127.0.0.1'): Promise<Socket> {
   const socket = createSocket('udp4');
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
-    socket.bind(port, '127.0.0.1', () => resolve());
+    socket.bind(port, address, () => resolve());
   });
   cleanups.push(() => new Promise<void>((resolve) => socket.close(() => resolve())));
   return socket;
@@ -41,6 +41,27 @@ async function echoNetwork(spec: string) {
   return { gateway, guest, host };
 }
 
+/**
+ * The fake kv service behind a gateway on real sockets, with the host's clock in the test's hands.
+ * Alice on 127.0.0.1 and Bob on 127.0.0.2 use the same UDP port number, so the gateway would give
+ * Bob Alice's port as his own if it were free.
+ */
+async function kvNetwork(options: Omit<UserGatewayOptions, 'forwards'> = {}) {
+  const clock = { nowMs: 0 };
+  const vswitch = new VirtualSwitch();
+  const gateway = UserGateway.fromNetdevSpec('user,hostfwd=udp:127.0.0.1:0-:5555', options);
+  gateway.connect(vswitch.attach(gateway));
+  const guest = new KvGuest();
+  guest.link = vswitch.attach(guest);
+  const host = await UdpGatewayHost.open(gateway, { nowMs: () => clock.nowMs });
+  cleanups.push(() => host.close());
+  const forwarded = host.boundForwards[0]!.port;
+  const alice = await openSocket(0, '127.0.0.1');
+  const bob = await openSocket(alice.address().port, '127.0.0.2');
+  const ask = async (socket: Socket, text: string) => (await request(socket, forwarded, text)).text;
+  return { clock, guest, alice, bob, ask };
+}
+
 describe('UdpGatewayHost', () => {
   it("carries host clients' datagrams to the guest and its echoes back, over real UDP", async () => {
     const { host, guest, gateway } = await echoNetwork('user,hostfwd=udp:127.0.0.1:0-:5555');
@@ -60,6 +81,26 @@ describe('UdpGatewayHost', () => {
     expect(gateway.clientMappings.map((mapping) => mapping.client.port).sort()).toEqual(
       [alice.address().port, bob.address().port].sort(),
     );
+  });
+
+  it("answers a client on 127.0.0.2 from its own memory after it evicted Alice's mapping, and Alice from hers", async () => {
+    const { guest, alice, bob, ask } = await kvNetwork({ clientMappingsMax: 1 });
+    expect(await ask(alice, '1 PUT secret hunter2')).toBe('1 OK');
+    expect(await ask(alice, '2 INCR visits')).toBe('2 OK 1');
+    expect(await ask(bob, '2 GET bob-key')).toBe('2 NOTFOUND');
+    // Alice resends her INCR: she evicts Bob, gets her port back, and it is applied once.
+    expect(await ask(alice, '2 INCR visits')).toBe('2 OK 1');
+    expect(guest.store.get('visits')).toBe('1');
+  });
+
+  it("answers a client on 127.0.0.2 from its own memory after Alice's mapping expired on the host's clock", async () => {
+    const { clock, guest, alice, bob, ask } = await kvNetwork();
+    expect(await ask(alice, '1 INCR visits')).toBe('1 OK 1');
+    // The host ticks the gateway before taking Bob's datagram in: Alice's mapping expires then.
+    clock.nowMs += MAPPING_IDLE_TIMEOUT_MS;
+    expect(await ask(bob, '1 GET bob-key')).toBe('1 NOTFOUND');
+    expect(await ask(alice, '1 INCR visits')).toBe('1 OK 1');
+    expect(guest.store.get('visits')).toBe('1');
   });
 
   it('refuses a port in use with a typed error, closing what it had bound', async () => {
