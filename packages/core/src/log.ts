@@ -27,7 +27,7 @@ export interface EventEntry extends LogEntryBase {
 export interface NondetEntry extends LogEntryBase {
   readonly kind: 'nondet';
   readonly device: string;
-  /** What was read (`mtime`, `entropy`); a replay checks it. */
+  /** What was read (virtio-rng's `entropy`, a sensor's `reading`); a replay checks it. */
   readonly key: string;
   readonly value: PlainValue;
 }
