@@ -1,5 +1,5 @@
 /**
- * The arbiter (DESIGN.md, "The protocol between primary and backup"; the paper's §2.3 test-and-set
+ * The arbiter (docs/architecture.md; the paper's §2.3 test-and-set
  * on shared storage): for each VM an epoch and its owner, moved forward only by an atomic
  * test-and-set. When the primary and the backup lose sight of each other, each asks to move the
  * epoch from `e` to `e + 1` with itself as owner: exactly one wins and goes on (the backup goes

@@ -3,8 +3,7 @@ import type { StateSection } from './snapshot.js';
 import type { PlainValue } from './values.js';
 
 /**
- * The replication protocol between a primary and a backup (DESIGN.md, "The protocol between
- * primary and backup"): a handshake, then the log with acknowledgements, heartbeats both ways, and
+ * The replication protocol between a primary and a backup (docs/architecture.md): a handshake, then the log with acknowledgements, heartbeats both ways, and
  * the pages and state of a live state transfer when a new backup is cloned from a running primary.
  *
  * These are the shapes; `@ftvm/log-codec` gives them their bytes (checksummed frames) and

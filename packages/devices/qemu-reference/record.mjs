@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Records the register scripts of scripts.json on QEMU 7.2 and writes the reads to
 // ../src/fixtures/qemu-register-transcripts.json, which the tests replay on the models.
-// Needs riscv64-unknown-elf-gcc and qemu-system-riscv32 (see the design guide). Run:
+// Needs riscv64-unknown-elf-gcc and qemu-system-riscv32 (scripts/setup.mjs installs them). Run:
 //   node qemu-reference/record.mjs
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -70,7 +70,7 @@ try {
   rmSync(work, { recursive: true, force: true });
 }
 const fixture = {
-  recordedWith: `${qemuVersion}, the design guide's command line; qemu-reference/record.mjs`,
+  recordedWith: `${qemuVersion}, the reference command line (docs/platform.md); qemu-reference/record.mjs`,
   transcripts,
 };
 writeFileSync(

@@ -1,5 +1,5 @@
 /*
- * kv: the key-value service every end-to-end check uses (DESIGN "The kv service").
+ * kv: the key-value service every end-to-end check uses (docs/kv-protocol.md).
  *
  * UDP port 5555, one ASCII request per datagram, single spaces:
  *   <id> GET <key>            -> <id> OK <value> | <id> NOTFOUND

@@ -4,7 +4,7 @@ import { type ImageName, imagePath, isImageName } from './images.js';
 /** The reference emulator's binary (QEMU 7.2, Debian 12's qemu-system-misc). */
 export const referenceQemuBinary = 'qemu-system-riscv32';
 
-/** The `-cpu` value that cuts QEMU's CPU down to ftvm's platform (DESIGN "The guest platform"). */
+/** The `-cpu` value that cuts QEMU's CPU down to ftvm's platform (docs/platform.md). */
 export const referenceQemuCpu =
   'rv32,f=false,d=false,h=false,v=false,zba=false,zbb=false,zbc=false,zbs=false,sstc=false,svinval=false,svpbmt=false,svnapot=false,sscofpmf=false,marchid=0,mimpid=0';
 
@@ -33,7 +33,7 @@ export interface ReferenceQemuOptions {
 }
 
 /**
- * The reference QEMU command line (without the binary) for an image: exactly DESIGN's line, plus
+ * The reference QEMU command line (without the binary) for an image: exactly the reference line of docs/platform.md, plus
  * the requested devices. ftvm's virtio-mmio is version 2 only, and QEMU's is legacy (version 1)
  * unless forced, so any virtio device adds `-global virtio-mmio.force-legacy=false`.
  */

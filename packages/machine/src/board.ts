@@ -1,6 +1,6 @@
 /**
  * The board: a single-hart RV32 machine laid out like QEMU 7.2's `virt`, so one guest image runs
- * on both (DESIGN.md, "The guest platform").
+ * on both (docs/platform.md).
  */
 
 export const TEST_FINISHER_BASE = 0x0010_0000;
@@ -26,7 +26,7 @@ export const PLATFORM_BUS_IRQ_COUNT = 32;
 /** CLINT timebase: mtime counts at 10 MHz. */
 export const TIMEBASE_FREQUENCY_HZ = 10_000_000;
 
-/** Default guest RAM, as in DESIGN's reference command line (`-m 64M`). */
+/** Default guest RAM, as in the reference QEMU command line (docs/platform.md) (`-m 64M`). */
 export const DEFAULT_RAM_SIZE_BYTES = 64 * 1024 * 1024;
 
 /** Phandles as QEMU 7.2 virt numbers them for one hart. */

@@ -13,7 +13,7 @@ export const RELEASED: Promise<void> = Promise.resolve();
 export const NOTHING_TO_RELEASE = (): void => {};
 
 /**
- * One mode of a machine (DESIGN.md, "The device contract"): what its doors do with host inputs,
+ * One mode of a machine (the core README, "The device contract"): what its doors do with host inputs,
  * timers, non-deterministic reads and outputs, and how it runs a slice. The `Machine` delegates
  * to its current mode and swaps it when a replay goes live; a new role is a new implementation,
  * not new branches. (`live-mode.ts`: standalone and record; `replay-mode.ts`: replay.)

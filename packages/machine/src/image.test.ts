@@ -102,12 +102,24 @@ describe('ELF loader', () => {
       () => parseElf(buildElf({ segments: [{ address: 0x1000, data: [1] }] }), ram),
       /segment 0 at 0x1000\.\.0x1001 lies outside RAM/,
     );
-    expectImageError(
-      () =>
-        parseElf(buildElf({ segments: [{ address: 0x800f_fffc, data: [1, 2, 3, 4], memorySize: 8 }] }), ram),
-      /outside RAM/,
-    );
     expectImageError(() => parseElf(buildElf({ entry: 0x8000_1000 }), ram), /entry point 0x80001000/);
+  });
+
+  it('loads the part in RAM of a segment that reaches outside it, as QEMU does', () => {
+    // `ld -Ttext=0x80000000` puts the ELF headers in the page below the text, outside RAM.
+    const image = parseElf(
+      buildElf({ segments: [{ address: 0x7fff_fffc, data: [9, 9, 9, 9, 0x13, 0, 0, 0] }] }),
+      ram,
+    );
+    expect(image.segments).toHaveLength(1);
+    expect(image.segments[0]?.address).toBe(0x8000_0000);
+    expect([...(image.segments[0]?.bytes ?? [])]).toEqual([0x13, 0, 0, 0]);
+    const end = ram.base + ram.size;
+    const tail = parseElf(
+      buildElf({ entry: end - 4, segments: [{ address: end - 4, data: [1, 2, 3, 4], memorySize: 8 }] }),
+      ram,
+    );
+    expect(tail.segments[0]?.bytes.length).toBe(4);
   });
 
   it('loads a raw binary at the start of RAM and refuses one that does not fit', () => {

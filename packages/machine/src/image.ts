@@ -76,18 +76,26 @@ export function parseElf(
     if (fileSize > memorySize)
       fail(`segment ${index}: file size ${fileSize} exceeds memory size ${memorySize}`);
     if (fileOffset + fileSize > bytes.length) fail(`truncated ELF file: segment ${index} runs past its end`);
-    if (physicalAddress < ram.base || physicalAddress + memorySize > ramEnd) {
+    // A segment partly outside RAM (often the ELF headers, linked into the page below the text)
+    // loads as on QEMU, whose loader writes nothing where no memory is: its part in RAM. One with
+    // no byte in RAM is an image for another board.
+    const start = Math.max(physicalAddress, ram.base);
+    const end = Math.min(physicalAddress + memorySize, ramEnd);
+    if (start >= end) {
       fail(
         `segment ${index} at 0x${physicalAddress.toString(16)}..0x${(physicalAddress + memorySize).toString(16)} ` +
           `lies outside RAM 0x${ram.base.toString(16)}..0x${ramEnd.toString(16)}`,
       );
     }
-    totalBytes += memorySize;
+    totalBytes += end - start;
     if (totalBytes > ram.size)
       fail(`segments total ${totalBytes} bytes, more than the ${ram.size} bytes of RAM`);
     const segment = new Uint8Array(memorySize);
     segment.set(bytes.subarray(fileOffset, fileOffset + fileSize));
-    segments.push({ address: physicalAddress, bytes: segment });
+    segments.push({
+      address: start,
+      bytes: segment.subarray(start - physicalAddress, end - physicalAddress),
+    });
   }
   if (segments.length === 0) fail('ELF file has no loadable segments');
   const entryInside = segments.some(

@@ -213,35 +213,39 @@ export class LiveMode implements ExecutionMode {
     const time = this.time;
     let steps = 0;
     let roundsWithoutSteps = 0;
-    let sample = true;
     if (this.hartIdle && core.pendingEvents.length === 0 && !this.timerDueByHostTime()) {
       return { steps: 0, end: 'waiting' };
     }
+    // Host time went on while the hart idled: guest time may jump to it at the first sample.
+    let afterIdle = this.hartIdle;
     this.hartIdle = false;
     while (steps < maxSteps) {
       // Devices that keep re-arming timers around an idle hart must not hold the host forever.
       if (roundsWithoutSteps > ROUNDS_WITHOUT_STEPS_MAX) return this.endLiveSlice(steps, 'budget');
       if (this.logFull) return this.endLiveSlice(steps, 'log-full');
-      // A run cut only by the chunk size is no reason for a clock sample (it would cost log).
-      if (sample) time.sampleHostClock();
+      // Every round compares guest time with the host clock; it costs log only when guest time
+      // must change course.
+      time.sampleHostClock(afterIdle);
+      afterIdle = false;
       time.fireDueTimers();
       this.applyPendingInputs();
       if (core.stopped) break;
       let budget = maxSteps - steps;
       budget = Math.min(budget, this.nextCheckpointIcount - this.cpu.icount);
-      const chunkBound = budget > RUN_CHUNK_STEPS;
       budget = Math.min(budget, RUN_CHUNK_STEPS);
       // Guest time also advances with the steps themselves: stop where it reaches the earliest
       // timer, so the timer fires there and the guest never reads a time past a deadline whose
       // interrupt has not been raised.
       const deadline = time.earliestTimerDeadlineNs();
       if (deadline !== undefined) budget = Math.min(budget, time.stepsUntil(deadline));
+      // Nor past host time: the next sample comes first.
+      const hostBound = time.stepsBeforeHostTime();
+      if (hostBound !== undefined) budget = Math.min(budget, hostBound);
       this.insideRun = true;
       const outcome = this.cpu.run(budget);
       this.insideRun = false;
       steps += outcome.steps;
       roundsWithoutSteps = outcome.steps === 0 ? roundsWithoutSteps + 1 : 0;
-      sample = !(chunkBound && outcome.reason === 'budget' && budget === RUN_CHUNK_STEPS);
       core.afterRun(outcome.reason);
       if (this.cpu.icount >= this.nextCheckpointIcount) {
         this.append({

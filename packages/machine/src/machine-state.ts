@@ -3,7 +3,13 @@ import { ConfigError, PAGE_SHIFT, PAGE_SIZE_BYTES, plainValuesEqual, SnapshotErr
 import type { RiscvCpu } from '@ftvm/cpu-riscv';
 import { pack } from 'msgpackr';
 import type { ExecutionMode } from './execution-mode.js';
-import { DEFAULT_REALTIME_BASE_NS, type GuestTime } from './guest-time.js';
+import {
+  DEFAULT_REALTIME_BASE_NS,
+  type GuestTime,
+  HOST_CLOCK_RATE_PS_PER_STEP_INITIAL,
+  HOST_CLOCK_RATE_PS_PER_STEP_MAX,
+  HOST_CLOCK_RATE_PS_PER_STEP_MIN,
+} from './guest-time.js';
 import type { AttachedDevice, MachineCore } from './machine-core.js';
 import { hashBytes, RamHasher } from './state-hash.js';
 
@@ -180,6 +186,10 @@ export class MachineStateKeeper {
       stopped: this.core.stopped,
       exitStatus: this.core.exit ?? null,
       timers: time.timers as unknown as PlainValue,
+      // Only once a rate was logged: recordings from before rates keep their state hashes.
+      ...(time.clockRatePsPerStep === HOST_CLOCK_RATE_PS_PER_STEP_INITIAL
+        ? {}
+        : { clockRatePsPerStep: time.clockRatePsPerStep }),
     };
   }
 
@@ -444,7 +454,14 @@ export class MachineStateKeeper {
       clockBaseNs?: unknown;
       clockBaseIcount?: unknown;
       timers?: unknown;
+      clockRatePsPerStep?: unknown;
     } | null;
+    const rate = machine?.clockRatePsPerStep;
+    const rateValid =
+      rate === undefined ||
+      (Number.isSafeInteger(rate) &&
+        (rate as number) >= HOST_CLOCK_RATE_PS_PER_STEP_MIN &&
+        (rate as number) <= HOST_CLOCK_RATE_PS_PER_STEP_MAX);
     const timersValid =
       Array.isArray(machine?.timers) &&
       (machine.timers as unknown[]).every((timer) => {
@@ -466,6 +483,7 @@ export class MachineStateKeeper {
       !Number.isFinite(machine.idleSkipNs) ||
       !Number.isFinite(machine.clockBaseNs) ||
       !Number.isFinite(machine.clockBaseIcount) ||
+      !rateValid ||
       !timersValid
     ) {
       throw new SnapshotError('the snapshot has no readable machine state');
@@ -481,7 +499,9 @@ export class MachineStateKeeper {
       stopped?: unknown;
       exitStatus?: unknown;
       timers?: unknown;
+      clockRatePsPerStep?: unknown;
     } | null;
+    const rate = machine?.clockRatePsPerStep;
     if (
       !machine ||
       typeof machine.idleSkipNs !== 'number' ||
@@ -495,6 +515,7 @@ export class MachineStateKeeper {
       idleSkipNs: machine.idleSkipNs,
       clockBaseNs: machine.clockBaseNs,
       clockBaseIcount: machine.clockBaseIcount,
+      clockRatePsPerStep: typeof rate === 'number' ? rate : undefined,
       realtimeAtBootNs: machine.realtimeAtBootNs,
       timers: machine.timers as {
         key: string;

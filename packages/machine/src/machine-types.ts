@@ -3,7 +3,7 @@ import type { Device, LogSink, LogSource } from '@ftvm/core';
 import type { HostClock } from './host.js';
 
 /**
- * How the machine treats its doors (DESIGN.md, "The device contract"):
+ * How the machine treats its doors (the core README, "The device contract"):
  * - `standalone`: host inputs are applied at the next step boundary, outputs delivered at once.
  * - `record`: as standalone, and every event and non-deterministic read is appended to a log.
  * - `replay`: host inputs are ignored; events come from a log at their icount, reads are answered
@@ -76,7 +76,7 @@ export interface MachineOptions {
 /**
  * One output of a device, with the point it was produced at.
  *
- * The output rule (DESIGN.md, "The output rule, precisely"): an output produced during the step
+ * The output rule (docs/architecture.md, the fault-tolerance table): an output produced during the step
  * at icount N may leave only once the backup has acknowledged a log position from which it would
  * execute at least through step N. In record mode the machine hands an output to `onOutput` only
  * once the log holds such a position, `coveringSeq`: the first entry after the output that lets a

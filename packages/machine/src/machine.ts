@@ -308,6 +308,14 @@ export class Machine {
     return this.#doors.mode;
   }
 
+  /**
+   * Guest time now, in nanoseconds since boot: what the guest reads from `mtime` (in 100 ns ticks).
+   * A function of the execution point and the logged clock entries, so a replay reads the same.
+   */
+  get guestTimeNs(): number {
+    return this.core.time.monotonicNs();
+  }
+
   /** True once the guest powered the machine off (or a replay reached the end of its log). */
   get isStopped(): boolean {
     return this.core.stopped;

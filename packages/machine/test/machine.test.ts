@@ -141,15 +141,14 @@ describe('record and replay in memory', () => {
   it('finds a tampered clock sample where it first changes an output or the state', () => {
     const log = recordClock();
     const samples = log.entries.filter(
-      (entry): entry is EventEntry => entry.kind === 'event' && entry.event.type === 'clock-sample',
+      (entry): entry is EventEntry => entry.kind === 'event' && entry.event.type === 'clock-track',
     );
     expect(samples.length).toBeGreaterThan(2);
     // The guest prints the time it reads first, so moving that sample must show.
     const victim = samples[0] as EventEntry;
+    const [baseNs, rate] = victim.event.data as [number, number];
     const tampered = log.entries.map((entry) =>
-      entry === victim
-        ? { ...victim, event: { ...victim.event, data: (victim.event.data as number) + 5e9 } }
-        : entry,
+      entry === victim ? { ...victim, event: { ...victim.event, data: [baseNs + 5e9, rate] } } : entry,
     );
     const error = replayExpectingDivergence(tampered);
     expect(['state-hash', 'output']).toContain(error.kind);

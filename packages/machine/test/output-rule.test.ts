@@ -7,7 +7,7 @@ import { MemoryLog } from '../src/replay-cursor.js';
 import { loadGuest, ManualHostClock, program, runToEnd } from './helpers.js';
 
 /**
- * The output rule, as the machine states it (DESIGN.md, "The output rule, precisely"): an output
+ * The output rule, as the machine states it (docs/architecture.md, the fault-tolerance table): an output
  * of the step at icount N is handed on with the sequence number of a log entry that lets a backup
  * execute at least through step N. These tests check the rule on real guests by doing what a
  * backup does: replay exactly the log up to that entry, and see how far it gets.

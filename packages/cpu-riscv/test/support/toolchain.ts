@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { referenceQemuArgs, referenceQemuBinary } from '@ftvm/guests';
 
 export const GCC = 'riscv64-unknown-elf-gcc';
-/** The reference QEMU (DESIGN.md, "The guest platform"): its command line is `referenceQemuArgs`. */
+/** The reference QEMU (docs/platform.md): its command line is `referenceQemuArgs`. */
 export const QEMU = referenceQemuBinary;
 export const GUEST_CFLAGS = [
   '-march=rv32imac_zicsr_zifencei',

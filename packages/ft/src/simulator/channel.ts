@@ -5,7 +5,7 @@ import type { EventLoop, SimHost } from './loop.js';
 import type { Prng } from './prng.js';
 
 /**
- * A simulated logging channel between two hosts, with the transport's semantics (DESIGN's
+ * A simulated logging channel between two hosts, with the transport's semantics (the
  * channel: ordered, whole messages; a closed channel is reported once; `close()` sends a goodbye
  * first unless `flush: false`; a corrupt frame closes the channel with an error on the receiver,
  * which refuses it to the sender) and a network underneath that the simulator disturbs:

@@ -14,7 +14,7 @@ import type { VirtioDevice, VirtioDeviceContext } from '../transport/virtio-devi
 import type { BlockBackend } from './block-backend.js';
 
 /**
- * virtio-blk (virtio 1.2 §5.2) with the disk IO design of the paper (DESIGN.md, "Disk IO"):
+ * virtio-blk (virtio 1.2 §5.2) with the disk IO design of the paper (docs/architecture.md):
  *
  * - When the guest notifies, the device takes each request off the queue and, for a write, copies
  *   the data out of guest memory at once (a bounce buffer). The request joins the in-flight list.

@@ -15,7 +15,7 @@ import type { VirtioDevice, VirtioDeviceContext } from '../transport/virtio-devi
  * (held by the output rule on a primary, dropped on a backup). Frames longer than
  * {@link VIRTIO_NET_FRAME_BYTES_MAX} are dropped and counted.
  *
- * Receive (DESIGN.md, "Network IO"): a frame enters the guest only as an event at a recorded
+ * Receive (docs/architecture.md): a frame enters the guest only as an event at a recorded
  * instruction boundary. The host half, {@link VirtioNet.receive}, injects `{ type: 'frame', data }`;
  * applying it writes the frame into the next receive buffer with a zeroed header (num_buffers 1)
  * and raises the interrupt. With no receive buffer the frame waits in a device-side queue of at

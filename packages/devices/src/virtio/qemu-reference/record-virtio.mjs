@@ -3,7 +3,7 @@
 // returned to ../fixtures/qemu-virtio-transcripts.json; src/virtio/qemu-virtio.test.ts replays them
 // on the models. It reuses the register-script runner of packages/devices/qemu-reference/.
 //
-// The design guide's command line has no virtio device, and QEMU 7.2 makes its virtio-mmio slots
+// The reference command line (docs/platform.md) has no virtio device, and QEMU 7.2 makes its virtio-mmio slots
 // legacy (Version 1) unless told otherwise. So the "empty slot" script runs on the exact command
 // line; the device scripts add `-global virtio-mmio.force-legacy=false` (a modern transport, as
 // ftvm has) and one `-device`, which QEMU puts in the last slot, 0x1000_8000.

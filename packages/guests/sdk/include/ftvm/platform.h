@@ -1,4 +1,4 @@
-/* The board's memory map (DESIGN "The guest platform"; the same as QEMU's `virt` board). */
+/* The board's memory map (docs/platform.md; the same as QEMU's `virt` board). */
 #ifndef FTVM_PLATFORM_H
 #define FTVM_PLATFORM_H
 
