@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Creates the skeleton of a workspace package: package.json, tsconfig, tsup and vitest configs.
 // Usage: node scripts/new-package.mjs packages/NAME "description" [dependency ...]
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 
 const [dir, description, ...dependencies] = process.argv.slice(2);
@@ -32,7 +32,7 @@ const packageJson = {
   module: './dist/index.js',
   types: './dist/index.d.ts',
   exports: { '.': entry('index'), './package.json': './package.json' },
-  files: ['dist', 'README.md'],
+  files: ['dist', 'README.md', 'LICENSE'],
   scripts: { build: 'tsup', typecheck: 'tsc --noEmit -p .', test: 'vitest run' },
   dependencies: Object.fromEntries(dependencies.map((dependency) => [dependency, '0.0.0'])),
 };
@@ -46,4 +46,6 @@ write(
   'vitest.config.ts',
   `import { sharedTestConfig } from '../../vitest.shared.ts';\n\nexport default sharedTestConfig;\n`,
 );
+// Every tarball carries the license its package.json names.
+write('LICENSE', readFileSync(new URL('../LICENSE', import.meta.url), 'utf8'));
 console.log(`created ${name} in ${dir}`);
