@@ -152,7 +152,7 @@ describe.skipIf(qemuMissing !== undefined)(`guest images on the reference QEMU $
   it('memtouch fills up to 2 MiB below the top of whatever RAM it has', async () => {
     const { output, exit } = await runOnReferenceQemu('memtouch', { memoryMiB: 128, append: 'rounds=64' });
     expect(deterministicLines(output).slice(0, 2)).toEqual([
-      'memtouch: 128 MiB of RAM at 0x80000000, free 0x80114000-0x87e00000',
+      'memtouch: 128 MiB of RAM at 0x80000000, free 0x80115000-0x87e00000',
       'memtouch: filled 124 MiB',
     ]);
     expect(output).toContain('memtouch: ok after 64 rounds');
