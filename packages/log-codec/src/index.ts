@@ -61,6 +61,7 @@ export {
 export type { IndexPoint, RecordFileContents, RecordHeader, RecordTrailer } from './record-file.js';
 export {
   INDEX_INTERVAL_FRAMES,
+  RECORD_DISKS_MAX,
   RECORD_FILE_FORMAT,
   RECORD_FILE_VERSION,
   RecordFileWriter,
