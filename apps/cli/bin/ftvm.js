@@ -1,4 +1,6 @@
 #!/usr/bin/env node
-import { main } from '../dist/index.js';
+import { exitWhenFlushed, guardProcess, main } from '../dist/index.js';
 
-process.exitCode = await main(process.argv);
+guardProcess();
+// Exits as soon as the command is done, whatever handles a user device left open.
+await exitWhenFlushed(await main(process.argv));

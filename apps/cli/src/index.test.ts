@@ -27,6 +27,13 @@ describe('ftvm command', () => {
     expect(output.err).toMatch(/^ftvm: unknown option '--no-such-flag'/);
   });
 
+  it('says in one line that no command was given, with the usage status 64', async () => {
+    const output = capture();
+    expect(await main(['node', 'ftvm'], output)).toBe(64);
+    expect(output.err).toBe("ftvm: no command given; try 'ftvm --help'\n");
+    expect(output.out).toBe('');
+  });
+
   it('reports an ftvm error as one line with its sysexits status', () => {
     const output = capture();
     expect(reportFailure(new ImageError('hello.elf: not an ELF file'), output)).toBe(65);

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, readFileSync, statSync } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, openSync, readSync, type Stats, statSync } from 'node:fs';
 import { ConfigError, ExitStatus, FtvmError } from '@ftvm/core';
 
 const SIZE_SUFFIXES: Record<string, number> = { '': 2 ** 20, B: 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30 };
@@ -18,34 +18,82 @@ export function parseMemorySize(text: string): number {
   return bytes;
 }
 
-/** Reads an input file; a missing or unreadable one is a sysexits "no input" failure (66). */
-export function readInputFile(path: string, what = 'file'): Uint8Array {
+/** How large an input may be, and what to say when it is larger. */
+export interface InputSizeLimit {
+  readonly maxBytes: number;
+  /** The error for a file of `sizeBytes`, more than `maxBytes`. */
+  tooLarge(sizeBytes: number): FtvmError;
+}
+
+/**
+ * Reads an input file: it must be a regular file (a device such as /dev/zero, or a FIFO, would be
+ * read without end, or block), and its size is checked against `limit` before a byte is read. A
+ * missing, unreadable or irregular one is a sysexits "no input" failure (66).
+ */
+export function readInputFile(path: string, what = 'file', limit?: InputSizeLimit): Uint8Array {
+  // stat, not open: opening a FIFO blocks until something writes to it.
+  const sizeBytes = checkInputFile(path, what);
+  if (limit && sizeBytes > limit.maxBytes) throw limit.tooLarge(sizeBytes);
+  let fd: number | undefined;
   try {
-    return new Uint8Array(readFileSync(path));
+    fd = openSync(path, 'r');
+    // The size seen by stat is what is read: a file still growing (a recording being written) is
+    // read as it was, and one swapped for a device meanwhile is refused.
+    if (!fstatSync(fd).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'ENOTREG' });
+    const bytes = new Uint8Array(sizeBytes);
+    let filled = 0;
+    while (filled < sizeBytes) {
+      const count = readSync(fd, bytes, filled, sizeBytes - filled, null);
+      if (count === 0) break;
+      filled += count;
+    }
+    return filled === sizeBytes ? bytes : bytes.subarray(0, filled);
   } catch (error) {
     throw noInput(path, what, error);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
-/** Checks that an input file exists and is a regular file (66 when it is not). */
-export function checkInputFile(path: string, what = 'file'): void {
+/** The first `count` bytes of an input file (fewer when it is shorter); check it first. */
+export function readInputHead(path: string, count: number, what = 'file'): Uint8Array {
+  let fd: number | undefined;
   try {
-    if (!statSync(path).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EISDIR' });
+    fd = openSync(path, 'r');
+    const bytes = new Uint8Array(count);
+    return bytes.subarray(0, readSync(fd, bytes, 0, count, 0));
+  } catch (error) {
+    throw noInput(path, what, error);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Checks that an input file exists and is a regular file (66 when it is not); returns its size. */
+export function checkInputFile(path: string, what = 'file'): number {
+  let stats: Stats;
+  try {
+    stats = statSync(path);
   } catch (error) {
     throw noInput(path, what, error);
   }
+  if (stats.isDirectory()) throw noInput(path, what, Object.assign(new Error(), { code: 'EISDIR' }));
+  if (!stats.isFile()) throw noInput(path, what, Object.assign(new Error(), { code: 'ENOTREG' }));
+  return stats.size;
 }
+
+const REASONS: Record<string, string> = {
+  ENOENT: 'no such file',
+  ENOTDIR: 'no such file',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EISDIR: 'is a directory',
+  ENOTREG: 'not a regular file',
+};
 
 function noInput(path: string, what: string, error: unknown): FtvmError {
   const code = (error as NodeJS.ErrnoException).code;
-  const reason =
-    code === 'ENOENT'
-      ? 'no such file'
-      : code === 'EACCES'
-        ? 'permission denied'
-        : code === 'EISDIR'
-          ? 'is a directory'
-          : ((error as Error).message ?? String(error));
+  const reason = (code && REASONS[code]) ?? ((error as Error).message || String(error));
   return new FtvmError(`cannot read ${what} ${path}: ${reason}`, 'FTVM_IO', ExitStatus.noInput, {
     cause: error,
   });

@@ -1,10 +1,29 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import {
+  existsSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { LogEntry } from '@ftvm/core';
 import { imagePath } from '@ftvm/guests';
-import { concatBytes, FrameDecoder, RecordFileWriter, readRecordFile } from '@ftvm/log-codec';
-import { describe, expect, it } from 'vitest';
-import { built, echoUntilQ, ftvm, scratchDirectory, writeRawProgram } from './support.js';
+import {
+  concatBytes,
+  FrameDecoder,
+  FrameType,
+  type RecordFileContents,
+  RecordFileWriter,
+  readRecordFile,
+} from '@ftvm/log-codec';
+import { afterAll, describe, expect, it } from 'vitest';
+import { bin, built, echoUntilQ, ftvm, scratchDirectory, writeRawProgram } from './support.js';
 
 const directory = scratchDirectory('ftvm-record-');
 
@@ -14,8 +33,11 @@ function rewrite(source: string, target: string, edit: (entries: LogEntry[]) => 
   const writer = new RecordFileWriter();
   const { format: _format, version: _version, ...header } = contents.header;
   const parts = [writer.start(header)];
-  for (const entry of edit(contents.entries)) parts.push(writer.append(entry));
-  parts.push(writer.finish(contents.trailer?.exitStatus ?? null));
+  const edited = edit(contents.entries);
+  for (const entry of edited) parts.push(writer.append(entry));
+  // The trailer says what the log says: the power-off's exit status, or none.
+  const last = edited.at(-1);
+  parts.push(writer.finish(last?.kind === 'stop' ? last.exitStatus : null));
   writeFileSync(target, concatBytes(parts));
 }
 
@@ -89,7 +111,7 @@ describe.skipIf(!built)('ftvm record and ftvm replay (needs `npm run build`)', (
     for (const frame of frames) {
       writeFileSync(cut, whole.subarray(0, frame.offset + Math.floor(frame.length / 2)));
 
-      const replayed = ftvm(['replay', cut]);
+      const replayed = ftvm(['replay', '--partial', cut]);
       expect(replayed.stderr).toMatch(/was cut short; replaying its \d+ whole entries/);
       // 0 when the cut leaves out the power-off; the recording's own status when it keeps it.
       expect([0, recordedStatus]).toContain(replayed.status);
@@ -193,5 +215,240 @@ describe.skipIf(!built)(
         expect(replayed.stdout).toBe(recorded.stdout);
       });
     }
+  },
+);
+
+/** Prints 'x' 81,920 times (about 650 KB of recording), then powers off with success. */
+const chatty = [
+  0x100002b7, // lui   t0, 0x10000        UART
+  0x07800313, // li    t1, 'x'
+  0x000143b7, // lui   t2, 20             81,920 times
+  0x00628023, // sb    t1, 0(t0)          THR
+  0xfff38393, // addi  t2, t2, -1
+  0xfe039ce3, // bnez  t2, -8
+  0x001002b7, // lui   t0, 0x100          test finisher
+  0x00005337, // lui   t1, 0x5
+  0x55530313, // addi  t1, t1, 0x555      0x5555: pass
+  0x0062a023, // sw    t1, 0(t0)
+  0x0000006f, // j     .
+];
+
+/** A 256 KiB file system for a recording to fill up: a tmpfs, which only root can mount. */
+const smallDisk = ((): { path?: string; reason?: string } => {
+  if (!built) return { reason: 'needs `npm run build`' };
+  if (process.getuid?.() !== 0) return { reason: 'needs root to mount a tmpfs' };
+  const path = join(directory, 'small-disk');
+  mkdirSync(path);
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', path], { encoding: 'utf8' });
+  if (mounted.status !== 0) {
+    return { reason: `cannot mount a tmpfs: ${(mounted.stderr || String(mounted.error)).trim()}` };
+  }
+  return { path };
+})();
+afterAll(() => {
+  if (smallDisk.path) spawnSync('umount', [smallDisk.path]);
+});
+
+/** Runs `ftvm` with its stdout thrown away (a chatty guest's console would fill a pipe's buffer). */
+function ftvmQuiet(args: string[]) {
+  const result = spawnSync(process.execPath, [bin, ...args], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'ignore', 'pipe'],
+    timeout: 120_000,
+  });
+  return { status: result.status, stderr: result.stderr };
+}
+
+/** The console output a recording holds. */
+function consoleOf(contents: RecordFileContents): string {
+  return contents.entries
+    .map((entry) => (entry.kind === 'output' && entry.stream === 'console' ? Buffer.from(entry.data) : ''))
+    .join('');
+}
+
+/** Polls `probe` until it gives a value (or fails after 30 s). */
+async function waitFor<T>(probe: () => T | undefined): Promise<T> {
+  for (let tries = 0; tries < 600; tries++) {
+    const value = probe();
+    if (value !== undefined) return value;
+    await sleep(50);
+  }
+  throw new Error('timed out waiting');
+}
+
+describe.skipIf(!built)(
+  'record writes a whole recording or none, and never over its inputs (needs `npm run build`)',
+  () => {
+    const kernelBytes = readFileSync(imagePath('hello'));
+
+    it('refuses an output that is the kernel through a symlink or a hard link (64), leaving it intact', () => {
+      const folder = mkdtempSync(join(directory, 'kernel-'));
+      const kernel = join(folder, 'kernel.elf');
+      writeFileSync(kernel, kernelBytes);
+      symlinkSync('kernel.elf', join(folder, 'symlink.elf'));
+      linkSync(kernel, join(folder, 'hardlink.elf'));
+      for (const name of ['symlink.elf', 'hardlink.elf']) {
+        const result = ftvm(['record', '--kernel', kernel, '-o', join(folder, name)]);
+        expect(result.status).toBe(64);
+        expect(result.stderr).toBe(
+          `ftvm: -o ${join(folder, name)}: that is the kernel (${kernel}); write the recording elsewhere\n`,
+        );
+        expect(Buffer.compare(readFileSync(kernel), kernelBytes)).toBe(0);
+      }
+      expect(readdirSync(folder).sort()).toEqual(['hardlink.elf', 'kernel.elf', 'symlink.elf']);
+    });
+
+    it('refuses an output that is a --drive image, by its name or a link (64), leaving it intact', () => {
+      const folder = mkdtempSync(join(directory, 'drive-'));
+      const disk = join(folder, 'disk.img');
+      const contents = Uint8Array.from({ length: 1 << 20 }, (_, i) => i & 255);
+      writeFileSync(disk, contents);
+      symlinkSync('disk.img', join(folder, 'link.img'));
+      const second = join(folder, 'second.img');
+      writeFileSync(second, new Uint8Array(1 << 20));
+      for (const output of [disk, join(folder, 'link.img')]) {
+        const result = ftvm([
+          'record',
+          '--kernel',
+          imagePath('disk'),
+          '--drive',
+          `file=${second}`,
+          '--drive',
+          `file=${disk},format=raw`,
+          '-o',
+          output,
+        ]);
+        expect(result.status).toBe(64);
+        expect(result.stderr).toMatch(
+          /^ftvm: -o .*: that is a --drive disk image \(.*disk\.img\); write the recording elsewhere\n$/,
+        );
+        expect(Buffer.compare(readFileSync(disk), contents)).toBe(0);
+      }
+    });
+
+    it('refuses an output that is a --device module file (64)', () => {
+      const folder = mkdtempSync(join(directory, 'module-'));
+      const module = join(folder, 'device.mjs');
+      writeFileSync(module, 'export default () => { throw new Error("not loaded"); };\n');
+      const result = ftvm([
+        'record',
+        '--kernel',
+        imagePath('hello'),
+        '--device',
+        `${module},x=1`,
+        '-o',
+        module,
+      ]);
+      expect(result.status).toBe(64);
+      expect(result.stderr).toMatch(/that is a --device module/);
+      expect(readFileSync(module, 'utf8')).toMatch(/^export default/);
+    });
+
+    it('refuses a --checkpoint-interval that is not a whole number of steps (64), naming the flag', () => {
+      const folder = mkdtempSync(join(directory, 'interval-'));
+      const recording = join(folder, 'run.ftlog');
+      for (const interval of ['', 'abc', '-5', '1.5', '9007199254740993']) {
+        const result = ftvm([
+          'record',
+          '--kernel',
+          imagePath('hello'),
+          '--checkpoint-interval',
+          interval,
+          '-o',
+          recording,
+        ]);
+        expect(result.status).toBe(64);
+        expect(result.stderr).toBe(
+          `ftvm: --checkpoint-interval '${interval}': expected a whole number of steps (0 for no checkpoints)\n`,
+        );
+      }
+      expect(readdirSync(folder)).toEqual([]);
+      // 0 is what the machine takes for "no checkpoints".
+      const none = ftvm([
+        'record',
+        '--kernel',
+        imagePath('hello'),
+        '--checkpoint-interval',
+        '0',
+        '-o',
+        recording,
+      ]);
+      expect(none.status).toBe(0);
+      const contents = readRecordFile(new Uint8Array(readFileSync(recording)));
+      expect(contents.entries.some((entry) => entry.kind === 'checkpoint')).toBe(false);
+      // Only the recording, whole: no partial file left beside it.
+      expect(readdirSync(folder)).toEqual(['run.ftlog']);
+    });
+
+    it.skipIf(!smallDisk.path)(
+      `exits 74 with one line and leaves no recording when the disk fills up${smallDisk.reason ? ` (skipped: ${smallDisk.reason})` : ''}`,
+      () => {
+        const disk = smallDisk.path as string;
+        const program = writeRawProgram(join(directory, 'chatty.bin'), chatty);
+        const recording = join(disk, 'chatty.ftlog');
+        const result = ftvmQuiet(['record', '--kernel', program, '-o', recording]);
+        expect(result.status).toBe(74);
+        expect(result.stderr).toBe(`ftvm: cannot write ${recording}: no space left on device (ENOSPC)\n`);
+        expect(readdirSync(disk)).toEqual([]);
+        // A file already at the name stays as it was.
+        writeFileSync(recording, 'an older recording');
+        expect(ftvmQuiet(['record', '--kernel', program, '-o', recording]).status).toBe(74);
+        expect(readdirSync(disk)).toEqual(['chatty.ftlog']);
+        expect(readFileSync(recording, 'utf8')).toBe('an older recording');
+      },
+    );
+
+    it('leaves a killed run as NAME.XXXXXXXX.partial, a recording cut short, and nothing at NAME', async () => {
+      const folder = mkdtempSync(join(directory, 'killed-'));
+      const program = writeRawProgram(join(folder, 'echo.bin'), echoUntilQ);
+      const recording = join(folder, 'echo.ftlog');
+      const child = spawn(process.execPath, [bin, 'record', '--kernel', program, '-o', recording], {
+        stdio: ['pipe', 'ignore', 'ignore'],
+      });
+      try {
+        child.stdin.write('abc');
+        // The echo reaches the partial file in whole frames at the end of the slice.
+        const partial = await waitFor(() => {
+          const name = readdirSync(folder).find((file) => file.endsWith('.partial'));
+          if (name === undefined) return undefined;
+          const path = join(folder, name);
+          try {
+            return consoleOf(readRecordFile(new Uint8Array(readFileSync(path)))) === 'abc' ? path : undefined;
+          } catch {
+            return undefined; // read while the header's frame was still being written: try again
+          }
+        });
+        expect(partial).toMatch(/echo\.ftlog\.[0-9a-f]{8}\.partial$/);
+        child.kill('SIGKILL');
+        await once(child, 'exit');
+        expect(existsSync(recording)).toBe(false);
+        const contents = readRecordFile(new Uint8Array(readFileSync(partial)));
+        expect(contents.truncated).toBe(true);
+        expect(consoleOf(contents)).toBe('abc');
+      } finally {
+        child.kill('SIGKILL');
+      }
+    });
+
+    it('refuses a recording whose one length field is damaged (65), not replaying it as cut short', () => {
+      const recording = join(directory, 'damaged-length.ftlog');
+      expect(
+        ftvm(['record', '--kernel', imagePath('hello'), '--clock', 'icount', '-o', recording]).status,
+      ).toBe(0);
+      const whole = new Uint8Array(readFileSync(recording));
+      const entriesFrames = new FrameDecoder()
+        .push(whole)
+        .filter((frame) => frame.type === FrameType.entries);
+      // The frames after it (an index point, the trailer) say the file was finished.
+      expect(entriesFrames.length).toBeGreaterThan(0);
+      const victim = entriesFrames[0] as { offset: number; length: number };
+      const damaged = whole.slice();
+      new DataView(damaged.buffer).setUint32(victim.offset + 4, whole.length, true);
+      writeFileSync(recording, damaged);
+      const replayed = ftvm(['replay', '-q', recording]);
+      expect(replayed.status).toBe(65);
+      expect(replayed.stderr).toMatch(/^ftvm: .*length field is damaged.*\n$/);
+      expect(replayed.stderr).not.toMatch(/cut short/);
+    });
   },
 );

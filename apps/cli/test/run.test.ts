@@ -1,8 +1,9 @@
-import { writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { imagePath } from '@ftvm/guests';
 import { describe, expect, it } from 'vitest';
-import { built, echoUntilQ, exitWith42, ftvm, scratchDirectory, writeRawProgram } from './support.js';
+import { bin, built, echoUntilQ, exitWith42, ftvm, scratchDirectory, writeRawProgram } from './support.js';
 
 const directory = scratchDirectory('ftvm-cli-');
 
@@ -83,5 +84,98 @@ describe.skipIf(!built)('ftvm run (needs `npm run build`)', () => {
     const noKernel = ftvm(['run']);
     expect(noKernel.status).toBe(64);
     expect(noKernel.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+  });
+});
+
+/** Prints `x` for ever. */
+const printForever = [
+  0x100002b7, // lui   t0, 0x10000        UART
+  0x07800313, // li    t1, 'x'
+  0x00628023, // sb    t1, 0(t0)          THR
+  0xffdff06f, // j     -4
+];
+
+describe.skipIf(!built)('ftvm run, record and replay on a console that fails (needs `npm run build`)', () => {
+  /** Runs `ftvm ARGS…` with stdout on /dev/full. */
+  function onFullDevice(args: string[]) {
+    const full = openSync('/dev/full', 'w');
+    try {
+      const result = spawnSync(process.execPath, [bin, ...args], {
+        stdio: ['ignore', full, 'pipe'],
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      return { status: result.status, stderr: result.stderr };
+    } finally {
+      closeSync(full);
+    }
+  }
+
+  it.skipIf(!existsSync('/dev/full'))('exits 74 with one line when stdout is a full device', () => {
+    const recording = join(directory, 'full.ftlog');
+    for (const args of [
+      ['run', '--kernel', imagePath('hello')],
+      ['record', '--kernel', imagePath('hello'), '--clock', 'icount', '-o', recording],
+      ['replay', recording],
+      ['--help'],
+    ]) {
+      const result = onFullDevice(args);
+      expect(result.stderr).toBe('ftvm: cannot write standard output: no space left on device\n');
+      expect(result.status).toBe(74);
+    }
+  });
+
+  it('ends quietly with 74 when the reader closes the pipe (ftvm run … | head -c 10)', async () => {
+    const child = spawn(process.execPath, [bin, 'run', '--kernel', rawProgram('forever.bin', printForever)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+    let received = 0;
+    await new Promise<void>((resolve) =>
+      child.stdout.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        if (received >= 10) {
+          child.stdout.destroy(); // as head does once it has its 10 bytes
+          resolve();
+        }
+      }),
+    );
+    const timeout = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const status = await closed;
+    clearTimeout(timeout);
+    expect(stderr).toBe('');
+    expect(status).toBe(74);
+  });
+});
+
+describe.skipIf(!built)('QEMU spellings (needs `npm run build`)', () => {
+  it("runs a QEMU command line's shared options", () => {
+    const result = ftvm([
+      'run',
+      '-M',
+      'virt',
+      '-bios',
+      'none',
+      '-nographic',
+      '-m',
+      '64M',
+      '-kernel',
+      imagePath('hello'),
+      '-append',
+      'ignored=1',
+    ]);
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain('hello: root compatible = riscv-virtio');
+  });
+
+  it('names a QEMU option ftvm does not have instead of misreading it (-monitor is not -m onitor)', () => {
+    const result = ftvm(['run', '-kernel', imagePath('hello'), '-monitor', 'stdio']);
+    expect(result.status).toBe(64);
+    expect(result.stderr).toBe("ftvm: QEMU's -monitor is not supported by ftvm (ftvm has no monitor)\n");
   });
 });

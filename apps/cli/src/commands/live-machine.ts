@@ -1,9 +1,26 @@
-import { Machine, type MachineOptions, type RunResult, runMachine } from '@ftvm/machine';
+import { ConfigError, ImageError } from '@ftvm/core';
+import {
+  looksLikeElf,
+  Machine,
+  type MachineOptions,
+  RAM_SIZE_BYTES_MAX,
+  type RunResult,
+  runMachine,
+} from '@ftvm/machine';
 import { createNodeHost } from '@ftvm/machine/node';
 import type { CliOutput } from '../index.js';
-import { readInputFile } from '../options.js';
+import { checkInputFile, readInputFile, readInputHead } from '../options.js';
+import { onOutputFailure } from '../output-stream.js';
+import { signalExitStatus, terminatingLine, trapStopSignals } from '../terminal.js';
 import { attachConsole, ConsoleWriter } from './console.js';
-import { type MachineFlags, ramSize, splitDeviceFlags, statsLine, userDevices } from './machine-options.js';
+import {
+  disposeDevices,
+  type MachineFlags,
+  ramSize,
+  splitDeviceFlags,
+  statsLine,
+  userDevices,
+} from './machine-options.js';
 import { openVirtio, type VirtioSetup } from './virtio-options.js';
 
 /** A machine built from the command line's flags, with its host pieces, for `run` and `record`. */
@@ -24,10 +41,16 @@ export async function openLiveMachine(
   options: Pick<MachineOptions, 'mode' | 'log' | 'logOutputs' | 'checkpointIntervalSteps'> = {},
 ): Promise<LiveMachine> {
   const ramSizeBytes = ramSize(flags);
-  const image = readInputFile(flags.kernel, 'kernel');
+  const image = readKernel(flags.kernel, ramSizeBytes);
   const deviceFlags = splitDeviceFlags(flags.device);
   const devices = await userDevices(deviceFlags.modules);
-  const virtio = await openVirtio({ drive: flags.drive, netdev: flags.netdev, rng: deviceFlags.rng });
+  let virtio: VirtioSetup;
+  try {
+    virtio = await openVirtio({ drive: flags.drive, netdev: flags.netdev, rng: deviceFlags.rng });
+  } catch (error) {
+    disposeDevices(devices);
+    throw error;
+  }
   let machine: Machine | undefined;
   try {
     const host = createNodeHost();
@@ -49,25 +72,71 @@ export async function openLiveMachine(
     return { machine, host, console, virtio, image, rng: deviceFlags.rng };
   } catch (error) {
     // Devices may hold host resources (timers, files) that would keep the process alive.
-    if (machine) machine.dispose();
-    else for (const { device } of devices) device.dispose?.();
+    try {
+      if (machine) machine.dispose();
+      else disposeDevices(devices);
+    } catch {
+      // A device that fails to dispose too: the first error is the one to report.
+    }
     await virtio.close();
     throw error;
   }
 }
 
 /**
- * Runs it with the console on stdio until the guest powers off or the user quits (Ctrl-A x, a
- * signal); prints the `--stats` line. `afterSlice` runs after every slice.
+ * Reads the kernel, its size checked first. A raw image must fit in the guest's RAM (more memory is
+ * the fix: a usage matter, 64); an ELF file may be larger than what it loads (symbols, debug
+ * information), so its segments are checked when loaded, and the file only against the largest
+ * RAM there is (bad data beyond, 65).
+ */
+function readKernel(path: string, ramSizeBytes: number): Uint8Array {
+  const sizeBytes = checkInputFile(path, 'kernel');
+  if (sizeBytes > ramSizeBytes && sizeBytes <= RAM_SIZE_BYTES_MAX && !looksLikeElf(readInputHead(path, 4))) {
+    throw new ConfigError(
+      `kernel ${path} (${sizeBytes} bytes) does not fit in ${ramSizeBytes} bytes of RAM; give the guest more memory (-m)`,
+    );
+  }
+  return readInputFile(path, 'kernel', {
+    maxBytes: RAM_SIZE_BYTES_MAX,
+    tooLarge: (size) =>
+      new ImageError(
+        `kernel ${path} (${size} bytes) is larger than any guest RAM (${RAM_SIZE_BYTES_MAX} bytes)`,
+      ),
+  });
+}
+
+/** How a live run ended: the machine's result, and the signal that stopped it if one did. */
+export interface LiveRunResult extends RunResult {
+  /** The number of the signal (SIGINT 2, SIGTERM 15, SIGHUP 1) that stopped the run, if any. */
+  readonly stoppedBySignal: number | undefined;
+}
+
+/**
+ * The command's exit status for a run: 128 + N when signal N stopped it (as QEMU, and as shells
+ * expect), the guest's own when it powered off, 0 when the user quit (Ctrl-A x, as in QEMU).
+ */
+export function runExitStatus(result: LiveRunResult): number {
+  if (result.stoppedBySignal !== undefined) return signalExitStatus(result.stoppedBySignal);
+  return result.exitStatus ?? 0;
+}
+
+/**
+ * Runs it with the console on stdio until the guest powers off, the user quits (Ctrl-A x), a
+ * signal stops it (`ftvm: terminating on signal N` on stderr; the result says which) or the console
+ * cannot be written (the command then exits 74). Prints the `--stats` line. `afterSlice` runs after
+ * every slice.
  */
 export async function runLiveMachine(
   live: LiveMachine,
   flags: Pick<MachineFlags, 'stats'>,
   output: CliOutput,
   afterSlice?: () => void,
-): Promise<RunResult> {
+): Promise<LiveRunResult> {
   const abort = new AbortController();
-  const input = attachConsole(live.machine.uart, () => abort.abort());
+  const stop = () => abort.abort();
+  const signals = trapStopSignals(stop);
+  const unwatch = onOutputFailure(process.stdout, stop);
+  const input = attachConsole(live.machine.uart, stop);
   const startNs = live.host.monotonicNs();
   try {
     const result = await runMachine(live.machine, live.host, {
@@ -77,11 +146,17 @@ export async function runLiveMachine(
         afterSlice?.();
       },
     });
+    live.console.flush();
+    input.detach();
+    const stoppedBySignal = result.end === 'aborted' ? signals.signal : undefined;
+    if (stoppedBySignal !== undefined) output.stderr(terminatingLine(stoppedBySignal));
     if (flags.stats) output.stderr(statsLine(result.steps, (live.host.monotonicNs() - startNs) / 1e9));
-    return result;
+    return { ...result, stoppedBySignal };
   } finally {
     live.console.flush();
     input.detach();
+    unwatch();
+    signals.release();
   }
 }
 

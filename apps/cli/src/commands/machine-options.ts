@@ -56,10 +56,27 @@ export function addMachineFlags(command: Command): Command {
     .option('--stats', 'print steps, seconds and MIPS on stderr at exit');
 }
 
+/** Loads the user devices; when one fails, those already made are disposed (their timers stopped). */
 export async function userDevices(specs: readonly string[]): Promise<UserDeviceSpec[]> {
   const devices: UserDeviceSpec[] = [];
-  for (const spec of specs) devices.push(await loadUserDevice(spec, devices.length));
+  try {
+    for (const spec of specs) devices.push(await loadUserDevice(spec, devices.length));
+  } catch (error) {
+    disposeDevices(devices);
+    throw error;
+  }
   return devices;
+}
+
+/** Disposes devices that no machine took (a machine disposes its own). */
+export function disposeDevices(devices: readonly UserDeviceSpec[]): void {
+  for (const { device } of devices) {
+    try {
+      device.dispose?.();
+    } catch {
+      // Already failing: the first error is the one to report.
+    }
+  }
 }
 
 export function ramSize(flags: Pick<MachineFlags, 'memory'>): number {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { CliOutput } from '../index.js';
-import { closeLiveMachine, openLiveMachine, runLiveMachine } from './live-machine.js';
+import { closeLiveMachine, openLiveMachine, runExitStatus, runLiveMachine } from './live-machine.js';
 import { addMachineFlags, type MachineFlags } from './machine-options.js';
 
 /** `ftvm run`: boots a guest image with the console on stdio and exits with the guest's status. */
@@ -21,9 +21,7 @@ export function addRunCommand(
 async function runGuest(flags: MachineFlags, output: CliOutput): Promise<number> {
   const live = await openLiveMachine(flags);
   try {
-    const result = await runLiveMachine(live, flags, output);
-    // Interrupted by the user (Ctrl-A x, or a signal): as QEMU, not a failure of the guest.
-    return result.exitStatus ?? 0;
+    return runExitStatus(await runLiveMachine(live, flags, output));
   } finally {
     await closeLiveMachine(live);
   }
