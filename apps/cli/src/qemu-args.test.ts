@@ -1,3 +1,4 @@
+import { referenceQemuCpu } from '@ftvm/guests';
 import { describe, expect, it } from 'vitest';
 import { capture } from '../test/support.js';
 import { main } from './index.js';
@@ -74,7 +75,7 @@ describe('QEMU spellings on run and record', () => {
   });
 
   it('refuses QEMU options ftvm does not have, by name, with status 64', () => {
-    for (const option of ['-monitor', '-serial', '-smp', '-s', '-S', '-gdb', '-display', '-icount', '-cpu']) {
+    for (const option of ['-monitor', '-serial', '-s', '-S', '-gdb', '-display', '-icount']) {
       expect(() => rewriteQemuArgs(['run', '-kernel', 'x.elf', option, 'value'])).toThrow(
         `QEMU's ${option} is not supported by ftvm`,
       );
@@ -83,6 +84,14 @@ describe('QEMU spellings on run and record', () => {
       "-machine sifive_u: ftvm has only QEMU's virt board",
     );
     expect(() => rewriteQemuArgs(['run', '-bios', 'opensbi.bin'])).toThrow('ftvm loads no firmware');
+    expect(() => rewriteQemuArgs(['run', '-cpu', 'rv32'])).toThrow("-cpu rv32: ftvm's hart is fixed");
+    expect(() => rewriteQemuArgs(['run', '-smp', '2'])).toThrow('-smp 2: ftvm has one hart');
+  });
+
+  it("takes the reference QEMU command line's -cpu and -smp 1 as what ftvm is", () => {
+    expect(
+      rewriteQemuArgs(['run', '-M', 'virt', '-cpu', referenceQemuCpu, '-smp', '1', '-kernel', 'x.elf']),
+    ).toEqual(['run', '--kernel', 'x.elf']);
   });
 
   it("leaves ftvm's own flags, their values and other commands alone", () => {

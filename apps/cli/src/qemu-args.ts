@@ -6,6 +6,7 @@
  * `-bios none`) go, and the ones ftvm does not have are refused by name.
  */
 import { ConfigError } from '@ftvm/core';
+import { referenceQemuCpu } from '@ftvm/guests';
 
 /** The commands that take a machine's flags. */
 const MACHINE_COMMANDS = new Set(['run', 'record']);
@@ -36,6 +37,17 @@ const NO_OPS: Record<string, { takesValue: boolean; accepts(value: string): bool
     accepts: (value) => value === 'none',
     otherwise: 'ftvm loads no firmware; it boots --kernel directly, as QEMU does with -bios none',
   },
+  cpu: {
+    takesValue: true,
+    // The reference command line's -cpu cuts QEMU's hart down to exactly ftvm's.
+    accepts: (value) => value === referenceQemuCpu,
+    otherwise: `ftvm's hart is fixed: RV32IMAC with M, S and U modes (-cpu ${referenceQemuCpu})`,
+  },
+  smp: {
+    takesValue: true,
+    accepts: (value) => /^(cpus=)?1$/.test(value),
+    otherwise: 'ftvm has one hart (-smp 1)',
+  },
   global: {
     takesValue: true,
     // What the reference QEMU command line asks for is all ftvm has: virtio-mmio version 2.
@@ -58,8 +70,6 @@ const UNSUPPORTED: Record<string, string> = {
   chardev: 'the console is the UART on stdio, and there are no other character devices',
   serial: 'the console is always the UART on stdio (Ctrl-A h lists its keys)',
   parallel: 'ftvm has no parallel port',
-  smp: 'ftvm has one hart',
-  cpu: "ftvm's hart is fixed: RV32IMAC with M, S and U modes",
   accel: 'ftvm has no accelerators',
   'enable-kvm': 'ftvm has no accelerators',
   s: NO_GDB,
