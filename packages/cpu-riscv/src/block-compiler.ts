@@ -1,23 +1,37 @@
 /**
- * Compiles hot straight-line runs of decoded instructions ("blocks") into JavaScript functions,
- * so V8 can optimise them with register numbers, immediates and pcs as constants.
+ * Compiles hot code into JavaScript functions ("regions"), so V8 can optimise it with register
+ * numbers, immediates and pcs as constants.
  *
- * A block lies within one page, holds only instructions without side effects on the hart's
- * control state (ALU, M, loads, stores, branches) and ends with a jump, before an instruction the
- * interpreter must handle (system, atomic, illegal, page-crossing), or at a length limit. A taken
- * conditional branch leaves the block early (a side exit). Its longest path is known, so the
- * interpreter runs a block only when the budget left covers all of it, and run(budget) stays
- * exact. An instruction that traps or sets breakLoop on a slow path returns at once with the
- * number of steps completed. A block whose branch goes back to its own start loops inside its
- * function while the budget left covers another pass.
+ * A region lies within one page. It is the code the interpreter has run that is reachable from a
+ * hot pc through branches, jumps and the fall-through, cut into units: straight-line runs of
+ * instructions without side effects on the hart's control state (ALU, M, loads, stores, branches),
+ * each ending at a branch or jump, before another unit's first instruction, before an instruction
+ * the interpreter must handle (system, atomic, illegal, page-crossing) or at a length limit. The
+ * function loops over a `switch` on the unit number, so going from one unit to the next (a
+ * branch, a call or a return within the page) is a jump inside the function, not a return to the
+ * interpreter's dispatch, which took a third of the time when every block was its own function.
+ * Code that starts another region of the page is left to that region (through the dispatch):
+ * compiling it twice cost more V8 compile time than the dispatch saves on short runs.
  *
- * The generated function receives the CPU and its arrays; it returns the steps it completed and
+ * Step counting stays exact. The budget is checked on entry and at every backward or computed
+ * jump, for the longest path from there that uses forward edges only (the next check comes at the
+ * next backward jump); when it does not cover that path the region returns and the interpreter
+ * steps on. A region entered with too little budget returns 0 steps without doing anything. An
+ * instruction that traps or sets breakLoop on a slow path (a store into compiled code, an MMIO
+ * access raising an interrupt) returns at once with the exact number of steps completed, so
+ * interrupts are taken at the same step boundaries as with the interpreter alone.
+ *
+ * The guest registers a region uses live in JavaScript locals while it runs: loaded on entry and
+ * written back on every exit (the slow paths never read them).
+ *
+ * The generated function closes over the CPU and its arrays (constants V8 can embed); it receives
+ * the icount on entry, the budget left and the pc to start at, returns the steps it completed and
  * leaves the next pc in `cpu.blockNextPc`.
  */
 
 import { Op } from './cpu.js';
 
-/** What a block function can see of the CPU: the slow paths and the fields they share. */
+/** What a region function can see of the CPU: the slow paths and the fields they share. */
 export interface BlockHost {
   pcValue: number;
   icountValue: number;
@@ -28,41 +42,52 @@ export interface BlockHost {
   storeSlow(va: number, width: number, value: number): void;
 }
 
-export type BlockFunction = (
-  cpu: BlockHost,
-  x: Int32Array,
-  icountBase: number,
-  ram8: Uint8Array,
-  ramI8: Int8Array,
-  ram16: Uint16Array,
-  ramI16: Int16Array,
-  ram32: Int32Array,
-  tlbLoadTag: Int32Array,
-  tlbLoadOffset: Int32Array,
-  tlbStoreTag: Int32Array,
-  tlbStoreOffset: Int32Array,
-  budget: number,
-) => number;
+/**
+ * What a region's code reaches, fixed for the CPU's lifetime: the generated code captures these
+ * as constants of its closure, so V8 embeds the arrays' addresses and lengths instead of checking
+ * them on every access.
+ */
+export interface BlockEnvironment {
+  readonly cpu: BlockHost;
+  readonly x: Int32Array;
+  readonly ram8: Uint8Array;
+  readonly ramI8: Int8Array;
+  readonly ram16: Uint16Array;
+  readonly ramI16: Int16Array;
+  readonly ram32: Int32Array;
+  readonly tlbLoadTag: Int32Array;
+  readonly tlbLoadOffset: Int32Array;
+  readonly tlbStoreTag: Int32Array;
+  readonly tlbStoreOffset: Int32Array;
+  readonly multiplyHighSigned: MultiplyHigh;
+  readonly multiplyHighSignedUnsigned: MultiplyHigh;
+  readonly multiplyHighUnsigned: MultiplyHigh;
+}
 
-/** A compiled block: where it starts (virtual pc), how many steps it takes, its code. */
+/** Runs a region from `pc` with `budget` steps left; icount was `icountBase` on entry. */
+export type BlockFunction = (icountBase: number, budget: number, pc: number) => number;
+
+/** A compiled region: the virtual page it was compiled for, where it can start, its code. */
 export class CompiledBlock {
   constructor(
-    readonly pc: number,
-    readonly steps: number,
-    /** Byte offsets in the page covered by the block's instructions, [start, end). */
+    /** Virtual page number (pc >>> 12): the region runs only when entered from this page. */
+    readonly vpn: number,
+    /** Byte offsets in the page of its units' first instructions: the pcs it can start at. */
+    readonly entries: readonly number[],
+    /** Byte offsets in the page covered by its instructions, [start, end). */
     readonly startOffset: number,
     readonly endOffset: number,
     readonly run: BlockFunction,
   ) {}
 }
 
-/** Longest block, in instructions. */
+/** Longest unit, in instructions. */
 export const BLOCK_STEPS_MAX = 48;
+/** Units and instructions of a region at most (bounds the code V8 optimises at once). */
+const REGION_UNITS_MAX = 16;
+const REGION_INSTRUCTIONS_MAX = 128;
 
-const PARAMETERS =
-  'cpu, x, icountBase, ram8, ramI8, ram16, ramI16, ram32, tlbLoadTag, tlbLoadOffset, tlbStoreTag, tlbStoreOffset, budget';
-
-/** One decoded instruction of a block being compiled. */
+/** One decoded instruction of a unit being compiled. */
 interface BlockInstruction {
   readonly op: number;
   readonly rd: number;
@@ -73,332 +98,386 @@ interface BlockInstruction {
   readonly nextPc: number;
 }
 
+/** A straight-line run of a region: entered only at its first instruction. */
+interface Unit {
+  readonly offset: number;
+  readonly instructions: BlockInstruction[];
+  /** Byte offset after its last instruction. */
+  readonly endOffset: number;
+  /** Whether it ends with a jump (jal, jalr), after which nothing falls through. */
+  readonly jumps: boolean;
+}
+
 type MultiplyHigh = (a: number, b: number) => number;
 
 /**
- * Compiles the block starting at `pc` (slot `slot` of `decoded`, whose instructions are all
- * decoded up to the block's end), or returns undefined when the first instruction cannot start a
- * block. `decodeAt(slot)` returns the meta word of a slot, decoding it first when needed, or 0
- * when the instruction crosses the page end.
+ * Compiles the region starting at `pc` (slot `slot` of `decoded`), or returns undefined when the
+ * first instruction cannot start one. `decodeAt(slot)` returns the meta word of a slot, decoding
+ * it first when needed, or 0 when the instruction crosses the page end.
  */
 export function compileBlock(
   decoded: Int32Array,
   slot: number,
   pc: number,
   decodeAt: (slot: number) => number,
-  multiplyHighSigned: MultiplyHigh,
-  multiplyHighSignedUnsigned: MultiplyHigh,
-  multiplyHighUnsigned: MultiplyHigh,
+  heat: Uint8Array,
+  blocks: readonly (CompiledBlock | undefined)[],
+  environment: BlockEnvironment,
 ): CompiledBlock | undefined {
-  const instructions: BlockInstruction[] = [];
-  let offset = slot;
-  let currentPc = pc | 0;
-  let ended = false;
-  while (instructions.length < BLOCK_STEPS_MAX && offset < 4096) {
+  const pageVa = pc & ~0xfff;
+  const read = (offset: number): BlockInstruction | undefined => {
     const meta = decodeAt(offset);
-    if (meta === 0) break;
-    const op = meta & 0xff;
-    if (!isBlockOp(op)) break;
-    const length = 2 + ((meta >>> 22) & 2);
-    const nextPc = (currentPc + length) | 0;
-    instructions.push({
-      op,
+    if (meta === 0 || !isBlockOp(meta & 0xff)) return undefined;
+    const instructionPc = (pageVa + offset) | 0;
+    return {
+      op: meta & 0xff,
       rd: (meta >>> 8) & 31,
       rs1: (meta >>> 13) & 31,
       rs2: (meta >>> 18) & 31,
       imm: decoded[offset + 1] as number,
-      pc: currentPc,
-      nextPc,
-    });
-    offset += length;
-    currentPc = nextPc;
-    if (op === Op.Jal || op === Op.Jalr) {
-      ended = true;
-      break;
+      pc: instructionPc,
+      nextPc: (instructionPc + 2 + ((meta >>> 22) & 2)) | 0,
+    };
+  };
+
+  // Pass 1: the units' first instructions, reachable from `slot` through static edges in the page.
+  const leaders = new Set<number>([slot]);
+  const queue = [slot];
+  let scanned = 0;
+  const addLeader = (offset: number) => {
+    if (offset < 0 || offset >= 4096 || leaders.has(offset)) return;
+    // Code the interpreter never ran stays out: V8 would optimise it without type feedback and
+    // throw the optimised code away (a deoptimisation) when it first runs.
+    if (heat[offset >>> 1] === 0) return;
+    // Where another region starts, go there through the dispatch instead of compiling the same
+    // code twice (V8's compile time, not the dispatch, dominates short runs).
+    if (blocks[offset >>> 1] !== undefined) return;
+    if (leaders.size >= REGION_UNITS_MAX || scanned >= REGION_INSTRUCTIONS_MAX) return;
+    leaders.add(offset);
+    queue.push(offset);
+  };
+  for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+    let offset = next;
+    for (let count = 0; count < BLOCK_STEPS_MAX && offset < 4096; count++) {
+      if (offset !== next && leaders.has(offset)) break;
+      const instruction = read(offset);
+      if (instruction === undefined) break;
+      scanned++;
+      const end = offset + (instruction.nextPc - instruction.pc);
+      const { op, rd, imm } = instruction;
+      if (isBranch(op)) {
+        addLeader(offset + imm);
+        addLeader(end);
+        break;
+      }
+      if (op === Op.Jal || op === Op.Jalr) {
+        if (op === Op.Jal) addLeader(offset + imm);
+        if (rd !== 0) addLeader(end); // where the call returns to
+        break;
+      }
+      offset = end;
     }
   }
-  const steps = instructions.length;
-  if (steps === 0) return undefined;
-  const start = pc | 0;
-  const loops = instructions.some(
-    (instruction) =>
-      instruction.op >= Op.Beq &&
-      instruction.op <= Op.Bgeu &&
-      ((instruction.pc + instruction.imm) | 0) === start,
+
+  // Pass 2: each unit runs from its first instruction to a branch or jump or the next unit.
+  const units: Unit[] = [];
+  for (const start of [...leaders].sort((a, b) => a - b)) {
+    const instructions: BlockInstruction[] = [];
+    let offset = start;
+    let jumps = false;
+    while (instructions.length < BLOCK_STEPS_MAX && offset < 4096) {
+      if (offset !== start && leaders.has(offset)) break;
+      const instruction = read(offset);
+      if (instruction === undefined) break;
+      instructions.push(instruction);
+      offset += instruction.nextPc - instruction.pc;
+      if (instruction.op === Op.Jal || instruction.op === Op.Jalr) jumps = true;
+      if (jumps || isBranch(instruction.op)) break;
+    }
+    if (instructions.length > 0) units.push({ offset: start, instructions, endOffset: offset, jumps });
+  }
+  if (!units.some((unit) => unit.offset === slot)) return undefined;
+
+  const ids = new Int16Array(2048).fill(-1);
+  units.forEach((unit, id) => {
+    ids[unit.offset >>> 1] = id;
+  });
+  // The budget is checked where a path can come back (a backward or dynamic jump) and on entry,
+  // for the longest path to the next such check: the units reached by forward edges alone.
+  const longest = new Int32Array(units.length);
+  for (let id = units.length - 1; id >= 0; id--) {
+    const unit = units[id] as Unit;
+    let after = 0;
+    for (const target of staticTargets(unit, pageVa)) {
+      const to = (target & ~0xfff) === pageVa ? (ids[(target & 0xfff) >>> 1] as number) : -1;
+      if (to > id) after = Math.max(after, longest[to] as number);
+    }
+    longest[id] = unit.instructions.length + after;
+  }
+  const context: EmitContext = { pageVa, ids, longest, from: 0 };
+  const cases = units.map((unit, id) => emitUnit(unit, id, units[id + 1], { ...context, from: id }));
+  const used = new Set<number>();
+  const written = new Set<number>();
+  for (const unit of units) {
+    for (const { op, rd, rs1, rs2 } of unit.instructions) {
+      used.add(rs1);
+      used.add(rs2);
+      if (writesRd(op)) {
+        used.add(rd);
+        written.add(rd);
+      }
+    }
+  }
+  used.delete(0);
+  written.delete(0);
+  const declare = [...used].map((index) => `r${index} = x[${index}]`).join(', ');
+  const writeBack = [...written].map((index) => `x[${index}] = r${index};`).join(' ');
+  const source = `"use strict";
+return function region(icountBase, budget, pc) {
+${declare === '' ? '' : `let ${declare};`}
+let steps = 0;
+let exitPc = pc;
+let id = ids[(pc & 0xfff) >> 1];
+if (id < 0 || budget < longest[id]) { cpu.blockNextPc = pc; return 0; }
+out: for (;;) {
+switch (id) {
+${cases.join('\n')}
+default: // not reached: every id jumped to is a unit's
+exitPc = pc;
+break out;
+}
+}
+${writeBack}
+cpu.blockNextPc = exitPc;
+return steps;
+};`;
+  const names = Object.keys(environment) as (keyof BlockEnvironment)[];
+  const factory = new Function(...names, 'ids', 'longest', source) as (...values: unknown[]) => BlockFunction;
+  const run = factory(...names.map((name) => environment[name]), ids, longest);
+  return new CompiledBlock(
+    pc >>> 12,
+    units.map((unit) => unit.offset),
+    Math.min(...units.map((unit) => unit.offset)),
+    Math.max(...units.map((unit) => unit.endOffset)),
+    run,
   );
-  const context: EmitContext = { base: loops ? 'base + ' : '', start, steps };
-  const lines = instructions.map((instruction, done) => emit(instruction, done, context));
-  if (!ended) lines.push(`cpu.blockNextPc = ${currentPc};\nreturn ${context.base}${steps};`);
-  const body = loops ? `let base = 0;\nfor (;;) {\n${lines.join('\n')}\n}` : lines.join('\n');
-  const source = `"use strict";\nreturn function block(${PARAMETERS}) {\n${body}\n};`;
-  const factory = new Function(
-    'multiplyHighSigned',
-    'multiplyHighSignedUnsigned',
-    'multiplyHighUnsigned',
-    source,
-  ) as (...helpers: MultiplyHigh[]) => BlockFunction;
-  const run = factory(multiplyHighSigned, multiplyHighSignedUnsigned, multiplyHighUnsigned);
-  return new CompiledBlock(pc | 0, steps, slot, offset, run);
+}
+
+/** The pcs a unit can go to that are known when compiling: branch and jal targets, fall-through. */
+function staticTargets(unit: Unit, pageVa: number): number[] {
+  const targets: number[] = [];
+  for (const { op, imm, pc } of unit.instructions) {
+    if (isBranch(op) || op === Op.Jal) targets.push((pc + imm) | 0);
+  }
+  if (!unit.jumps) targets.push((pageVa + unit.endOffset) | 0);
+  return targets;
 }
 
 function isBlockOp(op: number): boolean {
   return op >= Op.Lui && op <= Op.Nop;
 }
 
-const r = (index: number) => (index === 0 ? '0' : `x[${index}]`);
+function isBranch(op: number): boolean {
+  return op >= Op.Beq && op <= Op.Bgeu;
+}
+
+/** Whether the operation writes rd (stores, branches and Nop do not). */
+function writesRd(op: number): boolean {
+  return !isBranch(op) && !(op >= Op.Sb && op <= Op.Sw) && op !== Op.Nop;
+}
 
 interface EmitContext {
-  /** Prefix of step counts: 'base + ' when the block loops (base counts the passes' steps). */
-  readonly base: string;
-  readonly start: number;
-  readonly steps: number;
+  readonly pageVa: number;
+  /** Unit number per halfword of the page, -1 where no unit starts. */
+  readonly ids: Int16Array;
+  /** Per unit, the longest path from its start through forward edges alone. */
+  readonly longest: Int32Array;
+  /** The unit being emitted. */
+  readonly from: number;
 }
 
-/** JavaScript for one instruction; `done` is the number of steps completed before it. */
-function emit(instruction: BlockInstruction, done: number, context: EmitContext): string {
-  const { op, rd, rs1, rs2, imm, pc, nextPc } = instruction;
-  const base = context.base;
-  const write = (expression: string) => (rd === 0 ? '' : `x[${rd}] = ${expression};`);
-  const a = r(rs1);
-  const b = r(rs2);
-  switch (op) {
-    case Op.Lui:
-      return write(`${imm}`);
-    case Op.Auipc:
-      return write(`${(pc + imm) | 0}`);
-    case Op.Jal:
-      return `${write(`${nextPc}`)}\ncpu.blockNextPc = ${(pc + imm) | 0};\nreturn ${base}${done + 1};`;
-    case Op.Jalr:
-      return `{ const target = (${a} + ${imm}) & ~1; ${write(`${nextPc}`)}\ncpu.blockNextPc = target; return ${base}${done + 1}; }`;
-    case Op.Beq:
-    case Op.Bne:
-    case Op.Blt:
-    case Op.Bge:
-    case Op.Bltu:
-    case Op.Bgeu: {
-      const condition =
-        op === Op.Beq
-          ? `${a} === ${b}`
-          : op === Op.Bne
-            ? `${a} !== ${b}`
-            : op === Op.Blt
-              ? `${a} < ${b}`
-              : op === Op.Bge
-                ? `${a} >= ${b}`
-                : op === Op.Bltu
-                  ? `(${a} >>> 0) < (${b} >>> 0)`
-                  : `(${a} >>> 0) >= (${b} >>> 0)`;
-      const target = (pc + imm) | 0;
-      if (target === context.start && base !== '') {
-        // Back to the start: another pass if the budget covers a whole one.
-        return `if (${condition}) { base += ${done + 1}; if (base + ${context.steps} <= budget) continue; cpu.blockNextPc = ${target}; return base; }`;
-      }
-      return `if (${condition}) { cpu.blockNextPc = ${target}; return ${base}${done + 1}; }`;
-    }
-    case Op.Lb:
-      return load(
-        `ramI8[tlbLoadOffset[e] + (va & 0xfff)]`,
-        'true',
-        1,
-        '(value << 24) >> 24',
-        rd,
-        a,
-        imm,
-        pc,
-        nextPc,
-        done,
-        base,
-      );
-    case Op.Lbu:
-      return load(
-        `ram8[tlbLoadOffset[e] + (va & 0xfff)]`,
-        'true',
-        1,
-        'value',
-        rd,
-        a,
-        imm,
-        pc,
-        nextPc,
-        done,
-        base,
-      );
-    case Op.Lh:
-      return load(
-        `ramI16[(tlbLoadOffset[e] + (va & 0xfff)) >> 1]`,
-        '(va & 1) === 0',
-        2,
-        '(value << 16) >> 16',
-        rd,
-        a,
-        imm,
-        pc,
-        nextPc,
-        done,
-        base,
-      );
-    case Op.Lhu:
-      return load(
-        `ram16[(tlbLoadOffset[e] + (va & 0xfff)) >> 1]`,
-        '(va & 1) === 0',
-        2,
-        'value',
-        rd,
-        a,
-        imm,
-        pc,
-        nextPc,
-        done,
-        base,
-      );
-    case Op.Lw:
-      return load(
-        `ram32[(tlbLoadOffset[e] + (va & 0xfff)) >> 2]`,
-        '(va & 3) === 0',
-        4,
-        'value',
-        rd,
-        a,
-        imm,
-        pc,
-        nextPc,
-        done,
-        base,
-      );
-    case Op.Sb:
-      return store(`ram8[tlbStoreOffset[e] + (va & 0xfff)]`, 'true', 1, a, b, imm, pc, nextPc, done, base);
-    case Op.Sh:
-      return store(
-        `ram16[(tlbStoreOffset[e] + (va & 0xfff)) >> 1]`,
-        '(va & 1) === 0',
-        2,
-        a,
-        b,
-        imm,
-        pc,
-        nextPc,
-        done,
-        base,
-      );
-    case Op.Sw:
-      return store(
-        `ram32[(tlbStoreOffset[e] + (va & 0xfff)) >> 2]`,
-        '(va & 3) === 0',
-        4,
-        a,
-        b,
-        imm,
-        pc,
-        nextPc,
-        done,
-        base,
-      );
-    case Op.Addi:
-      return write(rs1 === 0 ? `${imm}` : `${a} + ${imm}`);
-    case Op.Slti:
-      return write(`${a} < ${imm} ? 1 : 0`);
-    case Op.Sltiu:
-      return write(`(${a} >>> 0) < ${imm >>> 0} ? 1 : 0`);
-    case Op.Xori:
-      return write(`${a} ^ ${imm}`);
-    case Op.Ori:
-      return write(`${a} | ${imm}`);
-    case Op.Andi:
-      return write(`${a} & ${imm}`);
-    case Op.Slli:
-      return write(`${a} << ${imm}`);
-    case Op.Srli:
-      return write(`${a} >>> ${imm}`);
-    case Op.Srai:
-      return write(`${a} >> ${imm}`);
-    case Op.Add:
-      return write(`${a} + ${b}`);
-    case Op.Sub:
-      return write(`${a} - ${b}`);
-    case Op.Sll:
-      return write(`${a} << ${b}`);
-    case Op.Slt:
-      return write(`${a} < ${b} ? 1 : 0`);
-    case Op.Sltu:
-      return write(`(${a} >>> 0) < (${b} >>> 0) ? 1 : 0`);
-    case Op.Xor:
-      return write(`${a} ^ ${b}`);
-    case Op.Srl:
-      return write(`${a} >>> ${b}`);
-    case Op.Sra:
-      return write(`${a} >> ${b}`);
-    case Op.Or:
-      return write(`${a} | ${b}`);
-    case Op.And:
-      return write(`${a} & ${b}`);
-    case Op.Mul:
-      return write(`Math.imul(${a}, ${b})`);
-    case Op.Mulh:
-      return write(`multiplyHighSigned(${a}, ${b})`);
-    case Op.Mulhsu:
-      return write(`multiplyHighSignedUnsigned(${a}, ${b})`);
-    case Op.Mulhu:
-      return write(`multiplyHighUnsigned(${a}, ${b})`);
-    case Op.Div:
-      return write(`(${b} === 0 ? -1 : ${b} === -1 ? -${a} : (${a} / ${b}) | 0)`);
-    case Op.Divu:
-      return write(`(${b} === 0 ? -1 : (${a} >>> 0) / (${b} >>> 0))`);
-    case Op.Rem:
-      return write(`(${b} === 0 ? ${a} : ${b} === -1 ? 0 : ${a} % ${b})`);
-    case Op.Remu:
-      return write(`(${b} === 0 ? ${a} : (${a} >>> 0) % (${b} >>> 0))`);
-    default:
-      return ''; // Op.Nop
+/** A guest register as JavaScript: x0 is the constant 0, the others live in locals. */
+const r = (index: number) => (index === 0 ? '0' : `r${index}`);
+
+/** Leaves the unit for `target` after `done` more steps: to another unit, or out of the region. */
+function jump(target: number, done: number, context: EmitContext): string {
+  const count = done === 0 ? '' : `steps += ${done}; `;
+  const id = (target & ~0xfff) === context.pageVa ? (context.ids[(target & 0xfff) >>> 1] as number) : -1;
+  if (id > context.from) return `${count}id = ${id}; continue;`;
+  if (id >= 0) {
+    // Backward: the path may loop, so the budget left must cover the target's forward paths.
+    return `${count}if (budget - steps < ${context.longest[id]}) { exitPc = ${target}; break out; } id = ${id}; continue;`;
   }
+  return `${count}exitPc = ${target}; break out;`;
 }
 
-function load(
-  fast: string,
-  aligned: string,
-  width: number,
-  extend: string,
-  rd: number,
-  base: string,
-  imm: number,
-  pc: number,
-  nextPc: number,
-  done: number,
-  stepBase: string,
-): string {
-  const write = rd === 0 ? '' : `x[${rd}] = value;`;
+/** The case of unit `id`; `next` is the unit after it in the switch, which it can fall into. */
+function emitUnit(unit: Unit, id: number, next: Unit | undefined, context: EmitContext): string {
+  const { instructions } = unit;
+  const length = instructions.length;
+  const first = instructions[0] as BlockInstruction;
+  const lines = [`case ${id}: // ${(first.pc >>> 0).toString(16)}`];
+  instructions.forEach((instruction, done) => {
+    lines.push(emit(instruction, done, context));
+  });
+  if (!unit.jumps) {
+    const fallPc = (context.pageVa + unit.endOffset) | 0;
+    if (next !== undefined && next.offset === unit.endOffset) lines.push(`steps += ${length};`);
+    else lines.push(jump(fallPc, length, context));
+  }
+  return lines.join('\n');
+}
+
+/** How to read and write memory of each width: the RAM view, its index shift and extension. */
+interface Access {
+  readonly view: string;
+  readonly shift: number;
+  /** Sign extension of loadSlow's zero-extended value, when the load is signed. */
+  readonly extend?: string;
+}
+
+/**
+ * The per-operation tables. Built on first use: block-compiler.ts and cpu.ts (which defines Op)
+ * import each other, so Op may not exist yet while this module loads.
+ */
+interface Tables {
+  readonly loads: { readonly [op: number]: Access };
+  readonly stores: { readonly [op: number]: Access };
+  readonly branches: { readonly [op: number]: (a: string, b: string) => string };
+  readonly alu: { readonly [op: number]: (a: string, b: string, imm: number, pc: number) => string };
+}
+
+let tables: Tables | undefined;
+
+function buildTables(): Tables {
+  return { loads: LOADS(), stores: STORES(), branches: BRANCH_CONDITIONS(), alu: ALU() };
+}
+
+const LOADS = (): { readonly [op: number]: Access } => ({
+  [Op.Lb]: { view: 'ramI8', shift: 0, extend: '(value << 24) >> 24' },
+  [Op.Lbu]: { view: 'ram8', shift: 0 },
+  [Op.Lh]: { view: 'ramI16', shift: 1, extend: '(value << 16) >> 16' },
+  [Op.Lhu]: { view: 'ram16', shift: 1 },
+  [Op.Lw]: { view: 'ram32', shift: 2 },
+});
+
+const STORES = (): { readonly [op: number]: Access } => ({
+  [Op.Sb]: { view: 'ram8', shift: 0 },
+  [Op.Sh]: { view: 'ram16', shift: 1 },
+  [Op.Sw]: { view: 'ram32', shift: 2 },
+});
+
+/** The RAM element and alignment test of an access through a TLB's offsets. */
+function ramElement(access: Access, offsets: string): { element: string; aligned: string } {
+  const byte = `${offsets}[e] + (va & 0xfff)`;
+  if (access.shift === 0) return { element: `${access.view}[${byte}]`, aligned: '' };
+  return {
+    element: `${access.view}[(${byte}) >> ${access.shift}]`,
+    aligned: ` && (va & ${(1 << access.shift) - 1}) === 0`,
+  };
+}
+
+function load(access: Access, instruction: BlockInstruction, done: number): string {
+  const { rd, rs1, imm, pc, nextPc } = instruction;
+  const { element, aligned } = ramElement(access, 'tlbLoadOffset');
+  const write = rd === 0 ? '' : `${r(rd)} = value;`;
+  const extend = access.extend === undefined ? '' : ` value = ${access.extend};`;
   return `{
-  const va = (${base} + ${imm}) | 0; const e = (va >>> 12) & 255; let value;
-  if (tlbLoadTag[e] === (va >>> 12) && ${aligned}) value = ${fast};
+  const va = (${r(rs1)} + ${imm}) | 0; const e = (va >>> 12) & 255; let value;
+  if (tlbLoadTag[e] === (va >>> 12)${aligned}) value = ${element};
   else {
-    cpu.pcValue = ${pc}; cpu.icountValue = icountBase + ${stepBase}${done};
-    value = cpu.loadSlow(va, ${width}); value = ${extend};
-    if (cpu.trapRaised) return ${stepBase}${done};
-    if (cpu.breakLoop) { ${write} cpu.blockNextPc = ${nextPc}; return ${stepBase}${done + 1}; }
+    cpu.pcValue = ${pc}; cpu.icountValue = icountBase + steps + ${done};
+    value = cpu.loadSlow(va, ${1 << access.shift});${extend}
+    if (cpu.trapRaised) { steps += ${done}; break out; }
+    if (cpu.breakLoop) { ${write} steps += ${done + 1}; exitPc = ${nextPc}; break out; }
   }
   ${write}
 }`;
 }
 
-function store(
-  fast: string,
-  aligned: string,
-  width: number,
-  base: string,
-  value: string,
-  imm: number,
-  pc: number,
-  nextPc: number,
-  done: number,
-  stepBase: string,
-): string {
+function store(access: Access, instruction: BlockInstruction, done: number): string {
+  const { rs1, rs2, imm, pc, nextPc } = instruction;
+  const { element, aligned } = ramElement(access, 'tlbStoreOffset');
   return `{
-  const va = (${base} + ${imm}) | 0; const e = (va >>> 12) & 255;
-  if (tlbStoreTag[e] === (va >>> 12) && ${aligned}) ${fast} = ${value};
+  const va = (${r(rs1)} + ${imm}) | 0; const e = (va >>> 12) & 255;
+  if (tlbStoreTag[e] === (va >>> 12)${aligned}) ${element} = ${r(rs2)};
   else {
-    cpu.pcValue = ${pc}; cpu.icountValue = icountBase + ${stepBase}${done};
-    cpu.storeSlow(va, ${width}, ${value});
-    if (cpu.trapRaised) return ${stepBase}${done};
-    if (cpu.breakLoop) { cpu.blockNextPc = ${nextPc}; return ${stepBase}${done + 1}; }
+    cpu.pcValue = ${pc}; cpu.icountValue = icountBase + steps + ${done};
+    cpu.storeSlow(va, ${1 << access.shift}, ${r(rs2)});
+    if (cpu.trapRaised) { steps += ${done}; break out; }
+    if (cpu.breakLoop) { steps += ${done + 1}; exitPc = ${nextPc}; break out; }
   }
 }`;
+}
+
+const BRANCH_CONDITIONS = (): Tables['branches'] => ({
+  [Op.Beq]: (a, b) => `${a} === ${b}`,
+  [Op.Bne]: (a, b) => `${a} !== ${b}`,
+  [Op.Blt]: (a, b) => `${a} < ${b}`,
+  [Op.Bge]: (a, b) => `${a} >= ${b}`,
+  [Op.Bltu]: (a, b) => `(${a} >>> 0) < (${b} >>> 0)`,
+  [Op.Bgeu]: (a, b) => `(${a} >>> 0) >= (${b} >>> 0)`,
+});
+
+/** Register-writing operations as int32 expressions of the sources a, b and the immediate. */
+const ALU = (): Tables['alu'] => ({
+  [Op.Lui]: (_a, _b, imm) => `${imm}`,
+  [Op.Auipc]: (_a, _b, imm, pc) => `${(pc + imm) | 0}`,
+  [Op.Addi]: (a, _b, imm) => (a === '0' ? `${imm}` : `(${a} + ${imm}) | 0`),
+  [Op.Slti]: (a, _b, imm) => `${a} < ${imm} ? 1 : 0`,
+  [Op.Sltiu]: (a, _b, imm) => `(${a} >>> 0) < ${imm >>> 0} ? 1 : 0`,
+  [Op.Xori]: (a, _b, imm) => `${a} ^ ${imm}`,
+  [Op.Ori]: (a, _b, imm) => `${a} | ${imm}`,
+  [Op.Andi]: (a, _b, imm) => `${a} & ${imm}`,
+  [Op.Slli]: (a, _b, imm) => `${a} << ${imm}`,
+  [Op.Srli]: (a, _b, imm) => `(${a} >>> ${imm}) | 0`,
+  [Op.Srai]: (a, _b, imm) => `${a} >> ${imm}`,
+  [Op.Add]: (a, b) => `(${a} + ${b}) | 0`,
+  [Op.Sub]: (a, b) => `(${a} - ${b}) | 0`,
+  [Op.Sll]: (a, b) => `${a} << ${b}`,
+  [Op.Slt]: (a, b) => `${a} < ${b} ? 1 : 0`,
+  [Op.Sltu]: (a, b) => `(${a} >>> 0) < (${b} >>> 0) ? 1 : 0`,
+  [Op.Xor]: (a, b) => `${a} ^ ${b}`,
+  [Op.Srl]: (a, b) => `(${a} >>> ${b}) | 0`,
+  [Op.Sra]: (a, b) => `${a} >> ${b}`,
+  [Op.Or]: (a, b) => `${a} | ${b}`,
+  [Op.And]: (a, b) => `${a} & ${b}`,
+  [Op.Mul]: (a, b) => `Math.imul(${a}, ${b})`,
+  [Op.Mulh]: (a, b) => `multiplyHighSigned(${a}, ${b})`,
+  [Op.Mulhsu]: (a, b) => `multiplyHighSignedUnsigned(${a}, ${b})`,
+  [Op.Mulhu]: (a, b) => `multiplyHighUnsigned(${a}, ${b})`,
+  // INT_MIN / -1 wraps to INT_MIN; x % y can be -0, which | 0 turns into 0.
+  [Op.Div]: (a, b) => `(${b} === 0 ? -1 : ${b} === -1 ? -${a} | 0 : (${a} / ${b}) | 0)`,
+  [Op.Divu]: (a, b) => `(${b} === 0 ? -1 : ((${a} >>> 0) / (${b} >>> 0)) | 0)`,
+  [Op.Rem]: (a, b) => `(${b} === 0 ? ${a} : ${b} === -1 ? 0 : (${a} % ${b}) | 0)`,
+  [Op.Remu]: (a, b) => `(${b} === 0 ? ${a} : ((${a} >>> 0) % (${b} >>> 0)) | 0)`,
+});
+
+/** JavaScript for one instruction; `done` is the number of the unit's steps completed before it. */
+function emit(instruction: BlockInstruction, done: number, context: EmitContext): string {
+  const { op, rd, rs1, rs2, imm, pc, nextPc } = instruction;
+  const a = r(rs1);
+  const b = r(rs2);
+  const link = rd === 0 ? '' : `${r(rd)} = ${nextPc}; `;
+  if (op === Op.Jal) return `${link}${jump((pc + imm) | 0, done + 1, context)}`;
+  if (op === Op.Jalr) {
+    // A target in this page continues at its unit, if one starts there (`default` leaves).
+    return `{ const target = (${a} + ${imm}) & ~1; ${link}steps += ${done + 1};
+  if ((target & ~0xfff) === ${context.pageVa}) {
+    id = ids[(target & 0xfff) >> 1];
+    if (id >= 0 && budget - steps >= longest[id]) continue;
+  }
+  exitPc = target; break out; }`;
+  }
+  tables ??= buildTables();
+  const condition = tables.branches[op];
+  if (condition !== undefined)
+    return `if (${condition(a, b)}) { ${jump((pc + imm) | 0, done + 1, context)} }`;
+  const loadAccess = tables.loads[op];
+  if (loadAccess !== undefined) return load(loadAccess, instruction, done);
+  const storeAccess = tables.stores[op];
+  if (storeAccess !== undefined) return store(storeAccess, instruction, done);
+  const alu = tables.alu[op];
+  if (alu === undefined || rd === 0) return ''; // Op.Nop
+  return `${r(rd)} = ${alu(a, b, imm, pc)};`;
 }

@@ -1,6 +1,6 @@
 import type { Bus, Cpu, CpuInterruptLine, PlainValue, RamRegion, RunOutcome, StateSection } from '@ftvm/core';
 import { ConfigError, SnapshotError } from '@ftvm/core';
-import { type BlockHost, type CompiledBlock, compileBlock } from './block-compiler.js';
+import { type BlockEnvironment, type BlockHost, type CompiledBlock, compileBlock } from './block-compiler.js';
 import * as riscv from './constants.js';
 import {
   type CounterState,
@@ -272,6 +272,8 @@ export class RiscvCpu implements Cpu {
   private readonly pageBlockHigh: Int32Array;
   /** The pc after a compiled block (set by the block). */
   blockNextPc = 0;
+  /** What compiled regions capture (created once: regions embed these arrays as constants). */
+  private readonly blockEnvironment: BlockEnvironment;
   private compiledBlockCount = 0;
   private readonly scratchDecoded = new Int32Array(DECODED_PAGE_WORDS);
   private readonly tlbLoadTag = new Int32Array(TLB_ENTRIES).fill(-1);
@@ -332,6 +334,22 @@ export class RiscvCpu implements Cpu {
     this.pageHeat = new Array<Uint8Array | undefined>(pages).fill(undefined);
     this.pageBlockLow = new Int32Array(pages);
     this.pageBlockHigh = new Int32Array(pages);
+    this.blockEnvironment = {
+      cpu: this as unknown as BlockHost,
+      x: this.x,
+      ram8: this.ram8,
+      ramI8: this.ramI8,
+      ram16: this.ram16,
+      ramI16: this.ramI16,
+      ram32: this.ram32,
+      tlbLoadTag: this.tlbLoadTag,
+      tlbLoadOffset: this.tlbLoadOffset,
+      tlbStoreTag: this.tlbStoreTag,
+      tlbStoreOffset: this.tlbStoreOffset,
+      multiplyHighSigned,
+      multiplyHighSignedUnsigned,
+      multiplyHighUnsigned,
+    };
     this.reset(0, 0, 0);
   }
 
@@ -523,7 +541,7 @@ export class RiscvCpu implements Cpu {
     let decoded: Int32Array = this.scratchDecoded;
     let blocks: (CompiledBlock | undefined)[] | undefined;
     let heat: Uint8Array | undefined;
-    const host = this as unknown as BlockHost;
+    let budgetTail = false;
     loop: while (steps < limit) {
       if (pc >>> 12 !== fetchVpn) {
         this.pcValue = pc;
@@ -544,38 +562,25 @@ export class RiscvCpu implements Cpu {
       if (blocks !== undefined) {
         const block = blocks[slot >>> 1];
         if (block !== undefined) {
-          if (block.pc === pc && block.steps <= limit - steps) {
-            const done = block.run(
-              host,
-              x,
-              icountStart + steps,
-              ram8,
-              ramI8,
-              ram16,
-              ramI16,
-              ram32,
-              tlbLoadTag,
-              tlbLoadOffset,
-              tlbStoreTag,
-              tlbStoreOffset,
-              limit - steps,
-            );
-            steps += done;
-            if (this.trapRaised) break;
-            pc = this.blockNextPc;
-            if (this.breakLoop) limit = 0;
-            continue;
+          if (block.vpn === fetchVpn) {
+            const done = block.run(icountStart + steps, limit - steps, pc);
+            if (done !== 0 || this.trapRaised) {
+              steps += done;
+              if (this.trapRaised) break;
+              pc = this.blockNextPc;
+              if (this.breakLoop) limit = 0;
+              continue;
+            }
+            // The budget left does not cover the region's first unit: step it here, and
+            // the rest of the budget too, without heating code in the middle of regions.
+            budgetTail = true;
           }
-        } else {
+        } else if (!budgetTail) {
           const count = (heat as Uint8Array)[slot >>> 1] as number;
           if (count < 255) {
             (heat as Uint8Array)[slot >>> 1] = count + 1;
             if (count + 1 === BLOCK_COMPILE_THRESHOLD) {
-              const compiled = this.compileBlockAt(decoded, slot, pc);
-              if (compiled !== undefined) {
-                blocks[slot >>> 1] = compiled;
-                continue; // run it
-              }
+              if (this.compileBlockAt(decoded, slot, pc, blocks)) continue; // run it
             }
           }
         }
@@ -1069,8 +1074,16 @@ export class RiscvCpu implements Cpu {
     return slot;
   }
 
-  /** Compiles the block starting at `pc` (slot `slot` of the current cached page). */
-  private compileBlockAt(decoded: Int32Array, slot: number, pc: number): CompiledBlock | undefined {
+  /**
+   * Compiles the region starting at `pc` (slot `slot` of the current cached page) and enters it in
+   * `blocks` at every unit start no other region holds. Returns whether it compiled one.
+   */
+  private compileBlockAt(
+    decoded: Int32Array,
+    slot: number,
+    pc: number,
+    blocks: (CompiledBlock | undefined)[],
+  ): boolean {
     const pageOffset = this.fetchedPageOffset;
     const ram16 = this.ram16;
     const block = compileBlock(
@@ -1085,24 +1098,25 @@ export class RiscvCpu implements Cpu {
         if (at === 0xffe) return 0; // crosses into the next page: the interpreter's business
         return decode32(low | ((ram16[(pageOffset + at + 2) >>> 1] as number) << 16), decoded, at);
       },
-      multiplyHighSigned,
-      multiplyHighSignedUnsigned,
-      multiplyHighUnsigned,
+      this.pageHeat[pageOffset >>> 12] as Uint8Array,
+      blocks,
+      this.blockEnvironment,
     );
-    if (block !== undefined) {
-      this.compiledBlockCount++;
-      const pageIndex = pageOffset >>> 12;
-      const low = this.pageBlockLow[pageIndex] as number;
-      const high = this.pageBlockHigh[pageIndex] as number;
-      if (low >= high) {
-        this.pageBlockLow[pageIndex] = block.startOffset;
-        this.pageBlockHigh[pageIndex] = block.endOffset;
-      } else {
-        this.pageBlockLow[pageIndex] = Math.min(low, block.startOffset);
-        this.pageBlockHigh[pageIndex] = Math.max(high, block.endOffset);
-      }
+    if (block === undefined) return false;
+    for (const entry of block.entries) blocks[entry >>> 1] ??= block;
+    blocks[slot >>> 1] = block;
+    this.compiledBlockCount++;
+    const pageIndex = pageOffset >>> 12;
+    const low = this.pageBlockLow[pageIndex] as number;
+    const high = this.pageBlockHigh[pageIndex] as number;
+    if (low >= high) {
+      this.pageBlockLow[pageIndex] = block.startOffset;
+      this.pageBlockHigh[pageIndex] = block.endOffset;
+    } else {
+      this.pageBlockLow[pageIndex] = Math.min(low, block.startOffset);
+      this.pageBlockHigh[pageIndex] = Math.max(high, block.endOffset);
     }
-    return block;
+    return true;
   }
 
   /**

@@ -105,6 +105,62 @@ const [handlerHigh, handlerLow] = A.li(T0, PROGRAM_LABELS.get('handler') as numb
 PROGRAM[0] = handlerHigh;
 PROGRAM[1] = handlerLow;
 
+const A4 = 14;
+const A5 = 15;
+const T3 = 28;
+const T4 = 29;
+const RA = 1;
+
+/**
+ * A guest whose hot code forms regions that chain units through forward branches, a call and
+ * return within the page and backward branches, and that patches an instruction of its own
+ * callee every 16 iterations (the immediate of `patched`), so a store lands in compiled code that
+ * the running region, or a region it chains into, covers.
+ */
+const { words: CHAIN_PROGRAM } = assemble([
+  ...A.li(S0, BASE + 0x8000),
+  ...A.li(T2, 0x0005_8593), // addi a1, a1, 0: the patch's base
+  { label: 'outer' },
+  A.addi(S1, S1, 1),
+  A.andi(T0, S1, 3),
+  to('skip', (offset) => A.beq(T0, 0, offset)),
+  A.addi(A0, A0, 3),
+  A.sw(A0, S0, 0),
+  { label: 'skip' },
+  to('func', (offset) => A.jal(RA, offset)),
+  A.andi(T0, S1, 15),
+  to('noPatch', (offset) => A.bne(T0, 0, offset)),
+  A.srli(T1, S1, 4),
+  A.andi(T1, T1, 0x7ff),
+  A.slli(T1, T1, 20),
+  A.or(T1, T1, T2),
+  A.auipc(T3, 0),
+  to('patched', (offset) => A.addi(T3, T3, offset + 4)), // t3 = &patched (auipc is a word before)
+  A.sw(T1, T3, 0),
+  { label: 'noPatch' },
+  to('outer', (offset) => A.jal(0, offset)),
+  { label: 'func' },
+  A.addi(A2, A2, 1),
+  { label: 'patched' },
+  A.addi(A1, A1, 0),
+  A.addi(T4, 0, 3),
+  { label: 'inner' },
+  A.add(A3, A3, A1),
+  A.lw(A4, S0, 0),
+  A.xor(A5, A5, A4),
+  A.addi(T4, T4, -1),
+  to('inner', (offset) => A.bne(T4, 0, offset)),
+  A.jalr(0, RA, 0),
+]);
+
+function createChainMachine(compileBlocks: boolean) {
+  const bus = createFlatBus({ ramBase: BASE, ramSizeBytes: 64 * 1024, mmio: [] });
+  bus.load(BASE, new Uint8Array(new Uint32Array(CHAIN_PROGRAM).buffer));
+  const cpu = new RiscvCpu({ bus, compileBlocks });
+  cpu.reset(BASE, 0, 0);
+  return { cpu, bus };
+}
+
 function createMachine(compileBlocks = true) {
   let cpu: RiscvCpu | undefined;
   const bus = createFlatBus({
@@ -169,6 +225,52 @@ describe('step exactness', () => {
     const hot = createMachine(true);
     hot.cpu.run(20_000);
     expect(hot.cpu.compiledBlocks).toBeGreaterThan(0);
+  });
+
+  it('chained regions patched by their own stores end as the interpreter alone does', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 4000 })), {
+          minLength: 1,
+          maxLength: 12,
+        }),
+        (budgets) => {
+          const compiled = createChainMachine(true);
+          const interpreted = createChainMachine(false);
+          compiled.cpu.run(6000); // hot: regions compiled, patched and compiled again
+          interpreted.cpu.run(6000);
+          for (const budget of budgets) {
+            expect(compiled.cpu.run(budget)).toEqual(interpreted.cpu.run(budget));
+            expect(compiled.cpu.saveState()).toEqual(interpreted.cpu.saveState());
+          }
+          expect(Buffer.compare(compiled.bus.ramRegion.bytes, interpreted.bus.ramRegion.bytes)).toBe(0);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it('the chained program runs compiled and really patches itself', () => {
+    const { cpu } = createChainMachine(true);
+    cpu.run(6000);
+    const regionsBefore = cpu.compiledBlocks;
+    expect(regionsBefore).toBeGreaterThan(0);
+    cpu.run(20_000);
+    // Stores into compiled code dropped regions, which were compiled again.
+    expect(cpu.compiledBlocks).toBeGreaterThan(regionsBefore);
+    // a1 grew by the patched immediates: the patches took effect.
+    expect(cpu.getRegister(A1)).toBeGreaterThan(0);
+  });
+
+  it('every budget, stepped one run at a time through compiled regions, stops where the interpreter does', () => {
+    const compiled = createChainMachine(true);
+    const interpreted = createChainMachine(false);
+    compiled.cpu.run(3000);
+    interpreted.cpu.run(3000);
+    for (let budget = 1; budget <= 120; budget++) {
+      expect(compiled.cpu.run(budget)).toEqual(interpreted.cpu.run(budget));
+      expect(compiled.cpu.saveState()).toEqual(interpreted.cpu.saveState());
+    }
   });
 
   it('a snapshot taken between runs continues exactly', () => {
