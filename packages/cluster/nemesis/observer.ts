@@ -39,6 +39,8 @@ export class Observer {
   faultTolerantSince: number | undefined;
   /** The last view answered. */
   view: VmView | undefined;
+  /** The hosts alive in the last answer. */
+  aliveHosts: readonly string[] = [];
   polls = 0;
   unanswered = 0;
 
@@ -101,6 +103,7 @@ export class Observer {
   #check(hosts: readonly HostView[], view: VmView): void {
     const at = performance.now();
     this.view = view;
+    this.aliveHosts = hosts.filter((host) => host.alive).map((host) => host.name);
     // At most one primary per epoch, over every host the orchestrator knows (alive or not).
     const primaries = new Map<number, string[]>();
     for (const host of hosts) {

@@ -27,7 +27,23 @@ export type Fault =
   /** `kill -9` of orchestrator `index` (1-based), restarted with its command after `restartAfterMs`. */
   | { readonly kind: 'kill-orchestrator'; readonly index: number; readonly restartAfterMs: number }
   /** `kill -9` of etcd member `index` (1-based), restarted after `restartAfterMs` (etcd mode only). */
-  | { readonly kind: 'kill-etcd'; readonly index: number; readonly restartAfterMs: number };
+  | { readonly kind: 'kill-etcd'; readonly index: number; readonly restartAfterMs: number }
+  /**
+   * The data directory of the host running `role` fills up for `ms` (a filler file on its own
+   * tmpfs, written until ENOSPC), then space comes back (the filler is deleted). Only when the
+   * nemesis could mount the hosts' data directories on tmpfs (root).
+   */
+  | { readonly kind: 'disk-full'; readonly role: 'primary' | 'backup'; readonly ms: number };
+
+export type FaultKind = Fault['kind'];
+export const FAULT_KINDS: readonly FaultKind[] = [
+  'kill-host',
+  'pause-host',
+  'partition',
+  'disk-full',
+  'kill-orchestrator',
+  'kill-etcd',
+];
 
 export interface Step {
   /** How long to wait before injecting (after the load runs, or after the previous step healed). */
@@ -47,6 +63,10 @@ export interface ScheduleShape {
   readonly orchestrators: number;
   /** etcd members (0 with the embedded store). */
   readonly etcdMembers: number;
+  /** Whether `disk-full` can be injected (the hosts' data directories are tmpfs mounts). */
+  readonly diskFull?: boolean;
+  /** Only these kinds are drawn (default: every kind the shape allows). */
+  readonly kinds?: readonly FaultKind[];
 }
 
 /**
@@ -66,8 +86,32 @@ function between(random: SeededRandom, min: number, max: number): number {
 export const PARTITION_MS_MIN = 1_000;
 export const PARTITION_MS_MAX = 4_000;
 
-function hostFault(random: SeededRandom): Fault {
-  const choice = random.below(4);
+/** A full data directory lasts from a few heartbeats to several seconds. */
+export const DISK_FULL_MS_MIN = 2_000;
+export const DISK_FULL_MS_MAX = 8_000;
+
+/** The host faults a shape allows, as the indices `hostFault` draws from (kept stable: the same seed, the same schedule). */
+function hostChoices(shape: ScheduleShape): number[] {
+  const kinds: FaultKind[] = ['kill-host', 'kill-host', 'pause-host', 'partition'];
+  if (shape.diskFull) kinds.push('disk-full');
+  return kinds.flatMap((kind, index) => (allowed(shape, kind) ? [index] : []));
+}
+
+function allowed(shape: ScheduleShape, kind: FaultKind): boolean {
+  if (kind === 'disk-full' && !shape.diskFull) return false;
+  if (kind === 'kill-etcd' && shape.etcdMembers === 0) return false;
+  return shape.kinds === undefined || shape.kinds.includes(kind);
+}
+
+function hostFault(random: SeededRandom, choices: readonly number[]): Fault {
+  // With the four classic kinds this is `random.below(4)`, as before disk-full existed.
+  const choice = choices[random.below(choices.length)] as number;
+  if (choice === 4)
+    return {
+      kind: 'disk-full',
+      role: random.below(2) === 0 ? 'primary' : 'backup',
+      ms: between(random, DISK_FULL_MS_MIN, DISK_FULL_MS_MAX),
+    };
   if (choice === 3) return { kind: 'partition', ms: between(random, PARTITION_MS_MIN, PARTITION_MS_MAX) };
   if (choice === 0)
     return {
@@ -91,22 +135,28 @@ function hostFault(random: SeededRandom): Fault {
 
 function controlPlaneFault(random: SeededRandom, shape: ScheduleShape): Fault {
   const restartAfterMs = between(random, RESTART_AFTER_MS_MIN, RESTART_AFTER_MS_MAX);
-  if (shape.etcdMembers > 0 && random.below(2) === 0)
+  const etcd = allowed(shape, 'kill-etcd');
+  if (etcd && (!allowed(shape, 'kill-orchestrator') || random.below(2) === 0))
     return { kind: 'kill-etcd', index: 1 + random.below(shape.etcdMembers), restartAfterMs };
   return { kind: 'kill-orchestrator', index: 1 + random.below(shape.orchestrators), restartAfterMs };
 }
 
 /** The plan of trial `trial` (1-based), from `random` (a stream of its own for this trial). */
 export function planTrial(trial: number, random: SeededRandom, shape: ScheduleShape): TrialPlan {
+  const choices = hostChoices(shape);
+  const controlPlane = allowed(shape, 'kill-orchestrator') || allowed(shape, 'kill-etcd');
+  if (choices.length === 0 && !controlPlane) throw new Error('the schedule allows no fault kind');
   const loadSeed = random.uint32();
   const stepCount = random.below(10) < 6 ? 1 : 2;
   const steps: Step[] = [];
   for (let index = 0; index < stepCount; index++) {
     const delayMs = random.below(1_500);
     const faults: Fault[] = [];
-    if (random.below(10) < 7) {
-      faults.push(hostFault(random));
-      if (random.below(10) < 3) faults.push(controlPlaneFault(random, shape));
+    // The draws of the schedule before disk-full existed: without it, a seed keeps its schedule.
+    const hostStep = random.below(10) < 7;
+    if ((hostStep || !controlPlane) && choices.length > 0) {
+      faults.push(hostFault(random, choices));
+      if (random.below(10) < 3 && controlPlane) faults.push(controlPlaneFault(random, shape));
     } else {
       faults.push(controlPlaneFault(random, shape));
     }
@@ -130,5 +180,7 @@ export function describeFault(fault: Fault, target?: string): string {
       return `kill -9 orchestrator o${fault.index} (restart after ${seconds(fault.restartAfterMs)})`;
     case 'kill-etcd':
       return `kill -9 etcd e${fault.index} (restart after ${seconds(fault.restartAfterMs)})`;
+    case 'disk-full':
+      return `fill the data directory of the ${fault.role}'s host${on} for ${seconds(fault.ms)}`;
   }
 }

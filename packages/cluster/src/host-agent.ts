@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
+import { open, statfs } from 'node:fs/promises';
 import type { Server } from 'node:https';
 import { join } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
@@ -24,6 +24,15 @@ import { ApiClient, ApiError, type Listening, parseBody, type Route, serveApi } 
 
 const HEARTBEAT_INTERVAL_MS = 300;
 const STATISTICS_INTERVAL_MS = 500;
+/**
+ * Below this much free space in the data directory, a write to a host's own copy of a disk may
+ * fail (ENOSPC). A backup whose write fails is no longer an exact copy, and nothing tells it so
+ * (it replays the primary's completion and drops its own outcome): such a host ends its backups
+ * and refuses new roles with their own copy until space comes back.
+ */
+export const DATA_DIR_FREE_MIN_BYTES = 1 << 20;
+/** The fence file of a host's own copy is given a first block ahead (see `#disk`). */
+const FENCE_RESERVED_BYTES = 512;
 
 export interface HostAgentOptions {
   readonly name: string;
@@ -70,6 +79,15 @@ interface RunningRole {
   listening: Promise<number>;
   /** With fault injection: proxies in front of the logging channels this role opened. */
   readonly proxies: LinkProxy[];
+  /** Whether the role's disk is this host's own copy, in the data directory (`--disk-mode separate`). */
+  readonly ownDisk: boolean;
+}
+
+/** The host's data directory is too full for what it was asked to write there. */
+export class DataDirFullError extends ApiError {
+  constructor(message: string) {
+    super(507, 'insufficient-storage', message);
+  }
 }
 
 export class HostAgent {
@@ -83,6 +101,8 @@ export class HostAgent {
   #server: Listening<Server> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #registered = new Set<string>();
+  /** A check of the data directory's free space is running (one at a time). */
+  #checkingDataDir = false;
 
   constructor(options: HostAgentOptions) {
     this.#options = options;
@@ -228,7 +248,7 @@ export class HostAgent {
     const logger = this.#options.logger.child({ vm: order.vm, epoch: order.epoch });
     // Assigned below: the gateway link's callbacks log with the role's current epoch once it is.
     let running: RunningRole | undefined;
-    const disk = await this.#disk(order);
+    const disk = await this.#disk(order, logger);
     const arbiterChannel = new MessageChannel();
     serveArbiter(this.#arbiter(order.arbiter), arbiterChannel.port1);
     const network = new MessageChannel();
@@ -298,6 +318,7 @@ export class HostAgent {
       logger,
       listening,
       proxies,
+      ownDisk: disk !== undefined && order.disk.path === undefined,
       release: () => {
         for (const proxy of proxies) proxy.close();
         link?.close();
@@ -349,23 +370,105 @@ export class HostAgent {
     return { host: '127.0.0.1', port: proxy.port };
   }
 
-  /** The disk the role uses: the shared image, or this host's own copy (made empty). */
-  async #disk(order: StartRole): Promise<{ path: string; mode: StartRole['disk']['mode'] } | undefined> {
+  /**
+   * The disk the role uses: the shared image, or this host's own copy (made empty). Preparing the
+   * copy fails with a typed error (507), logged, when the data directory is too full: the
+   * orchestrator then places the role elsewhere.
+   */
+  async #disk(
+    order: StartRole,
+    logger: Logger,
+  ): Promise<{ path: string; mode: StartRole['disk']['mode'] } | undefined> {
     if (order.disk.bytes === 0) return undefined;
     if (order.disk.path) return { path: order.disk.path, mode: order.disk.mode };
-    const path = join(this.#options.dataDir, 'disks', `${order.vm}.img`);
-    const handle = await open(path, 'a+');
-    try {
-      // A pair boots from an empty disk, and a clone's copy starts empty (its primary sends the
-      // rest): what an earlier role left in this host's copy must not survive.
-      await handle.truncate(0);
-      await handle.truncate(order.disk.bytes);
-    } finally {
-      await handle.close();
+    const free = await this.#freeBytes();
+    if (free !== undefined && free < DATA_DIR_FREE_MIN_BYTES) {
+      logger.warn(
+        { dataDir: this.#options.dataDir, freeBytes: free, role: order.role },
+        'data directory full: refusing a role with its own copy of the disk',
+      );
+      throw new DataDirFullError(
+        `the data directory of ${this.#options.name} has ${free} bytes free, under ${DATA_DIR_FREE_MIN_BYTES}: no room for a copy of the disk`,
+      );
     }
-    // Only this host writes its copy: no fence from an earlier role applies to it.
-    await rm(`${path}.fence`, { force: true });
+    const path = join(this.#options.dataDir, 'disks', `${order.vm}.img`);
+    try {
+      const handle = await open(path, 'a+');
+      try {
+        // A pair boots from an empty disk, and a clone's copy starts empty (its primary sends the
+        // rest): what an earlier role left in this host's copy must not survive.
+        await handle.truncate(0);
+        await handle.truncate(order.disk.bytes);
+      } finally {
+        await handle.close();
+      }
+      // Only this host writes its copy: no fence from an earlier role applies to it. The fence
+      // file starts blank (no epoch) but with its first block written, so that the epoch a go-live
+      // writes over it needs no new space: a backup going live on a full data directory must not
+      // fail for want of a block (a failed fence write ends the role).
+      const fence = await open(`${path}.fence`, 'w');
+      try {
+        await fence.write(Buffer.alloc(FENCE_RESERVED_BYTES, ' '), 0, FENCE_RESERVED_BYTES, 0);
+      } finally {
+        await fence.close();
+      }
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      logger.error(
+        { dataDir: this.#options.dataDir, code, error: (error as Error).message },
+        'data directory: cannot prepare the copy of the disk',
+      );
+      if (code === 'ENOSPC' || code === 'EDQUOT') {
+        throw new DataDirFullError(`no room for a copy of the disk in ${this.#options.dataDir}: ${code}`);
+      }
+      throw new ApiError(
+        500,
+        'data-dir',
+        `cannot prepare a copy of the disk in ${this.#options.dataDir}: ${code ?? (error as Error).message}`,
+      );
+    }
     return { path, mode: order.disk.mode };
+  }
+
+  /** Free bytes in the data directory for this process; undefined when it cannot be read. */
+  async #freeBytes(): Promise<number | undefined> {
+    try {
+      const stats = await statfs(this.#options.dataDir);
+      return stats.bavail * stats.bsize;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Ends this host's backups (and clones in progress) that keep their own copy of the disk when
+   * the data directory is too full: one of their writes may fail, unseen (see
+   * DATA_DIR_FREE_MIN_BYTES), and a backup that is not an exact copy must not go live. The
+   * primary goes on alone and the orchestrator clones a new backup elsewhere. A primary stays:
+   * its failed writes reach the guest as virtio-blk IOERR, logged for its backup.
+   */
+  async #checkDataDir(): Promise<void> {
+    const exposed = () =>
+      [...this.#roles.values()].filter(
+        (running) => running.ownDisk && (running.role === 'backup' || running.role === 'clone'),
+      );
+    if (this.#checkingDataDir || exposed().length === 0) return;
+    this.#checkingDataDir = true;
+    try {
+      const free = await this.#freeBytes();
+      if (free === undefined || free >= DATA_DIR_FREE_MIN_BYTES) return;
+      // Looked up again: a backup may have gone live meanwhile (a primary stays).
+      for (const running of exposed()) {
+        const why = `data directory full (${free} bytes free): this backup's own copy of the disk may miss writes`;
+        running.logger.error(
+          { dataDir: this.#options.dataDir, freeBytes: free, role: running.role },
+          'data directory full: ending the backup, whose own copy of the disk may miss writes',
+        );
+        await this.#end(running, why, false);
+      }
+    } finally {
+      this.#checkingDataDir = false;
+    }
   }
 
   #arbiter(location: ArbiterLocation): Arbiter {
@@ -513,6 +616,9 @@ export class HostAgent {
   }
 
   async #heartbeat(): Promise<void> {
+    this.#checkDataDir().catch((error: Error) =>
+      this.#options.logger.error({ error: error.message }, 'data directory check failed'),
+    );
     // Ended roles are reported once more, then forgotten.
     const statuses = this.#statuses();
     for (const [vm, running] of this.#roles) if (running.role === 'ended') this.#roles.delete(vm);

@@ -16,7 +16,7 @@ export { FrameReader, HostFrameLink } from './frame-link.js';
 export type { GatewayServiceOptions } from './gateway-service.js';
 export { GatewayService, parseGatewayForward } from './gateway-service.js';
 export type { HostAgentOptions } from './host-agent.js';
-export { HostAgent } from './host-agent.js';
+export { DATA_DIR_FREE_MIN_BYTES, DataDirFullError, HostAgent } from './host-agent.js';
 export type { ApiReply, ApiRequest, Route } from './http.js';
 export { ApiClient, ApiError, parseBody, serveApi, splitAddress } from './http.js';
 export type { OrchestratorOptions } from './orchestrator.js';

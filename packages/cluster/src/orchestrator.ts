@@ -53,6 +53,8 @@ export const REDUNDANCY_RESTORED_WITHIN_MS = 30_000;
 export const HOST_LEASE_MS = 4_000;
 /** How often the orchestrator looks at every VM. */
 const RECONCILE_INTERVAL_MS = 250;
+/** After a clone failed to start on a host, other hosts are tried first for this long. */
+const CLONE_AVOID_MS = 15_000;
 /** A clone that has not finished in this time is abandoned and tried again elsewhere. */
 const CLONE_DEADLINE_MS = 60_000;
 /** A clone whose primary has not connected in this time is abandoned. */
@@ -108,6 +110,11 @@ interface VmProgress {
   preferHost?: string;
   moveThePrimaryTo?: string;
   lostSinceMs?: number;
+  /**
+   * Hosts where a clone just failed to start (e.g. a data directory too full for a copy of the
+   * disk): the next clone goes to another host if there is one, or else tries them again.
+   */
+  avoid?: Map<string, number>;
 }
 
 export class Orchestrator {
@@ -615,7 +622,11 @@ export class Orchestrator {
     const busy = [...this.#hosts]
       .filter(([, host]) => host.roles.some((role) => role.vm === name && role.role !== 'ended'))
       .map(([hostName]) => hostName);
-    const candidates = this.#leastLoaded([primaryHost, ...busy]);
+    const now = performance.now();
+    for (const [host, untilMs] of progress.avoid ?? []) if (untilMs <= now) progress.avoid?.delete(host);
+    const all = this.#leastLoaded([primaryHost, ...busy]);
+    const fresh = all.filter((host) => !progress.avoid?.has(host));
+    const candidates = fresh.length > 0 ? fresh : all;
     const target =
       progress.preferHost && candidates.includes(progress.preferHost) ? progress.preferHost : candidates[0];
     if (!target) return;
@@ -633,6 +644,8 @@ export class Orchestrator {
       });
     } catch (error) {
       this.#event(record, name, 'clone-failed', `cloning onto ${target}: ${(error as Error).message}`);
+      progress.avoid ??= new Map();
+      progress.avoid.set(target, performance.now() + CLONE_AVOID_MS);
       await this.#client(target)
         .call('POST', `/v1/vms/${name}/stop`)
         .catch(() => {});

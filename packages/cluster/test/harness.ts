@@ -222,6 +222,11 @@ export class ProcessCluster {
     return proc;
   }
 
+  /** Host `name`'s `--data` directory. */
+  dataDir(name: string): string {
+    return join(this.dir, `${name}-data`);
+  }
+
   async startHost(name: string): Promise<ClusterProcess> {
     const proc = this.spawn(name, [
       'host',
@@ -230,7 +235,7 @@ export class ProcessCluster {
       '--listen',
       '127.0.0.1:0',
       '--data',
-      join(this.dir, `${name}-data`),
+      this.dataDir(name),
       '--orchestrator',
       this.orchestrator,
       '--certs',

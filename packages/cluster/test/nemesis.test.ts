@@ -7,7 +7,7 @@ import { clusterSkipReason } from './harness.js';
 
 /**
  * The nemesis, briefly: two trials of seeded faults (kill -9 of hosts or the orchestrator,
- * SIGSTOP of a host) on a real cluster under kv load; each must pass the history checker, keep at
+ * SIGSTOP of a host, a partition; as root also a full data directory) on a real cluster under kv load; each must pass the history checker, keep at
  * most one primary per epoch, and be fault tolerant again within the orchestrator's promise.
  */
 
