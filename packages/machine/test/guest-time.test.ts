@@ -123,7 +123,6 @@ describe('guest time on the host clock', () => {
         expect(point.hostNs - point.guestNs).toBeLessThan(3 * HOST_CLOCK_LAG_TARGET_NS);
       }
       // A steady guest costs the log next to nothing: a few entries while the speed is learnt.
-      if (process.env.GT_DEBUG) console.log(JSON.stringify(tracks.slice(0, 30)), JSON.stringify(observations.slice(0,8)));
       expect(tracks.length).toBeLessThan(10);
     });
   }
