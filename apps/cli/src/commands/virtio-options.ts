@@ -168,6 +168,10 @@ export function replayVirtio(
   hasRng: boolean,
 ): (Device | undefined)[] {
   const slots: (Device | undefined)[] = new Array(8).fill(undefined);
+  const wanted = disks.length + (hasNetwork ? 1 : 0) + (hasRng ? 1 : 0);
+  // A recording that names more devices than the board has slots describes no machine.
+  if (wanted > slots.length)
+    throw new ConfigError(`it names ${wanted} virtio devices; the board has 8 slots`);
   let nextSlot = 7;
   for (const disk of disks) {
     slots[nextSlot--] = new VirtioMmioTransport(
