@@ -9,7 +9,9 @@ export const plainValue: fc.Arbitrary<PlainValue> = fc.letrec<{ value: PlainValu
     fc.boolean(),
     fc.integer(),
     fc.maxSafeNat(),
-    fc.double({ noNaN: true }),
+    // MessagePack has no negative zero: -0 travels as 0, in the log as in the state hash, so
+    // no two hosts ever see it differently; plain values are generated without it.
+    fc.double({ noNaN: true }).map((value) => (Object.is(value, -0) ? 0 : value)),
     fc.string({ maxLength: 20 }),
     fc.uint8Array({ maxLength: 64 }),
     fc.array(tie('value'), { maxLength: 4 }),
