@@ -147,7 +147,24 @@ export class GatewayService {
           );
         },
       });
-      const gateway = new UserGateway({ forwards: rules });
+      // Every guest-side port held or quarantined: a new client is refused. Said once a minute
+      // at most (a flood of new clients would otherwise flood the log), with how many.
+      let refused = 0;
+      let refusalSaidAt = Number.NEGATIVE_INFINITY;
+      const gateway = new UserGateway({
+        forwards: rules,
+        onDrop: (drop) => {
+          if (drop.reason !== 'no-free-port') return;
+          refused++;
+          const now = performance.now();
+          if (now - refusalSaidAt < 60_000) return;
+          refusalSaidAt = now;
+          this.#options.logger.warn(
+            { vm, refused, detail: drop.detail },
+            'new client refused: every guest-side port is held or quarantined',
+          );
+        },
+      });
       const link = network.attach({ deliver: (frame) => gateway.deliver(frame) });
       gateway.connect({ send: (frame) => link.send(frame) });
       try {
