@@ -4,7 +4,7 @@
 // Run: npm run bench -w @ftvm/cli   (uses the built packages: npm run build first)
 import { spawn, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -158,21 +158,28 @@ if (referenceQemuAvailable()) {
     ],
     'listening',
   );
-  const idleStart = statSync(recording).size;
+  // While it runs, the recording grows as NAME.XXXXXXXX.partial beside NAME (renamed when whole).
+  const partialName = readdirSync(directory).find(
+    (name) => name.startsWith('kv.ftlog.') && name.endsWith('.partial'),
+  );
+  if (partialName === undefined) throw new Error('ftvm record wrote no .partial file');
+  const growing = join(directory, partialName);
+  const idleStart = statSync(growing).size;
   await new Promise((resolve) => setTimeout(resolve, IDLE_SECONDS * 1000));
-  const idleEnd = statSync(recording).size;
+  const idleEnd = statSync(growing).size;
   results.recordIdleLogBytesPerSecond = Math.round((idleEnd - idleStart) / IDLE_SECONDS);
   await load(port, WARMUP_REQUESTS);
   await new Promise((resolve) => setTimeout(resolve, 300)); // the warm-up's frames reach the file
-  const warmedUp = statSync(recording).size;
+  const warmedUp = statSync(growing).size;
   const loadStarted = process.hrtime.bigint();
   results.ftvmRecording = await load(port);
   const loadSeconds = Number(process.hrtime.bigint() - loadStarted) / 1e9;
   await new Promise((resolve) => setTimeout(resolve, 300)); // the last slice's frame reaches the file
-  results.recordLoadLogBytesPerSecond = Math.round((statSync(recording).size - warmedUp) / loadSeconds);
-  results.recordLogBytesPerRequest = Math.round((statSync(recording).size - warmedUp) / REQUESTS);
+  results.recordLoadLogBytesPerSecond = Math.round((statSync(growing).size - warmedUp) / loadSeconds);
+  results.recordLogBytesPerRequest = Math.round((statSync(growing).size - warmedUp) / REQUESTS);
   recorder.child.kill('SIGTERM');
   await recorder.exited;
+  if (!statSync(recording).isFile()) throw new Error('ftvm record left no recording after SIGTERM');
 }
 
 // Disk throughput: diskbench.elf reports KiB/s as the guest measures it (guest time).
