@@ -17,6 +17,15 @@ export const HOST_CLOCK_INTERPOLATION_NS_PER_STEP = HOST_CLOCK_RATE_PS_PER_STEP_
 /** The bounds of a logged rate: 1 ps per step (1,000,000 MIPS) to 1 µs per step (1 MIPS). */
 export const HOST_CLOCK_RATE_PS_PER_STEP_MIN = 1;
 export const HOST_CLOCK_RATE_PS_PER_STEP_MAX = 1_000_000;
+
+/** True for a rate a log or a snapshot may carry: an integer within the bounds above. */
+export function isHostClockRate(value: unknown): value is number {
+  return (
+    Number.isSafeInteger(value) &&
+    (value as number) >= HOST_CLOCK_RATE_PS_PER_STEP_MIN &&
+    (value as number) <= HOST_CLOCK_RATE_PS_PER_STEP_MAX
+  );
+}
 /**
  * A jump of guest time (the hart woke from idle, or the first samples before the rate is known)
  * is logged only when it moves guest time forward by at least this much.
@@ -195,7 +204,7 @@ export class GuestTime {
     const stalled = lag > HOST_CLOCK_RESYNC_LAG_NS;
     // A stall says nothing about the guest's speed: measure afresh after it.
     this.measureSpeed(sample, afterIdle || stalled);
-    const speed = this.speedSteps > 0 ? (this.speedHostNs * 1000) / this.speedSteps : undefined;
+    const speed = this.speedPsPerStep;
     if (afterIdle || speed === undefined || stalled) {
       // Guest time resumes at the lag it keeps while running, or at the deadline of a timer due
       // by then (it fires there). Small steps are not worth an entry, unless a timer falls due.
@@ -230,6 +239,11 @@ export class GuestTime {
       this.queueTrack(now, rate);
       this.lastRateChangeNs = sample;
     }
+  }
+
+  /** The guest's average speed in host picoseconds per step; undefined until first measured. */
+  private get speedPsPerStep(): number | undefined {
+    return this.speedSteps > 0 ? (this.speedHostNs * 1000) / this.speedSteps : undefined;
   }
 
   /** The rate that works `lag` off towards its target over the correction window. */
@@ -334,7 +348,7 @@ export class GuestTime {
    */
   stepsBeforeHostTime(): number | undefined {
     // Before the guest's speed is known, guest time jumps to host time at samples anyway.
-    if (this.clockMode !== 'host' || this.lastSampleNs === undefined || this.speedSteps === 0)
+    if (this.clockMode !== 'host' || this.lastSampleNs === undefined || this.speedPsPerStep === undefined)
       return undefined;
     const guestDelay = this.lastSampleNs - this.monotonicNs();
     const steps = Math.floor((guestDelay * 1000) / this.clockRatePsPerStep);
@@ -359,11 +373,7 @@ export class GuestTime {
     const value = event.data;
     if (typeof value !== 'number' || !Number.isFinite(value)) return;
     if (event.type === 'clock-advance' && value >= 0) this.idleSkipNs += value;
-    if (event.type === 'clock-sample') {
-      // Never backwards: guest time is monotonic whatever a (hostile) log says.
-      this.clockBaseNs = Math.max(value, this.monotonicNs());
-      this.clockBaseIcount = this.cpu.icount;
-    }
+    if (event.type === 'clock-sample') this.rebaseGuestTime(value);
     if (event.type === 'realtime-at-boot') this.realtimeAtBootNs = value;
   }
 
@@ -371,15 +381,15 @@ export class GuestTime {
   private applyClockTrack(data: unknown): void {
     if (!Array.isArray(data) || data.length !== 2) return;
     const [baseNs, rate] = data as unknown[];
-    if (typeof baseNs !== 'number' || !Number.isFinite(baseNs) || !Number.isSafeInteger(rate)) return;
-    if (
-      (rate as number) < HOST_CLOCK_RATE_PS_PER_STEP_MIN ||
-      (rate as number) > HOST_CLOCK_RATE_PS_PER_STEP_MAX
-    )
-      return;
+    if (typeof baseNs !== 'number' || !Number.isFinite(baseNs) || !isHostClockRate(rate)) return;
+    this.rebaseGuestTime(baseNs);
+    this.clockRatePsPerStep = rate;
+  }
+
+  /** Guest time is `baseNs` from this step on, never backwards whatever a (hostile) log says. */
+  private rebaseGuestTime(baseNs: number): void {
     this.clockBaseNs = Math.max(baseNs, this.monotonicNs());
     this.clockBaseIcount = this.cpu.icount;
-    this.clockRatePsPerStep = rate as number;
   }
 
   // ---- timers ----

@@ -7,8 +7,7 @@ import {
   DEFAULT_REALTIME_BASE_NS,
   type GuestTime,
   HOST_CLOCK_RATE_PS_PER_STEP_INITIAL,
-  HOST_CLOCK_RATE_PS_PER_STEP_MAX,
-  HOST_CLOCK_RATE_PS_PER_STEP_MIN,
+  isHostClockRate,
 } from './guest-time.js';
 import type { AttachedDevice, MachineCore } from './machine-core.js';
 import { hashBytes, RamHasher } from './state-hash.js';
@@ -457,11 +456,7 @@ export class MachineStateKeeper {
       clockRatePsPerStep?: unknown;
     } | null;
     const rate = machine?.clockRatePsPerStep;
-    const rateValid =
-      rate === undefined ||
-      (Number.isSafeInteger(rate) &&
-        (rate as number) >= HOST_CLOCK_RATE_PS_PER_STEP_MIN &&
-        (rate as number) <= HOST_CLOCK_RATE_PS_PER_STEP_MAX);
+    const rateValid = rate === undefined || isHostClockRate(rate);
     const timersValid =
       Array.isArray(machine?.timers) &&
       (machine.timers as unknown[]).every((timer) => {
