@@ -1,5 +1,5 @@
-import type { KvOpName } from '@ftvm/kv-client';
-import { KvClient } from '@ftvm/kv-client/node';
+import { checkHistory, formatVerdict, type KvOpName } from '@ftvm/kv-client';
+import { KvClient, type KvLoadOptions, startKvLoad } from '@ftvm/kv-client/node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cluster, until } from './cluster.js';
 
@@ -35,6 +35,17 @@ async function kvClient(port: number) {
 }
 
 let cluster: Cluster | undefined;
+
+/** The kv load every test here runs against the cluster's gateway: patient, a minute long at most. */
+function loadOn(target: Cluster, options: Omit<KvLoadOptions, 'target' | 'durationMs'>) {
+  return startKvLoad({
+    target: { host: '127.0.0.1', port: target.port },
+    durationMs: 60_000,
+    timeoutMs: 250,
+    retries: 40,
+    ...options,
+  });
+}
 afterEach(async () => {
   await cluster?.close();
   cluster = undefined;
@@ -113,8 +124,6 @@ describe.each(['port', 'tcp'] as const)(
 
 describe('the independent checker over a load through host failures', () => {
   it('a seeded kv load survives a kill, a clone, a paused primary and another kill with a clean verdict', async () => {
-    const { checkHistory, formatVerdict } = await import('@ftvm/kv-client');
-    const { startKvLoad } = await import('@ftvm/kv-client/node');
     cluster = new Cluster({
       image: 'kv',
       transport: 'tcp',
@@ -124,15 +133,11 @@ describe('the independent checker over a load through host failures', () => {
     });
     await cluster.start();
     const { primary: hostA, backup: hostB } = await cluster.startPair();
-    const load = startKvLoad({
-      target: { host: '127.0.0.1', port: cluster.port },
+    const load = loadOn(cluster, {
       clients: 4,
-      durationMs: 60_000,
       mix: { get: 4, put: 3, del: 1, incr: 2 },
       keySpace: 8,
       seed: 7,
-      timeoutMs: 250,
-      retries: 40,
     });
     const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
     await pause(1500);
@@ -164,20 +169,14 @@ describe('the independent checker over a load through host failures', () => {
 
 describe.each(['backup-reads', 'separate'] as const)('the paper’s other disk modes: %s', (diskMode) => {
   it('kv under load survives the primary dying, with a clean verdict', async () => {
-    const { checkHistory, formatVerdict } = await import('@ftvm/kv-client');
-    const { startKvLoad } = await import('@ftvm/kv-client/node');
     cluster = new Cluster({ image: 'kv', transport: 'tcp', config, diskBytes: 4 * 1024 * 1024, diskMode });
     await cluster.start();
     const { primary: hostA, backup: hostB } = await cluster.startPair();
-    const load = startKvLoad({
-      target: { host: '127.0.0.1', port: cluster.port },
+    const load = loadOn(cluster, {
       clients: 3,
-      durationMs: 60_000,
       mix: { get: 4, put: 3, del: 1, incr: 2 },
       keySpace: 8,
       seed: 11,
-      timeoutMs: 250,
-      retries: 40,
     });
     await new Promise((resolve) => setTimeout(resolve, 2000));
     await hostA.handle.kill();
@@ -196,8 +195,6 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('separate disks: a clone copies the disk along with memory', () => {
   it('gives the new backup a copy of the disk equal to its primary’s, under writes, and it takes over', async () => {
-    const { checkHistory, formatVerdict } = await import('@ftvm/kv-client');
-    const { startKvLoad } = await import('@ftvm/kv-client/node');
     cluster = new Cluster({
       image: 'kv',
       transport: 'tcp',
@@ -207,15 +204,11 @@ describe('separate disks: a clone copies the disk along with memory', () => {
     });
     await cluster.start();
     const { primary: hostA, backup: hostB } = await cluster.startPair();
-    const load = startKvLoad({
-      target: { host: '127.0.0.1', port: cluster.port },
+    const load = loadOn(cluster, {
       clients: 3,
-      durationMs: 60_000,
       mix: { get: 2, put: 5, del: 1, incr: 2 },
       keySpace: 64,
       seed: 12,
-      timeoutMs: 250,
-      retries: 40,
     });
     await pause(1500);
     await hostA.handle.kill();
@@ -233,14 +226,10 @@ describe('separate disks: a clone copies the disk along with memory', () => {
     expect(Buffer.compare(copyOf(hostB), copyOf(hostC))).toBe(0);
     expect(copyOf(hostC).some((byte) => byte !== 0)).toBe(true);
     // And the clone takes over with it.
-    const again = startKvLoad({
-      target: { host: '127.0.0.1', port: cluster.port },
+    const again = loadOn(cluster, {
       clients: 2,
-      durationMs: 60_000,
       keyPrefix: 'again',
       seed: 13,
-      timeoutMs: 250,
-      retries: 40,
     });
     await pause(800);
     await hostB.handle.kill();
