@@ -98,8 +98,8 @@ async function failover(failureTimeoutMs: number, how: 'kill' | 'stop') {
     // SIGSTOP: a hung host, which only the failure timeout can tell (resumed after 3 s).
     if (how === 'kill') cluster.kill(vm.primary);
     else {
-      cluster.kill(vm.primary, 'SIGSTOP');
-      setTimeout(() => cluster.kill(vm.primary, 'SIGCONT'), 3_000);
+      cluster.pause(vm.primary);
+      setTimeout(() => cluster.resume(vm.primary), 3_000);
     }
     await cluster.until(
       async () => {

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { findEtcdBinary, freePorts, waitEtcdHealthy } from '@ftvm/arbiter/test';
+import { ETCD_TEST_ARGS, findEtcdBinary, freePorts, waitEtcdHealthy } from '@ftvm/arbiter/test';
 
 /**
  * A three-member etcd cluster on loopback for the nemesis (the store and the arbiter of a cluster
@@ -59,16 +59,7 @@ export class EtcdNodes {
         '--initial-cluster-token',
         'ftvm-nemesis',
         // Fast elections, as the arbiter's test etcd.
-        '--heartbeat-interval',
-        '50',
-        '--election-timeout',
-        '500',
-        '--logger',
-        'zap',
-        '--log-outputs',
-        'stderr',
-        '--log-level',
-        'warn',
+        ...ETCD_TEST_ARGS,
       ];
       nodes.#members.push({ name, args, clientUrl, ...nodes.#spawn(name, args) });
     }

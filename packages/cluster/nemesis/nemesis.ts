@@ -349,6 +349,7 @@ async function inject(
   };
   switch (fault.kind) {
     case 'kill-host':
+    case 'kill-orchestrator':
       await takeDown(entry.target as string, fault.restartAfterMs);
       break;
     case 'pause-host': {
@@ -387,9 +388,6 @@ async function inject(
       await sleep(fault.ms);
       break;
     }
-    case 'kill-orchestrator':
-      await takeDown(entry.target as string, fault.restartAfterMs);
-      break;
     case 'kill-etcd': {
       if (!etcd) throw new Error('no etcd in this cluster');
       await etcd.kill(entry.target as string);
@@ -418,6 +416,7 @@ function targetOf(deployment: Deployment, fault: Fault): string {
   switch (fault.kind) {
     case 'kill-host':
     case 'pause-host':
+    case 'disk-full':
       return hostOf(deployment, fault.role);
     case 'partition':
       return hostOf(deployment, 'primary');
@@ -425,8 +424,6 @@ function targetOf(deployment: Deployment, fault: Fault): string {
       return `orchestrator${Math.min(fault.index, deployment.orchestrators)}`;
     case 'kill-etcd':
       return `e${fault.index}`;
-    case 'disk-full':
-      return hostOf(deployment, fault.role);
   }
 }
 
@@ -447,18 +444,13 @@ async function runStep(
   }));
   record.faults.push(...entries);
   const text = step.faults
-    .map((fault, at) => {
-      const target = entries[at]?.target;
-      return describeFault(
+    // A host fault's line names the host; a control-plane fault's names its process already.
+    .map((fault, at) =>
+      describeFault(
         fault,
-        fault.kind === 'kill-host' ||
-          fault.kind === 'pause-host' ||
-          fault.kind === 'partition' ||
-          fault.kind === 'disk-full'
-          ? target
-          : undefined,
-      );
-    })
+        fault.kind === 'kill-orchestrator' || fault.kind === 'kill-etcd' ? undefined : entries[at]?.target,
+      ),
+    )
     .join(' + ');
   described.push(text);
   const injectedAt = performance.now();

@@ -41,8 +41,6 @@ export class Observer {
   view: VmView | undefined;
   /** The hosts alive in the last answer. */
   aliveHosts: readonly string[] = [];
-  polls = 0;
-  unanswered = 0;
 
   constructor(cluster: ProcessCluster, vm: string) {
     this.#cluster = cluster;
@@ -87,10 +85,8 @@ export class Observer {
           client.call<HostView[]>('GET', '/v1/hosts'),
           client.call<VmView>('GET', `/v1/vms/${this.#vm}`),
         ]);
-        this.polls++;
         this.#check(hosts, view);
       } catch (error) {
-        this.unanswered++;
         this.faultTolerantSince = undefined;
         this.#cluster.forgetClient();
         this.#note(`no answer (${(error as Error).message.slice(0, 80)})`);
@@ -150,10 +146,7 @@ export class Observer {
     this.#note(
       `${view.state}${view.faultTolerant ? ' fault-tolerant' : ''} primary ${role(view.primary)} backup ${role(
         view.backup,
-      )}${view.cloning ? ` cloning to ${view.cloning.host}` : ''}; alive ${hosts
-        .filter((host) => host.alive)
-        .map((host) => host.name)
-        .join(',')}`,
+      )}${view.cloning ? ` cloning to ${view.cloning.host}` : ''}; alive ${this.aliveHosts.join(',')}`,
     );
   }
 

@@ -104,11 +104,6 @@ export interface Filled {
 export class TmpfsDataDirs {
   readonly #mounted = new Set<string>();
 
-  /** Every mount point made (and not yet unmounted). */
-  get mounted(): readonly string[] {
-    return [...this.#mounted];
-  }
-
   /** Mounts a tmpfs of {@link DATA_DIR_TMPFS_BYTES} on `dir` (created). */
   async mount(dir: string): Promise<void> {
     await mkdir(dir, { recursive: true });

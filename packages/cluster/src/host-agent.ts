@@ -162,7 +162,7 @@ export class HostAgent {
           if (running.role !== 'primary') {
             throw new ApiError(409, 'not-primary', `this host runs the ${running.role} of ${running.vm}`);
           }
-          running.handle.clone(await this.#channelTarget(running, to));
+          running.handle.clone(await this.#channelTarget(running.proxies, to));
           return { status: 202, json: {} };
         },
       },
@@ -359,14 +359,17 @@ export class HostAgent {
     return { port };
   }
 
-  /** Where a role connects its logging channel: the peer, or (fault injection) a proxy to it. */
+  /**
+   * Where a role connects its logging channel: the peer, or (fault injection) a proxy to it, kept
+   * in `proxies`.
+   */
   async #channelTarget(
-    owner: RunningRole | LinkProxy[],
+    proxies: LinkProxy[],
     peer: { host: string; port: number },
   ): Promise<{ host: string; port: number }> {
     if (!this.#options.faultInjection) return peer;
     const proxy = await LinkProxy.open(peer);
-    (Array.isArray(owner) ? owner : owner.proxies).push(proxy);
+    proxies.push(proxy);
     return { host: '127.0.0.1', port: proxy.port };
   }
 

@@ -328,7 +328,8 @@ function couldStartFrame(bytes: Uint8Array, at: number): boolean {
  */
 function checkPartialLastFrame(bytes: Uint8Array, start: number): void {
   const end = bytes.length;
-  if (end - start >= 4 && !BODY_FRAME_TYPES.has(bytes[start + 3] as number)) {
+  // The frame decoder has checked its magic and version already: only its type is left to see.
+  if (!couldStartFrame(bytes, start)) {
     throw new LogFormatError('malformed-entry', `unexpected frame of type ${bytes[start + 3]}`, start);
   }
   let budget = PARTIAL_FRAME_CHECK_BYTES_MAX;
@@ -344,7 +345,7 @@ function checkPartialLastFrame(bytes: Uint8Array, start: number): void {
   };
   for (let at = start + 1; at <= end; at++) {
     if (at < end && !couldStartFrame(bytes, at)) continue;
-    if (at < end && end - at >= FRAME_HEADER_BYTES && bytes[at + 3] === FrameType.recordTrailer) {
+    if (end - at >= FRAME_HEADER_BYTES && bytes[at + 3] === FrameType.recordTrailer) {
       const length = FRAME_HEADER_BYTES + readU32(bytes, at + 4);
       if (length <= FRAME_HEADER_BYTES + TRAILER_PAYLOAD_BYTES_MAX && at + length <= end) {
         spend(length);
@@ -357,7 +358,7 @@ function checkPartialLastFrame(bytes: Uint8Array, start: number): void {
         }
       }
     }
-    if (at - start < FRAME_HEADER_BYTES || end - start < FRAME_HEADER_BYTES) continue;
+    if (at - start < FRAME_HEADER_BYTES) continue;
     spend(at - start);
     if (checksumAgrees(bytes, start, at)) {
       throw new LogFormatError(
@@ -377,16 +378,15 @@ function checkPartialLastFrame(bytes: Uint8Array, start: number): void {
  * {@link LogFormatError}, and nothing else is thrown.
  */
 export function readRecordFile(bytes: Uint8Array): RecordFileContents {
-  const frames = new FrameDecoder().push(bytes);
+  const decoder = new FrameDecoder();
+  const frames = decoder.push(bytes);
   let header: RecordHeader | undefined;
   let trailer: RecordTrailer | undefined;
   const index: IndexPoint[] = [];
   const entries: LogEntry[] = [];
   /** Where each entries frame starts, and its first entry: what index points must name. */
   const entriesFrames = new Map<number, { seq: number; icount: number }>();
-  let end = 0;
   for (const frame of frames) {
-    end = frame.offset + frame.length;
     if (header === undefined) {
       if (frame.type !== FrameType.recordHeader) {
         throw new LogFormatError('bad-magic', 'record file does not start with a header', frame.offset);
@@ -437,6 +437,8 @@ export function readRecordFile(bytes: Uint8Array): RecordFileContents {
   if (header === undefined) {
     throw new LogFormatError('truncated', 'record file ends before its header does', 0);
   }
+  /** Where the last whole frame ends. */
+  const end = decoder.offset;
   if (end < bytes.length) {
     if (trailer !== undefined) throw new LogFormatError('malformed-entry', 'data after the trailer', end);
     checkPartialLastFrame(bytes, end);

@@ -40,6 +40,23 @@ export interface EtcdServer {
   stop(): Promise<void>;
 }
 
+/**
+ * The flags every test etcd runs with, after its naming and URL flags: fast elections and short
+ * minimum lease TTLs (1 s), warnings only, on stderr.
+ */
+export const ETCD_TEST_ARGS: readonly string[] = [
+  '--heartbeat-interval',
+  '50',
+  '--election-timeout',
+  '500',
+  '--logger',
+  'zap',
+  '--log-outputs',
+  'stderr',
+  '--log-level',
+  'warn',
+];
+
 /** The path of the `etcd` binary on PATH, or undefined. */
 export function findEtcdBinary(): string | undefined {
   for (const directory of (process.env.PATH ?? '').split(delimiter)) {
@@ -88,17 +105,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
     `default=${peerUrl}`,
     '--initial-cluster-state',
     'new',
-    // Fast elections and short minimum lease TTLs (1 s) for tests.
-    '--heartbeat-interval',
-    '50',
-    '--election-timeout',
-    '500',
-    '--logger',
-    'zap',
-    '--log-outputs',
-    'stderr',
-    '--log-level',
-    'warn',
+    ...ETCD_TEST_ARGS,
     ...(options.extraArgs ?? []),
   ];
   const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
