@@ -3,7 +3,7 @@
  * as an 'error' event, which, unheard, ends the process with a stack trace; here they are heard,
  * remembered and turned into the sysexits I/O status (74).
  */
-import { ExitStatus, FtvmError } from '@ftvm/core';
+import { HostIoError } from '@ftvm/core';
 
 type Listener = (error: NodeJS.ErrnoException) => void;
 
@@ -60,12 +60,12 @@ const REASONS: Record<string, string> = {
 };
 
 /** A failed write to the standard output: 74, with no line when the pipe was closed by its reader. */
-export class OutputError extends FtvmError {
+export class OutputError extends HostIoError {
   /** Whether to end without a message (a closed pipe). */
   readonly quiet: boolean;
   constructor(what: string, cause: NodeJS.ErrnoException) {
     const reason = (cause.code && REASONS[cause.code]) ?? cause.message;
-    super(`cannot write ${what}: ${reason}`, 'FTVM_IO', ExitStatus.ioError, { cause });
+    super(`cannot write ${what}: ${reason}`, { cause });
     this.quiet = isClosedPipe(cause);
   }
 }

@@ -3,6 +3,7 @@
  * back on every way out, and a signal ends the command as QEMU does (a message, status 128 + N).
  */
 import { constants } from 'node:os';
+import { onOutputFailure } from './output-stream.js';
 
 /** The signals that stop `run`, `record` and `replay`, as QEMU's own handler takes them. */
 export const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -80,6 +81,37 @@ export function trapStopSignals(stop: (signal: number) => void): SignalTrap {
     },
     release() {
       for (const [name, handler] of handlers) process.off(name, handler);
+    },
+  };
+}
+
+/** What stops a machine command's run besides its guest, while it runs. */
+export interface RunStops {
+  /** For `runMachine`: aborted at a stop. */
+  readonly signal: AbortSignal;
+  /** Stops the run (Ctrl-A x). */
+  stop(): void;
+  /** The number of the signal that stopped a run that ended with `end`, if one did. */
+  stoppedBy(end: string): number | undefined;
+  release(): void;
+}
+
+/**
+ * Stops a run at a stop signal (see {@link trapStopSignals}), at a write failure of stdout (the
+ * command then exits 74), or at {@link RunStops.stop}.
+ */
+export function trapRunStops(): RunStops {
+  const abort = new AbortController();
+  const stop = () => abort.abort();
+  const signals = trapStopSignals(stop);
+  const unwatch = onOutputFailure(process.stdout, stop);
+  return {
+    signal: abort.signal,
+    stop,
+    stoppedBy: (end) => (end === 'aborted' ? signals.signal : undefined),
+    release() {
+      unwatch();
+      signals.release();
     },
   };
 }

@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { imagePath } from '@ftvm/guests';
+import { imagePath, referenceQemuArgs } from '@ftvm/guests';
 import { describe, expect, it } from 'vitest';
 import { bin, built, echoUntilQ, exitWith42, ftvm, scratchDirectory, writeRawProgram } from './support.js';
 
@@ -154,20 +154,7 @@ describe.skipIf(!built)('ftvm run, record and replay on a console that fails (ne
 
 describe.skipIf(!built)('QEMU spellings (needs `npm run build`)', () => {
   it("runs a QEMU command line's shared options", () => {
-    const result = ftvm([
-      'run',
-      '-M',
-      'virt',
-      '-bios',
-      'none',
-      '-nographic',
-      '-m',
-      '64M',
-      '-kernel',
-      imagePath('hello'),
-      '-append',
-      'ignored=1',
-    ]);
+    const result = ftvm(['run', ...referenceQemuArgs('hello'), '-append', 'ignored=1']);
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
     expect(result.stdout).toContain('hello: root compatible = riscv-virtio');

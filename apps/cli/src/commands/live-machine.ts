@@ -10,8 +10,7 @@ import {
 import { createNodeHost } from '@ftvm/machine/node';
 import type { CliOutput } from '../index.js';
 import { checkInputFile, readInputFile, readInputHead } from '../options.js';
-import { onOutputFailure } from '../output-stream.js';
-import { signalExitStatus, terminatingLine, trapStopSignals } from '../terminal.js';
+import { signalExitStatus, terminatingLine, trapRunStops } from '../terminal.js';
 import { attachConsole, ConsoleWriter } from './console.js';
 import {
   disposeDevices,
@@ -132,32 +131,27 @@ export async function runLiveMachine(
   output: CliOutput,
   afterSlice?: () => void,
 ): Promise<LiveRunResult> {
-  const abort = new AbortController();
-  const stop = () => abort.abort();
-  const signals = trapStopSignals(stop);
-  const unwatch = onOutputFailure(process.stdout, stop);
-  const input = attachConsole(live.machine.uart, stop);
+  const stops = trapRunStops();
+  const input = attachConsole(live.machine.uart, stops.stop);
   const startNs = live.host.monotonicNs();
+  let result: RunResult;
   try {
-    const result = await runMachine(live.machine, live.host, {
-      signal: abort.signal,
+    result = await runMachine(live.machine, live.host, {
+      signal: stops.signal,
       onProgress: () => {
         live.console.flush();
         afterSlice?.();
       },
     });
-    live.console.flush();
-    input.detach();
-    const stoppedBySignal = result.end === 'aborted' ? signals.signal : undefined;
-    if (stoppedBySignal !== undefined) output.stderr(terminatingLine(stoppedBySignal));
-    if (flags.stats) output.stderr(statsLine(result.steps, (live.host.monotonicNs() - startNs) / 1e9));
-    return { ...result, stoppedBySignal };
   } finally {
     live.console.flush();
     input.detach();
-    unwatch();
-    signals.release();
+    stops.release();
   }
+  const stoppedBySignal = stops.stoppedBy(result.end);
+  if (stoppedBySignal !== undefined) output.stderr(terminatingLine(stoppedBySignal));
+  if (flags.stats) output.stderr(statsLine(result.steps, (live.host.monotonicNs() - startNs) / 1e9));
+  return { ...result, stoppedBySignal };
 }
 
 /** Releases what `openLiveMachine` opened (devices' host resources, disks, sockets). */

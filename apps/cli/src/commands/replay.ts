@@ -12,10 +12,10 @@ import { createNodeHost } from '@ftvm/machine/node';
 import type { Command } from 'commander';
 import type { CliOutput } from '../index.js';
 import { bytesDigest, readInputFile } from '../options.js';
-import { onOutputFailure } from '../output-stream.js';
 import { ProgressLine } from '../progress.js';
-import { onTerminalRestore, signalExitStatus, terminatingLine, trapStopSignals } from '../terminal.js';
+import { onTerminalRestore, terminatingLine, trapRunStops } from '../terminal.js';
 import { ConsoleWriter } from './console.js';
+import { runExitStatus } from './live-machine.js';
 import {
   BUILTIN_DEVICES,
   disposeDevices,
@@ -164,13 +164,10 @@ async function replayRecording(path: string, flags: ReplayFlags, output: CliOutp
   // Console bytes share the progress line's terminal when stdout is one too: then the line is
   // erased before each write (to a file or a pipe, they do not meet).
   const sharesTerminal = process.stdout.isTTY === true && !flags.quiet;
+  const totalIcount = recording.trailer?.lastIcount ?? recording.entries.at(-1)?.icount ?? 0;
   const progress =
     flags.progress && process.stderr.isTTY
-      ? new ProgressLine(
-          process.stderr,
-          recording.trailer?.lastIcount ?? recording.entries.at(-1)?.icount ?? 0,
-          sharesTerminal,
-        )
+      ? new ProgressLine(process.stderr, totalIcount, sharesTerminal)
       : undefined;
   const console = new ConsoleWriter(
     process.stdout,
@@ -219,7 +216,7 @@ async function replayRecording(path: string, flags: ReplayFlags, output: CliOutp
       if (ConfigError.is(error)) throw badRecording(`${path}: ${error.message}`);
       throw error;
     }
-    return await replayOn(machine, recording, path, flags, output, console, progress);
+    return await replayOn(machine, totalIcount, path, flags, output, console, progress);
   } finally {
     machine.dispose();
   }
@@ -227,20 +224,16 @@ async function replayRecording(path: string, flags: ReplayFlags, output: CliOutp
 
 async function replayOn(
   machine: Machine,
-  recording: RecordFileContents,
+  totalIcount: number,
   path: string,
   flags: ReplayFlags,
   output: CliOutput,
   console: ConsoleWriter,
   progress: ProgressLine | undefined,
 ): Promise<number> {
-  const totalIcount = recording.trailer?.lastIcount ?? recording.entries.at(-1)?.icount ?? 0;
   // Ctrl-C, a signal or a console that cannot be written stops the replay; the progress line goes
   // on every way out (a second signal, too).
-  const abort = new AbortController();
-  const stop = () => abort.abort();
-  const signals = trapStopSignals(stop);
-  const unwatch = onOutputFailure(process.stdout, stop);
+  const stops = trapRunStops();
   const clearProgress = onTerminalRestore(() => progress?.clear());
   const host = createNodeHost();
   const startNs = host.monotonicNs();
@@ -251,26 +244,23 @@ async function replayOn(
   try {
     progress?.update(0);
     const result = await runMachine(machine, host, {
-      signal: abort.signal,
+      signal: stops.signal,
       onProgress: () => {
         console.flush();
         progress?.update(Math.min(machine.cpu.icount, totalIcount));
       },
     });
     finish();
-    const signal = result.end === 'aborted' ? signals.signal : undefined;
-    if (signal !== undefined) output.stderr(terminatingLine(signal));
+    const stoppedBySignal = stops.stoppedBy(result.end);
+    if (stoppedBySignal !== undefined) output.stderr(terminatingLine(stoppedBySignal));
     if (flags.stats) output.stderr(statsLine(result.steps, (host.monotonicNs() - startNs) / 1e9));
-    if (signal !== undefined) return signalExitStatus(signal);
-    return result.exitStatus ?? 0;
+    return runExitStatus({ ...result, stoppedBySignal });
   } catch (error) {
     finish();
     if (!DivergenceError.is(error)) throw error;
     output.stderr(`ftvm: ${path}: ${error.message}\n`);
     return error.exitStatus;
   } finally {
-    clearProgress();
-    unwatch();
-    signals.release();
+    stops.release();
   }
 }

@@ -179,6 +179,9 @@ export function resolvePackageFrom(directory: string, specifier: string): string
  * machine dispatches MMIO and events to the object it was given, so wrapping that object is where
  * the CLI can see them. Errors ftvm throws on purpose (a replay's divergence, raised inside
  * `env.nondet`; a `SnapshotError`) pass unchanged.
+ *
+ * The wrapper is a plain object whose members are made once, not a Proxy: the machine reads
+ * `readMmio`/`writeMmio` off it at every MMIO access, and a Proxy's trap would run each time.
  */
 export function guardDevice(device: Device, name: string, modulePart: string): Device {
   let env: DeviceEnv | undefined;
@@ -191,34 +194,36 @@ export function guardDevice(device: Device, name: string, modulePart: string): D
       { cause: error },
     );
   };
-  const wrappers = new Map<PropertyKey, (...args: unknown[]) => unknown>();
-  return new Proxy(device, {
-    get(target, property) {
-      const value: unknown = Reflect.get(target, property, target);
-      if (typeof value !== 'function' || !GUARDED_MEMBERS.has(property)) return value;
-      let wrapper = wrappers.get(property);
-      if (!wrapper) {
-        wrapper = (...args: unknown[]) => {
-          if (property === 'attach') env = args[0] as DeviceEnv;
-          let result: unknown;
-          try {
-            result = (value as (...a: unknown[]) => unknown).apply(target, args);
-          } catch (error) {
-            throw failure(property, error);
-          }
-          // whenReadyFor's promise: the machine awaits it, so its rejection is the device's too.
-          if (result instanceof Promise) {
-            return result.catch((error: unknown) => {
-              throw failure(property, error);
-            });
-          }
-          return result;
-        };
-        wrappers.set(property, wrapper);
-      }
-      return wrapper;
+  const guarded: Record<PropertyKey, unknown> = {
+    get kind() {
+      return device.kind;
     },
-  });
+    get mmioSize() {
+      return device.mmioSize;
+    },
+  };
+  for (const member of GUARDED_MEMBERS) {
+    const value: unknown = (device as unknown as Record<PropertyKey, unknown>)[member];
+    // A member the device does not have stays absent: the machine checks for it.
+    if (typeof value !== 'function') continue;
+    guarded[member] = (...args: unknown[]) => {
+      if (member === 'attach') env = args[0] as DeviceEnv;
+      let result: unknown;
+      try {
+        result = value.apply(device, args);
+      } catch (error) {
+        throw failure(member, error);
+      }
+      // whenReadyFor's promise: the machine awaits it, so its rejection is the device's too.
+      if (result instanceof Promise) {
+        return result.catch((error: unknown) => {
+          throw failure(member, error);
+        });
+      }
+      return result;
+    };
+  }
+  return guarded as unknown as Device;
 }
 
 /** The members a factory's result lacks (empty when it is a device). */
