@@ -75,19 +75,32 @@ export class Cluster {
     return this.spawn(name, 'standalone', 0, {});
   }
 
-  /** A primary and its backup, booted together at epoch 1. */
+  /**
+   * A primary and its backup, booted together at epoch 1; resolves once both run in lockstep
+   * (each has reported its figures). Until then a fault injected into the primary would find a
+   * backup still waiting for its channel, which no failure detector watches yet: on a loaded
+   * machine starting two worker threads takes seconds.
+   */
   async startPair(): Promise<{ primary: Host; backup: Host }> {
     await this.arbiter.testAndSet(this.vmId, 0, 'host-a');
+    let pair: { primary: Host; backup: Host };
     if (this.options.transport === 'tcp') {
       const backup = this.spawn('host-b', 'backup', 1, { logTcp: { host: '127.0.0.1' } });
       const port = await backup.listening;
       const primary = this.spawn('host-a', 'primary', 1, { logTcp: { host: '127.0.0.1', port } });
-      return { primary, backup };
+      pair = { primary, backup };
+    } else {
+      const log = new MessageChannel();
+      const primary = this.spawn('host-a', 'primary', 1, { logPort: log.port1 });
+      const backup = this.spawn('host-b', 'backup', 1, { logPort: log.port2 });
+      pair = { primary, backup };
     }
-    const log = new MessageChannel();
-    const primary = this.spawn('host-a', 'primary', 1, { logPort: log.port1 });
-    const backup = this.spawn('host-b', 'backup', 1, { logPort: log.port2 });
-    return { primary, backup };
+    await until(
+      'the pair to run',
+      () => pair.primary.statistics !== undefined && pair.backup.statistics !== undefined,
+      60_000,
+    );
+    return pair;
   }
 
   /** A primary alone at epoch 1 (no backup yet). */
