@@ -27,6 +27,8 @@ describe('QEMU spellings on run and record', () => {
       ]),
     ).toEqual([
       'run',
+      '--bios',
+      'none',
       '-m',
       '128M',
       '--kernel',
@@ -83,9 +85,18 @@ describe('QEMU spellings on run and record', () => {
     expect(() => rewriteQemuArgs(['run', '-machine', 'sifive_u'])).toThrow(
       "-machine sifive_u: ftvm has only QEMU's virt board",
     );
-    expect(() => rewriteQemuArgs(['run', '-bios', 'opensbi.bin'])).toThrow('ftvm loads no firmware');
     expect(() => rewriteQemuArgs(['run', '-cpu', 'rv32'])).toThrow("-cpu rv32: ftvm's hart is fixed");
     expect(() => rewriteQemuArgs(['run', '-smp', '2'])).toThrow('-smp 2: ftvm has one hart');
+  });
+
+  it("takes QEMU's -bios FILE -kernel FILE as --bios and --kernel", () => {
+    expect(rewriteQemuArgs(['run', '-bios', 'sbi.elf', '-kernel', 'Image'])).toEqual([
+      'run',
+      '--bios',
+      'sbi.elf',
+      '--kernel',
+      'Image',
+    ]);
   });
 
   it("takes the reference QEMU command line's -cpu and -smp 1 as what ftvm is", () => {

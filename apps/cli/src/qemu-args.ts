@@ -2,8 +2,8 @@
  * QEMU spellings on ftvm's machine commands. People arrive with QEMU command lines: `-kernel X`
  * (which commander would read as `-k ernel`), `-monitor stdio` (read as `-m onitor`). Before
  * commander parses, `run` and `record` arguments are rewritten: QEMU's single-dash long options
- * that ftvm shares become ftvm's, the ones that mean nothing here (`-nographic`, `-machine virt`,
- * `-bios none`) go, and the ones ftvm does not have are refused by name.
+ * that ftvm shares become ftvm's, the ones that mean nothing here (`-nographic`, `-machine virt`)
+ * go, and the ones ftvm does not have are refused by name.
  */
 import { ConfigError } from '@ftvm/core';
 import { referenceQemuCpu } from '@ftvm/guests';
@@ -14,6 +14,7 @@ const MACHINE_COMMANDS = new Set(['run', 'record']);
 /** ftvm's own flags of `run` and `record` that take a value: their values are never rewritten. */
 const FTVM_VALUE_FLAGS = new Set([
   '--kernel',
+  '--bios',
   '--clock',
   '--append',
   '-o',
@@ -22,7 +23,7 @@ const FTVM_VALUE_FLAGS = new Set([
 ]);
 
 /** QEMU options ftvm has too, under the same name with two dashes. */
-const SHARED = new Set(['kernel', 'append', 'drive', 'netdev', 'device']);
+const SHARED = new Set(['kernel', 'bios', 'append', 'drive', 'netdev', 'device']);
 
 /** QEMU options ftvm has no use for: accepted with these values only, then dropped. */
 const NO_OPS: Record<string, { takesValue: boolean; accepts(value: string): boolean; otherwise: string }> = {
@@ -31,11 +32,6 @@ const NO_OPS: Record<string, { takesValue: boolean; accepts(value: string): bool
     takesValue: true,
     accepts: (value) => /^(type=)?virt$/.test(value.split(',')[0] ?? ''),
     otherwise: "ftvm has only QEMU's virt board (-machine virt)",
-  },
-  bios: {
-    takesValue: true,
-    accepts: (value) => value === 'none',
-    otherwise: 'ftvm loads no firmware; it boots --kernel directly, as QEMU does with -bios none',
   },
   cpu: {
     takesValue: true,
@@ -111,7 +107,7 @@ const UNSUPPORTED: Record<string, string> = {
   usb: 'ftvm has no USB',
   audiodev: 'ftvm has no audio',
   k: NO_DISPLAY,
-  L: 'ftvm loads no firmware',
+  L: 'give the firmware itself with -bios FILE',
   fw_cfg: 'ftvm has no fw_cfg',
   virtfs: 'ftvm has no shared folders',
   fsdev: 'ftvm has no shared folders',

@@ -45,6 +45,8 @@ export interface RecordHeader {
    * nothing but the file, the bytes themselves.
    */
   readonly image: { readonly name: string; readonly digest: string; readonly bytes?: Uint8Array };
+  /** The firmware the image was booted through (QEMU's `-bios`), when there was one: as `image`. */
+  readonly firmware?: { readonly name: string; readonly digest: string; readonly bytes?: Uint8Array };
   /** Disks attached, each with a digest of its contents at the start. */
   readonly disks: readonly { readonly name: string; readonly digest: string }[];
   /** Free-form: the tool and version that wrote it. */
@@ -198,6 +200,15 @@ function parseHeader(frame: Frame): RecordHeader {
     !Array.isArray(header.disks)
   ) {
     throw new LogFormatError('malformed-entry', 'record header lacks the image or disks', frame.offset);
+  }
+  const firmware = header.firmware as RecordHeader['firmware'] | null | undefined;
+  if (
+    firmware !== undefined &&
+    (typeof firmware?.name !== 'string' ||
+      typeof firmware.digest !== 'string' ||
+      !(firmware.bytes === undefined || firmware.bytes instanceof Uint8Array))
+  ) {
+    throw new LogFormatError('malformed-entry', 'record header has a malformed firmware', frame.offset);
   }
   // A replay presents one device per disk: a disk with no slot would silently go missing.
   if (header.disks.length > RECORD_DISKS_MAX) {

@@ -48,6 +48,51 @@ export function deviceTreeAddress(ramBase: number, ramSizeBytes: number, blobByt
 /**
  * QEMU's reset vector (in its ROM at 0x1000) leaves these in the registers when it jumps to the
  * kernel: a0 = hart id, a1 = device tree, a2 = its `fw_dynamic_info` block at 0x1028, t0 = entry.
- * We start the hart at the entry with the same registers instead of executing a ROM.
+ * We start the hart at the entry with the same registers instead of executing the ROM; the ROM is
+ * there to be read (a firmware reads the kernel's address from its `fw_dynamic_info`).
  */
 export const QEMU_FW_DYNAMIC_INFO_ADDRESS = 0x1028;
+
+/** QEMU virt's mask ROM: the reset vector and `fw_dynamic_info`, then zeros. Read-only. */
+export const BOOT_ROM_BASE = 0x1000;
+export const BOOT_ROM_BYTES = 0xf000;
+
+/** `fw_dynamic_info`'s magic ("OSBI"), the version QEMU 7.2 writes, and "next mode S". */
+const FW_DYNAMIC_INFO_MAGIC = 0x4942534f;
+const FW_DYNAMIC_INFO_VERSION = 2;
+const FW_DYNAMIC_INFO_NEXT_MODE_S = 1;
+
+/**
+ * The ROM's contents as QEMU 7.2 writes them for a 32-bit hart: the reset vector (auipc t0; addi
+ * a2, t0, 0x28; csrr a0, mhartid; lw a1, 32(t0); lw t0, 24(t0); jr t0), the start address and the
+ * device tree address as 64-bit words, then `fw_dynamic_info` (magic, version, the kernel's entry,
+ * next mode S, options 0, boot hart 0).
+ */
+export function bootRomBytes(
+  startAddress: number,
+  deviceTreeAddress: number,
+  kernelEntry: number,
+): Uint8Array {
+  const words = [
+    0x0000_0297,
+    0x0282_8613,
+    0xf140_2573,
+    0x0202_a583,
+    0x0182_a283,
+    0x0002_8067,
+    startAddress,
+    0,
+    deviceTreeAddress,
+    0,
+    FW_DYNAMIC_INFO_MAGIC,
+    FW_DYNAMIC_INFO_VERSION,
+    kernelEntry,
+    FW_DYNAMIC_INFO_NEXT_MODE_S,
+    0,
+    0,
+  ];
+  const bytes = new Uint8Array(words.length * 4);
+  const view = new DataView(bytes.buffer);
+  for (const [index, word] of words.entries()) view.setUint32(index * 4, word >>> 0, true);
+  return bytes;
+}

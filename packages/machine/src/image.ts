@@ -3,8 +3,13 @@ import { ImageError } from '@ftvm/core';
 
 /** A guest image ready to be copied into RAM. */
 export interface LoadedImage {
-  /** Guest-physical entry point. */
+  /** Guest-physical entry point: where the hart starts. */
   readonly entry: number;
+  /**
+   * With a firmware: the kernel's entry, which the firmware jumps to (QEMU's reset ROM hands it
+   * over in its `fw_dynamic_info` block). Without one, the same as `entry`.
+   */
+  readonly kernelEntry?: number;
   /** The pieces to copy: a guest address and the bytes (zero-fill included). */
   readonly segments: readonly { readonly address: number; readonly bytes: Uint8Array }[];
 }
@@ -105,17 +110,81 @@ export function parseElf(
   return { entry, segments };
 }
 
-/** A raw binary: loaded at the start of RAM, entered there (QEMU does the same with -kernel). */
+/**
+ * A raw binary: loaded at the start of RAM (or at `address`) and entered there (QEMU does the same
+ * with -kernel).
+ */
 export function parseRawImage(
   bytes: Uint8Array,
   ram: Pick<RamRegion, 'base' | 'size'>,
   name = 'image',
+  address = ram.base,
 ): LoadedImage {
   if (bytes.length === 0) throw new ImageError(`${name}: empty image`);
-  if (bytes.length > ram.size) {
-    throw new ImageError(`${name}: image of ${bytes.length} bytes does not fit in ${ram.size} bytes of RAM`);
+  const room = ram.base + ram.size - address;
+  if (bytes.length > room) {
+    const where = address === ram.base ? '' : ` at 0x${address.toString(16)}`;
+    throw new ImageError(
+      `${name}: image of ${bytes.length} bytes does not fit in ${room} bytes of RAM${where}`,
+    );
   }
-  return { entry: ram.base, segments: [{ address: ram.base, bytes: bytes.slice() }] };
+  return { entry: address, segments: [{ address, bytes: bytes.slice() }] };
+}
+
+/**
+ * Where QEMU 7.2 puts a kernel behind a firmware on a 32-bit board: the firmware's end rounded up
+ * to 4 MiB (a superpage of Sv32, so the kernel can map itself with one).
+ */
+export const KERNEL_ALIGN_BYTES = 4 * 1024 * 1024;
+
+/**
+ * A firmware and the kernel it boots, as QEMU's `-bios FILE -kernel FILE` loads them: the
+ * firmware (ELF, or raw at the start of RAM) and the kernel (ELF at its own addresses, or raw at
+ * the firmware's end rounded up to {@link KERNEL_ALIGN_BYTES}). The hart starts at the start of
+ * RAM, where QEMU's reset ROM jumps whatever the firmware's ELF entry says; the kernel's entry goes
+ * to the firmware through the ROM's `fw_dynamic_info`.
+ */
+export function parseFirmwareAndKernel(
+  firmware: { readonly bytes: Uint8Array; readonly name: string },
+  kernel: { readonly bytes: Uint8Array; readonly name: string },
+  ram: Pick<RamRegion, 'base' | 'size'>,
+): LoadedImage {
+  const loadedFirmware = parseImage(firmware.bytes, ram, firmware.name);
+  if (!loadedFirmware.segments.some((segment) => segment.address === ram.base)) {
+    throw new ImageError(
+      `${firmware.name}: a firmware must be linked to start at 0x${ram.base.toString(16)}, where the board starts the hart (as QEMU does)`,
+    );
+  }
+  const firmwareEnd = Math.max(
+    ...loadedFirmware.segments.map((segment) => segment.address + segment.bytes.length),
+  );
+  const kernelStart =
+    Math.ceil((firmwareEnd - ram.base) / KERNEL_ALIGN_BYTES) * KERNEL_ALIGN_BYTES + ram.base;
+  if (!looksLikeElf(kernel.bytes) && kernelStart >= ram.base + ram.size) {
+    throw new ImageError(
+      `${kernel.name}: no room for the kernel after the firmware (it would start at 0x${kernelStart.toString(16)}, past the end of RAM)`,
+    );
+  }
+  const loadedKernel = looksLikeElf(kernel.bytes)
+    ? parseElf(kernel.bytes, ram, kernel.name)
+    : parseRawImage(kernel.bytes, ram, kernel.name, kernelStart);
+  for (const ours of loadedKernel.segments) {
+    for (const theirs of loadedFirmware.segments) {
+      if (
+        ours.address < theirs.address + theirs.bytes.length &&
+        theirs.address < ours.address + ours.bytes.length
+      ) {
+        throw new ImageError(
+          `${kernel.name}: the kernel at 0x${ours.address.toString(16)} overlaps the firmware ${firmware.name}`,
+        );
+      }
+    }
+  }
+  return {
+    entry: ram.base,
+    kernelEntry: loadedKernel.entry,
+    segments: [...loadedFirmware.segments, ...loadedKernel.segments],
+  };
 }
 
 /** ELF when it looks like ELF, a raw binary otherwise. */

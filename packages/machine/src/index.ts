@@ -4,7 +4,14 @@ export type { RunOptions, RunResult } from './driver.js';
 export { DEFAULT_SLICE_STEPS, runMachine } from './driver.js';
 export type { HostClock, HostScheduler, HostSleep } from './host.js';
 export type { LoadedImage } from './image.js';
-export { looksLikeElf, parseElf, parseImage, parseRawImage } from './image.js';
+export {
+  KERNEL_ALIGN_BYTES,
+  looksLikeElf,
+  parseElf,
+  parseFirmwareAndKernel,
+  parseImage,
+  parseRawImage,
+} from './image.js';
 // The machine facade and the types and constants it re-exports from its parts.
 export * from './machine.js';
 export { createRam, MachineBus, RAM_BASE, RAM_SIZE_BYTES_MAX, RamGuestMemory } from './memory.js';

@@ -232,6 +232,10 @@ export class MachineStateKeeper {
     // and the snapshot's size do not pay for a megabyte of zeros.
     return {
       entry: image.entry,
+      // Only with a firmware: older snapshots have none, and mean the entry.
+      ...(image.kernelEntry !== undefined && image.kernelEntry !== image.entry
+        ? { kernelEntry: image.kernelEntry }
+        : {}),
       segments: image.segments.map((segment) => {
         let end = segment.bytes.length;
         while (end > 0 && segment.bytes[end - 1] === 0) end--;
@@ -523,11 +527,13 @@ export class MachineStateKeeper {
     this.core.exit = typeof machine.exitStatus === 'number' ? machine.exitStatus : undefined;
     const loaded = image as {
       entry: number;
+      kernelEntry?: unknown;
       segments: { address: number; bytes: Uint8Array; length?: number }[];
     } | null;
     this.core.image = loaded
       ? {
           entry: loaded.entry,
+          kernelEntry: typeof loaded.kernelEntry === 'number' ? loaded.kernelEntry : undefined,
           segments: loaded.segments.map((segment) => {
             if (!(segment?.bytes instanceof Uint8Array) || !Number.isSafeInteger(segment.address)) {
               throw new SnapshotError('the snapshot has a malformed image segment');

@@ -24,6 +24,7 @@ import {
   VirtioMmioTransport,
 } from '@ftvm/devices';
 import {
+  BOOT_ROM_BASE,
   CLINT_BASE,
   DEFAULT_RAM_SIZE_BYTES,
   deviceTreeAddress,
@@ -44,10 +45,11 @@ import {
   VIRTIO_MMIO_SLOT_COUNT,
 } from './board.js';
 import { buildBoardDeviceTree } from './board-device-tree.js';
+import { BootRom } from './boot-rom.js';
 import { buildDeviceTreeBlob } from './device-tree.js';
 import type { ExecutionMode } from './execution-mode.js';
 import type { HostClock } from './host.js';
-import { parseImage } from './image.js';
+import { parseFirmwareAndKernel, parseImage } from './image.js';
 import { LiveMode } from './live-mode.js';
 import { MachineCore } from './machine-core.js';
 import { MachineStateKeeper, markPagesWritten } from './machine-state.js';
@@ -183,6 +185,9 @@ export class Machine {
         `the device tree (${this.deviceTreeBlob.length} bytes) does not fit in ${this.ram.size} bytes of RAM`,
       );
     }
+    // Outside the devices' list: the ROM has no state, no interrupt and no device-tree node.
+    const rom = new BootRom(() => this.core.image, this.deviceTreeAddress);
+    this.bus.addWindow({ name: 'mrom', base: BOOT_ROM_BASE, size: rom.mmioSize, device: rom });
   }
 
   private attachUserDevices(specs: readonly UserDeviceSpec[]): void {
@@ -260,10 +265,17 @@ export class Machine {
 
   /**
    * Loads a guest image (ELF or raw binary) and the device tree into RAM and points the hart at the
-   * image's entry with the registers QEMU's reset vector would leave.
+   * image's entry with the registers QEMU's reset vector would leave. With a `firmware` (QEMU's
+   * `-bios FILE`), the image is the kernel the firmware boots: see {@link parseFirmwareAndKernel}.
    */
-  loadImage(bytes: Uint8Array, name = 'image'): void {
-    const image = parseImage(bytes, this.ram, name);
+  loadImage(
+    bytes: Uint8Array,
+    name = 'image',
+    options: { readonly firmware?: { readonly bytes: Uint8Array; readonly name: string } } = {},
+  ): void {
+    const image = options.firmware
+      ? parseFirmwareAndKernel(options.firmware, { bytes, name }, this.ram)
+      : parseImage(bytes, this.ram, name);
     const blobEnd = this.deviceTreeAddress + this.deviceTreeBlob.length;
     for (const segment of image.segments) {
       if (segment.address < blobEnd && this.deviceTreeAddress < segment.address + segment.bytes.length) {

@@ -30,6 +30,8 @@ export interface LiveMachine {
   readonly virtio: VirtioSetup;
   /** The guest image's bytes. */
   readonly image: Uint8Array;
+  /** The firmware's bytes, when `--bios` gave one. */
+  readonly firmware: Uint8Array | undefined;
   /** Whether a virtio-rng device was asked for. */
   readonly rng: boolean;
 }
@@ -41,6 +43,9 @@ export async function openLiveMachine(
 ): Promise<LiveMachine> {
   const ramSizeBytes = ramSize(flags);
   const image = readKernel(flags.kernel, ramSizeBytes);
+  const firmwarePath = firmwareOf(flags);
+  const firmware =
+    firmwarePath === undefined ? undefined : readKernel(firmwarePath, ramSizeBytes, 'firmware');
   const deviceFlags = splitDeviceFlags(flags.device);
   const devices = await userDevices(deviceFlags.modules);
   let virtio: VirtioSetup;
@@ -67,8 +72,10 @@ export async function openLiveMachine(
         else virtio.handleOutput(item);
       },
     });
-    machine.loadImage(image, flags.kernel);
-    return { machine, host, console, virtio, image, rng: deviceFlags.rng };
+    machine.loadImage(image, flags.kernel, {
+      firmware: firmware && firmwarePath ? { bytes: firmware, name: firmwarePath } : undefined,
+    });
+    return { machine, host, console, virtio, image, firmware, rng: deviceFlags.rng };
   } catch (error) {
     // Devices may hold host resources (timers, files) that would keep the process alive.
     try {
@@ -82,24 +89,29 @@ export async function openLiveMachine(
   }
 }
 
+/** The firmware `--bios` names, if any (`none`, as on QEMU, is none). */
+export function firmwareOf(flags: Pick<MachineFlags, 'bios'>): string | undefined {
+  return flags.bios === undefined || flags.bios === 'none' ? undefined : flags.bios;
+}
+
 /**
- * Reads the kernel, its size checked first. A raw image must fit in the guest's RAM (more memory is
+ * Reads the kernel (or the firmware), its size checked first. A raw image must fit in the guest's RAM (more memory is
  * the fix: a usage matter, 64); an ELF file may be larger than what it loads (symbols, debug
  * information), so its segments are checked when loaded, and the file only against the largest
  * RAM there is (bad data beyond, 65).
  */
-function readKernel(path: string, ramSizeBytes: number): Uint8Array {
-  const sizeBytes = checkInputFile(path, 'kernel');
+function readKernel(path: string, ramSizeBytes: number, what: 'kernel' | 'firmware' = 'kernel'): Uint8Array {
+  const sizeBytes = checkInputFile(path, what);
   if (sizeBytes > ramSizeBytes && sizeBytes <= RAM_SIZE_BYTES_MAX && !looksLikeElf(readInputHead(path, 4))) {
     throw new ConfigError(
-      `kernel ${path} (${sizeBytes} bytes) does not fit in ${ramSizeBytes} bytes of RAM; give the guest more memory (-m)`,
+      `${what} ${path} (${sizeBytes} bytes) does not fit in ${ramSizeBytes} bytes of RAM; give the guest more memory (-m)`,
     );
   }
-  return readInputFile(path, 'kernel', {
+  return readInputFile(path, what, {
     maxBytes: RAM_SIZE_BYTES_MAX,
     tooLarge: (size) =>
       new ImageError(
-        `kernel ${path} (${size} bytes) is larger than any guest RAM (${RAM_SIZE_BYTES_MAX} bytes)`,
+        `${what} ${path} (${size} bytes) is larger than any guest RAM (${RAM_SIZE_BYTES_MAX} bytes)`,
       ),
   });
 }

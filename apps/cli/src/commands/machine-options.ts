@@ -6,6 +6,8 @@ import { loadUserDevice } from './user-device.js';
 /** The flags that describe the machine, shared by `run` and `record`. */
 export interface MachineFlags {
   kernel: string;
+  /** A firmware to boot the kernel through (QEMU's `-bios FILE`); `none` or absent: no firmware. */
+  bios?: string;
   memory: string;
   clock: ClockMode;
   device: string[];
@@ -29,6 +31,10 @@ export function addMachineFlags(command: Command): Command {
     .requiredOption(
       '--kernel <file>',
       'guest image: an RV32 ELF executable, or a raw binary loaded at 0x80000000',
+    )
+    .option(
+      '--bios <file>',
+      'firmware (ELF or raw) loaded at 0x80000000 and started there, with --kernel after it as QEMU -bios does; none: boot --kernel directly',
     )
     .option('-m, --memory <size>', 'guest RAM, as QEMU -m (e.g. 64M, 1G)', '64M')
     .addOption(

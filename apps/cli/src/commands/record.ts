@@ -7,7 +7,13 @@ import type { Command } from 'commander';
 import packageJson from '../../package.json' with { type: 'json' };
 import type { CliOutput } from '../index.js';
 import { bytesDigest } from '../options.js';
-import { closeLiveMachine, openLiveMachine, runExitStatus, runLiveMachine } from './live-machine.js';
+import {
+  closeLiveMachine,
+  firmwareOf,
+  openLiveMachine,
+  runExitStatus,
+  runLiveMachine,
+} from './live-machine.js';
 import { addMachineFlags, type MachineFlags, splitDeviceFlags } from './machine-options.js';
 import { RecordOutput } from './record-output.js';
 import { parseDriveSpec } from './virtio-options.js';
@@ -80,6 +86,7 @@ function refuseOutputOverInput(flags: RecordFlags): void {
   if (output === undefined) return;
   const inputs = [
     { path: flags.kernel, what: 'the kernel' },
+    ...(firmwareOf(flags) === undefined ? [] : [{ path: flags.bios as string, what: 'the firmware' }]),
     ...flags.drive.map((spec) => ({ path: parseDriveSpec(spec).path, what: 'a --drive disk image' })),
     ...splitDeviceFlags(flags.device)
       .modules.map((spec) => spec.split(',')[0] ?? '')
@@ -128,6 +135,15 @@ async function recordGuest(flags: RecordFlags, output: CliOutput): Promise<numbe
           digest: bytesDigest(live.image),
           bytes: live.image,
         },
+        ...(live.firmware && flags.bios
+          ? {
+              firmware: {
+                name: basename(flags.bios),
+                digest: bytesDigest(live.firmware),
+                bytes: live.firmware,
+              },
+            }
+          : {}),
         disks: live.virtio.disks.map((disk) => ({ ...disk })),
         writer: `ftvm ${packageJson.version}`,
       }),

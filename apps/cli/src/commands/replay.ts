@@ -137,6 +137,10 @@ async function replayRecording(path: string, flags: ReplayFlags, output: CliOutp
   const digest = bytesDigest(image);
   if (digest !== header.image.digest)
     throw badRecording(`${path}: the guest image in the recording is damaged`);
+  const firmware = header.firmware;
+  if (firmware && !firmware.bytes) throw badRecording(`${path}: the recording does not hold its firmware`);
+  if (firmware?.bytes && bytesDigest(firmware.bytes) !== firmware.digest)
+    throw badRecording(`${path}: the firmware in the recording is damaged`);
 
   const log = new MemoryLog();
   for (const entry of recording.entries) log.append(entry);
@@ -210,7 +214,9 @@ async function replayRecording(path: string, flags: ReplayFlags, output: CliOutp
       );
     }
     try {
-      machine.loadImage(image, header.image.name);
+      machine.loadImage(image, header.image.name, {
+        firmware: firmware?.bytes ? { bytes: firmware.bytes, name: firmware.name } : undefined,
+      });
     } catch (error) {
       // Too little RAM for the image (it overlaps the device tree): no flag fixes a recording.
       if (ConfigError.is(error)) throw badRecording(`${path}: ${error.message}`);
