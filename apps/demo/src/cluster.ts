@@ -30,6 +30,7 @@ import type { DemoTransport, DiskMode } from './options.js';
 export interface ClusterSettings {
   readonly vmId: string;
   readonly image: Uint8Array;
+  readonly firmware?: Uint8Array;
   readonly ramSizeBytes: number;
   readonly diskBytes: number;
   readonly diskMode: DiskMode;
@@ -192,6 +193,7 @@ export class InProcessCluster {
       host: name,
       epoch,
       image: role === 'clone' ? undefined : this.#settings.image,
+      firmware: role === 'clone' ? undefined : this.#settings.firmware,
       ramSizeBytes: this.#settings.ramSizeBytes,
       clock: 'host',
       checkpointIntervalSteps: 20_000_000,

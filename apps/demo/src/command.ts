@@ -52,6 +52,7 @@ export function demoCommand(
     .option('--clients <n>', 'concurrent kv clients of the built-in load', '4')
     .option('--load <n>', 'the built-in load: 0 turns it off', '1')
     .option('--kernel <image>', 'the guest image (default: the kv service)')
+    .option('--bios <file>', 'a firmware that boots --kernel, as QEMU -bios (Linux: its SBI firmware)')
     .addOption(
       new Option('--disk-mode <mode>', 'how the backup sees the disk')
         .choices(['shared', 'backup-reads', 'separate'])
@@ -78,6 +79,7 @@ export function demoCommand(
         clients: parseInteger(flags.clients, '--clients', 1, 64),
         load: parseInteger(flags.load, '--load', 0, 1) === 1,
         kernel: flags.kernel,
+        bios: flags.bios === 'none' ? undefined : flags.bios,
         diskMode: parseChoice<DiskMode>(
           flags.diskMode,
           ['shared', 'backup-reads', 'separate'],

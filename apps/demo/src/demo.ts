@@ -18,8 +18,9 @@ import { createView, type DemoView } from './view.js';
 export const SAMPLE_INTERVAL_MS = 250;
 /** After a failure, the orchestrator waits this long before cloning a new backup. */
 export const RESTORE_DELAY_MS = 500;
-/** RAM of the demo's guest. */
+/** RAM of the demo's guest; a kernel booted through a firmware (Linux) gets more. */
 export const DEMO_RAM_BYTES = 32 * 1024 * 1024;
+export const DEMO_FIRMWARE_RAM_BYTES = 64 * 1024 * 1024;
 /** Its disk. */
 export const DEMO_DISK_BYTES = 4 * 1024 * 1024;
 
@@ -38,10 +39,12 @@ export async function runDemo(
   output: NodeJS.WritableStream = process.stdout,
 ): Promise<DemoResult> {
   const image = readImage(options.kernel);
+  const firmware = options.bios === undefined ? undefined : readImage(options.bios, 'firmware');
   const cluster = new InProcessCluster({
     vmId: 'kv',
     image,
-    ramSizeBytes: DEMO_RAM_BYTES,
+    firmware,
+    ramSizeBytes: firmware ? DEMO_FIRMWARE_RAM_BYTES : DEMO_RAM_BYTES,
     diskBytes: DEMO_DISK_BYTES,
     diskMode: options.diskMode,
     transport: options.transport,
@@ -134,7 +137,8 @@ export async function runDemo(
   epochOwners.set(1, new Set([cluster.hosts[0]?.name ?? 'host-a']));
 
   // The clients start once the guest answers (it boots first), so its boot is no outage.
-  await waitForService(cluster.port, 30_000);
+  // An operating system takes longer to boot than a bare-metal guest.
+  await waitForService(cluster.port, firmware ? 300_000 : 30_000);
   mark('note', 'the kv service answers; the load starts');
   const durationMs = options.seconds * 1000;
   const load = options.load
@@ -271,12 +275,12 @@ async function waitForService(port: number, timeoutMs: number): Promise<void> {
   }
 }
 
-function readImage(kernel: string | undefined): Uint8Array {
-  const path = kernel ?? imagePath('kv');
+function readImage(file: string | undefined, what: 'kernel' | 'firmware' = 'kernel'): Uint8Array {
+  const path = file ?? imagePath('kv');
   try {
     return new Uint8Array(readFileSync(path));
   } catch (error) {
-    throw new ConfigError(`cannot read the kernel ${path}: ${(error as Error).message}`);
+    throw new ConfigError(`cannot read the ${what} ${path}: ${(error as Error).message}`);
   }
 }
 

@@ -22,6 +22,8 @@ export interface DemoOptions {
   readonly clients: number;
   /** The guest image; the kv service by default. */
   readonly kernel: string | undefined;
+  /** A firmware that boots the kernel (QEMU's `-bios`), e.g. the SBI firmware for Linux. */
+  readonly bios?: string;
   readonly diskMode: DiskMode;
   readonly transport: DemoTransport;
   readonly failureTimeoutMs: number;

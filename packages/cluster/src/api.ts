@@ -32,6 +32,8 @@ export const VM_CREATE = z.object({
   name: NAME,
   /** The guest image, base64. */
   image: z.string().min(1),
+  /** A firmware that boots the image (QEMU's `-bios`), base64. */
+  firmware: z.string().min(1).optional(),
   ramBytes: z
     .number()
     .int()
@@ -64,6 +66,8 @@ export const START_ROLE = z.object({
   epoch: z.number().int().min(1),
   /** The guest image, base64 (absent for a clone, which receives memory from its primary). */
   image: z.string().optional(),
+  /** The firmware that boots the image, base64, if the VM has one (absent for a clone too). */
+  firmware: z.string().optional(),
   ramBytes: z.number().int().min(1),
   disk: z.object({ bytes: z.number().int().min(0), mode: DISK_MODE, path: z.string().optional() }),
   arbiter: ARBITER_LOCATION,

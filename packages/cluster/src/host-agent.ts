@@ -275,6 +275,8 @@ export class HostAgent {
       host: this.#options.name,
       epoch: order.epoch,
       image: order.image === undefined ? undefined : new Uint8Array(Buffer.from(order.image, 'base64')),
+      firmware:
+        order.firmware === undefined ? undefined : new Uint8Array(Buffer.from(order.firmware, 'base64')),
       ramSizeBytes: order.ramBytes,
       clock: 'host',
       checkpointIntervalSteps: 20_000_000,

@@ -77,8 +77,14 @@ export interface OrchestratorOptions {
 }
 
 /** What the store keeps per VM. */
+/** What the store keeps of a VM's guest: the image and the firmware that boots it, base64. */
+interface BootImages {
+  readonly image: string;
+  readonly firmware?: string;
+}
+
 interface VmRecord {
-  readonly spec: Omit<VmCreate, 'image'>;
+  readonly spec: Omit<VmCreate, 'image' | 'firmware'>;
   state: 'placing' | 'running' | 'stopped' | 'lost';
   /** Hosts the orchestrator told to run a role of this VM (a host cannot claim others). */
   assigned: string[];
@@ -332,9 +338,9 @@ export class Orchestrator {
     if (this.#records.has(request.name) && this.#records.get(request.name)?.state !== 'stopped') {
       throw new ApiError(409, 'exists', `a VM named ${request.name} exists`);
     }
-    const { image, ...spec } = request;
+    const { image, firmware, ...spec } = request;
     if (spec.diskBytes > 0) await this.#createDisk(spec.name, spec.diskBytes);
-    await this.#options.store.put(`images/${spec.name}`, { image });
+    await this.#options.store.put(`images/${spec.name}`, firmware ? { image, firmware } : { image });
     const record: VmRecord = {
       spec,
       state: 'placing',
@@ -582,8 +588,8 @@ export class Orchestrator {
       const epoch = won.record.epoch;
       record.assigned = [...new Set([...record.assigned, primaryHost, backupHost])];
       await this.#save(name, record);
-      const image = (await this.#options.store.get<{ image: string }>(`images/${name}`))?.image;
-      if (!image) throw new Error(`the image of ${name} is missing from the store`);
+      const image = await this.#options.store.get<BootImages>(`images/${name}`);
+      if (!image?.image) throw new Error(`the image of ${name} is missing from the store`);
       const started = await this.#startRole(backupHost, name, record, 'backup', epoch, image);
       if (started.port === undefined) throw new Error(`${backupHost} did not say where its backup listens`);
       await this.#startRole(primaryHost, name, record, 'primary', epoch, image, {
@@ -659,7 +665,7 @@ export class Orchestrator {
     record: VmRecord,
     role: 'primary' | 'backup' | 'clone',
     epoch: number,
-    image?: string,
+    image?: BootImages,
     peer?: { host: string; port: number },
   ): Promise<{ port?: number }> {
     const spec = record.spec;
@@ -667,7 +673,8 @@ export class Orchestrator {
       vm: name,
       role,
       epoch,
-      image: role === 'clone' ? undefined : image,
+      image: role === 'clone' ? undefined : image?.image,
+      firmware: role === 'clone' ? undefined : image?.firmware,
       ramBytes: spec.ramBytes,
       disk: {
         bytes: spec.diskBytes,

@@ -192,7 +192,8 @@ function addVmCommands(program: Command, output: CliOutput): void {
     vm
       .command('create <name>')
       .description('create a VM; returns when it runs with a backup in place')
-      .requiredOption('--kernel <file>', 'the guest image (RV32 ELF)')
+      .requiredOption('--kernel <file>', 'the guest image (RV32 ELF, or raw behind --bios)')
+      .option('--bios <file>', 'a firmware that boots --kernel, as QEMU -bios (e.g. an SBI firmware)')
       .option('-m, --memory <size>', 'guest RAM (e.g. 64M)', '64M')
       .option('--drive <size=SIZE>', 'a virtio-blk disk of SIZE on shared storage (e.g. size=16M)')
       .addOption(
@@ -214,6 +215,7 @@ function addVmCommands(program: Command, output: CliOutput): void {
       name: string,
       flags: ClientFlags & {
         kernel: string;
+        bios?: string;
         memory: string;
         drive?: string;
         diskMode: 'shared' | 'backup-reads' | 'separate';
@@ -232,6 +234,9 @@ function addVmCommands(program: Command, output: CliOutput): void {
         forwards: flags.forward.map(vmForward),
         failureTimeoutMs: positiveInteger(flags.failureTimeout, '--failure-timeout'),
         image: Buffer.from(readInputFile(flags.kernel, 'guest image')).toString('base64'),
+        ...(flags.bios && flags.bios !== 'none'
+          ? { firmware: Buffer.from(readInputFile(flags.bios, 'firmware')).toString('base64') }
+          : {}),
       };
       const timeoutMs = positiveInteger(flags.timeout, '--timeout') * 1000;
       const client = await leaderClient(flags);

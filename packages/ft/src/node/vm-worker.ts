@@ -40,6 +40,8 @@ export interface VmWorkerSpec {
   readonly epoch: number;
   /** The guest image (not needed for a clone). */
   readonly image?: Uint8Array;
+  /** A firmware that boots the image (QEMU's `-bios`), if any (not needed for a clone either). */
+  readonly firmware?: Uint8Array;
   readonly ramSizeBytes: number;
   readonly clock: 'host' | 'icount';
   readonly checkpointIntervalSteps: number;
@@ -182,7 +184,9 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
     });
     if (loadImage) {
       if (!spec.image) throw new Error('no guest image');
-      machine.loadImage(spec.image, spec.vmId);
+      machine.loadImage(spec.image, spec.vmId, {
+        firmware: spec.firmware ? { bytes: spec.firmware, name: `${spec.vmId} firmware` } : undefined,
+      });
     }
     return machine;
   };
