@@ -20,6 +20,11 @@ export interface UdpForward {
 export interface ReferenceQemuOptions {
   /** RAM in MiB; default 64 (the reference). */
   memoryMiB?: number;
+  /**
+   * A firmware ELF for QEMU `-bios`, which then boots the image (`-kernel`) in S-mode, such as
+   * images/linux/sbi.elf. Default none: the image itself starts in M-mode.
+   */
+  bios?: string;
   /** A raw disk image file attached as a virtio-blk device. */
   diskPath?: string;
   /** A virtio-net device on QEMU user networking, with these UDP forwards. */
@@ -43,7 +48,7 @@ export function referenceQemuArgs(image: ImageName | string, options: ReferenceQ
     '-M',
     options.dumpDeviceTreeTo === undefined ? 'virt' : `virt,dumpdtb=${options.dumpDeviceTreeTo}`,
     '-bios',
-    'none',
+    options.bios ?? 'none',
     '-nographic',
     '-m',
     `${options.memoryMiB ?? 64}M`,
