@@ -219,7 +219,9 @@ export class GuestDriver {
           : buffer.writableBytes;
     let headIndex: number;
     if (options.indirect) {
-      const table = this.allocate(16 * buffers.length, 16);
+      // 8 bytes off a 16-byte boundary, as Linux's kmalloc'd tables often are on rv32: the spec
+      // asks no alignment of an indirect table.
+      const table = this.allocate(16 * buffers.length + 8, 16) + 8;
       buffers.forEach((buffer, i) => {
         const last = i === buffers.length - 1;
         this.#writeDescriptor(
