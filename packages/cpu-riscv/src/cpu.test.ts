@@ -377,6 +377,18 @@ describe('interrupts', () => {
     expect(h.cpu.readCsr(MIP)! & 0x200).toBe(0x200);
   });
 
+  it('keeps the SEIP line out of a CSRRS/CSRRC of mip: the PLIC deasserting it clears it', () => {
+    // A firmware passing the timer on sets STIP with `csrs mip` while an external interrupt is
+    // pending; once the PLIC lowers SEIP, mip.SEIP must read 0 again.
+    const h = createHarness();
+    h.code(BASE, [A.addi(T0, 0, 0x20), A.csrrs(0, MIP, T0), A.csrrc(0, MIP, T0), A.jal(0, 0)]);
+    h.cpu.reset(BASE, 0, 0);
+    h.cpu.setInterruptLine('supervisor-external', true);
+    h.cpu.run(3);
+    h.cpu.setInterruptLine('supervisor-external', false);
+    expect(h.cpu.readCsr(MIP)! & 0x220).toBe(0);
+  });
+
   it('waits in wfi until mip & mie is non-zero, even with MIE clear', () => {
     const h = createHarness();
     h.code(BASE, [...installHandler(), A.addi(T0, 0, 0x80), A.csrrw(0, MIE, T0), A.wfi(), A.addi(A0, 0, 7)]);

@@ -1738,11 +1738,19 @@ export class RiscvCpu implements Cpu {
       return this.illegalInstruction(bits);
     }
     if (writes) {
-      const value = isWrite ? source : funct3 === 2 || funct3 === 6 ? old | source : old & ~source;
+      // mip's SEIP reads as the software-writable bit OR the PLIC's signal, but only the software
+      // bit takes part in a CSRRS/CSRRC's read-modify-write (privileged spec, mip): a firmware's
+      // `csrs mip, STIP` must not latch a pending external interrupt for ever.
+      const base =
+        csr === riscv.CSR_MIP ? (old & ~riscv.MIP_SEIP) | (this.mipSoftware & riscv.MIP_SEIP) : old;
+      const value = isWrite ? source : funct3 === 2 || funct3 === 6 ? base | source : base & ~source;
       this.csrWrite(csr, value | 0);
     }
     if (rd !== 0) this.x[rd] = old;
-    this.breakLoop = true;
+    // A write may change the privilege, the translation or what interrupts are enabled: the loop
+    // must look again. Reading a counter changes nothing, and delay loops read `time` millions of
+    // times (Linux's udelay): those go on without leaving the loop.
+    if (writes || !isCounterCsr(csr)) this.breakLoop = true;
     return nextPc;
   }
 
@@ -2189,4 +2197,9 @@ function readCounter(value: unknown, name: string): CounterState {
     offsetLow: readInteger(record.offsetLow, `${name}.offsetLow`, TWO_POW_32),
     inhibited: readBoolean(record.inhibited, `${name}.inhibited`),
   };
+}
+
+/** The unprivileged counters (cycle, time, instret, hpmcounterN, and their high halves). */
+function isCounterCsr(csr: number): boolean {
+  return (csr >= 0xc00 && csr <= 0xc1f) || (csr >= 0xc80 && csr <= 0xc9f);
 }
