@@ -8,6 +8,34 @@ import type { MachineMode, SliceOutcome, SliceTimeLimit } from './machine-types.
  */
 export const RUN_CHUNK_STEPS = 65_536;
 
+/** The fewest steps a run is cut to when the guest runs slowly. */
+export const RUN_CHUNK_STEPS_MIN = 1024;
+/** What a run should take at most when a slice has a host-time limit: ~a fifth of the default 10 ms. */
+const RUN_CHUNK_TARGET_NS = 2_000_000;
+
+/**
+ * Sizes the runs of a slice that has a host-time limit by how fast the guest runs now. Warm code
+ * does 65,536 steps in well under a millisecond; code met for the first time (a kernel booting)
+ * is interpreted and compiled at a microsecond a step or more, and a full-size run would hold the
+ * thread for 100 ms past the limit: a peer waiting for heartbeats takes that for a failure.
+ */
+export class RunChunkSizer {
+  #steps = RUN_CHUNK_STEPS;
+
+  /** Steps for the next run. */
+  get steps(): number {
+    return this.#steps;
+  }
+
+  /** A run of `steps` took `elapsedNs` of host time: size the next one to take the target. */
+  ran(steps: number, elapsedNs: number): void {
+    if (steps <= 0) return;
+    const fitting = elapsedNs <= 0 ? RUN_CHUNK_STEPS : Math.floor((RUN_CHUNK_TARGET_NS * steps) / elapsedNs);
+    // Grows back gently (twice a run), shrinks at once.
+    this.#steps = Math.max(RUN_CHUNK_STEPS_MIN, Math.min(RUN_CHUNK_STEPS, fitting, this.#steps * 2));
+  }
+}
+
 /** What the output door answers when nothing holds the output. */
 export const RELEASED: Promise<void> = Promise.resolve();
 export const NOTHING_TO_RELEASE = (): void => {};

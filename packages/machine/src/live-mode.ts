@@ -1,7 +1,13 @@
 import type { DeviceEventPayload, LogEntry, LogSink, PlainValue } from '@ftvm/core';
 import { isInStepEntry } from '@ftvm/core';
 import type { RiscvCpu } from '@ftvm/cpu-riscv';
-import { type ExecutionMode, NOTHING_TO_RELEASE, RELEASED, RUN_CHUNK_STEPS } from './execution-mode.js';
+import {
+  type ExecutionMode,
+  NOTHING_TO_RELEASE,
+  RELEASED,
+  RUN_CHUNK_STEPS,
+  RunChunkSizer,
+} from './execution-mode.js';
 import type { GuestTime } from './guest-time.js';
 import type { MachineCore, PendingEvent } from './machine-core.js';
 import type { MachineStateKeeper } from './machine-state.js';
@@ -33,6 +39,8 @@ export class LiveMode implements ExecutionMode {
   readonly canGoLive = false;
   private readonly cpu: RiscvCpu;
   private readonly time: GuestTime;
+  /** How many steps a run of a time-limited slice takes. */
+  private readonly chunks = new RunChunkSizer();
   /** Record mode: where log entries go; undefined on a standalone machine. */
   private readonly sink: LogSink | undefined;
   /** The sequence number of the next appended entry. */
@@ -232,7 +240,7 @@ export class LiveMode implements ExecutionMode {
       if (core.stopped) break;
       let budget = maxSteps - steps;
       budget = Math.min(budget, this.nextCheckpointIcount - this.cpu.icount);
-      budget = Math.min(budget, RUN_CHUNK_STEPS);
+      budget = Math.min(budget, limit === undefined ? RUN_CHUNK_STEPS : this.chunks.steps);
       // Guest time also advances with the steps themselves: stop where it reaches the earliest
       // timer, so the timer fires there and the guest never reads a time past a deadline whose
       // interrupt has not been raised.
@@ -242,8 +250,10 @@ export class LiveMode implements ExecutionMode {
       const hostBound = time.stepsBeforeHostTime();
       if (hostBound !== undefined) budget = Math.min(budget, hostBound);
       this.insideRun = true;
+      const runStartNs = limit?.nowNs() ?? 0;
       const outcome = this.cpu.run(budget);
       this.insideRun = false;
+      if (limit !== undefined) this.chunks.ran(outcome.steps, limit.nowNs() - runStartNs);
       steps += outcome.steps;
       roundsWithoutSteps = outcome.steps === 0 ? roundsWithoutSteps + 1 : 0;
       core.afterRun(outcome.reason);

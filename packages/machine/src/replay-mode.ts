@@ -2,7 +2,13 @@ import type { DeviceEventPayload, LogEntry, PlainValue } from '@ftvm/core';
 import { DivergenceError, isInStepEntry, isPlainValue, plainValuesEqual } from '@ftvm/core';
 import type { RiscvCpu } from '@ftvm/cpu-riscv';
 import { describeBytes, describeEntry, hex } from './describe-entry.js';
-import { type ExecutionMode, NOTHING_TO_RELEASE, RELEASED, RUN_CHUNK_STEPS } from './execution-mode.js';
+import {
+  type ExecutionMode,
+  NOTHING_TO_RELEASE,
+  RELEASED,
+  RUN_CHUNK_STEPS,
+  RunChunkSizer,
+} from './execution-mode.js';
 import { MACHINE_LOG_NAME } from './guest-time.js';
 import type { MachineCore } from './machine-core.js';
 import type { MachineStateKeeper } from './machine-state.js';
@@ -20,6 +26,8 @@ export class ReplayMode implements ExecutionMode {
   private readonly cpu: RiscvCpu;
   /** The log being followed. */
   private readonly cursor: ReplayCursor;
+  /** How many steps a run of a time-limited slice takes. */
+  private readonly chunks = new RunChunkSizer();
   /** The log's power-off entry was met where the guest powered off. */
   private stopMatched = false;
   /** The whole log was applied and the guest is still running (it can go live). */
@@ -154,8 +162,11 @@ export class ReplayMode implements ExecutionMode {
       }
       if (limit !== undefined && steps > 0 && limit.nowNs() >= limit.deadlineNs)
         return { steps, end: 'budget' };
-      const budget = Math.min(maxSteps - steps, boundary - this.cpu.icount, RUN_CHUNK_STEPS);
+      const chunk = limit === undefined ? RUN_CHUNK_STEPS : this.chunks.steps;
+      const budget = Math.min(maxSteps - steps, boundary - this.cpu.icount, chunk);
+      const runStartNs = limit?.nowNs() ?? 0;
       const outcome = this.cpu.run(budget);
+      if (limit !== undefined) this.chunks.ran(outcome.steps, limit.nowNs() - runStartNs);
       steps += outcome.steps;
       core.afterRun(outcome.reason);
       this.checkNoSkippedReads();
