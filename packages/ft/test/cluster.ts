@@ -19,6 +19,8 @@ import type { DiskMode, VmWorkerMessage, VmWorkerSpec } from '../src/node/vm-wor
 
 export interface ClusterOptions {
   readonly image: ImageName;
+  /** Boot this kernel file instead of `image`, through this firmware (Linux: its SBI firmware). */
+  readonly boot?: { readonly kernel: string; readonly firmware: string };
   readonly vmId?: string;
   /** The logging channel: a MessagePort between threads, or TCP on loopback. */
   readonly transport?: 'port' | 'tcp';
@@ -52,13 +54,15 @@ export class Cluster {
   readonly vmId: string;
   readonly disk: ReturnType<typeof SharedMemoryDisk.create> | undefined;
   readonly image: Uint8Array;
+  readonly firmware: Uint8Array | undefined;
   gatewayHost: UdpGatewayHost | undefined;
   /** The gateway's UDP port for kv (guest port 5555). */
   port = 0;
 
   constructor(readonly options: ClusterOptions) {
     this.vmId = options.vmId ?? 'vm1';
-    this.image = new Uint8Array(readFileSync(imagePath(options.image)));
+    this.image = new Uint8Array(readFileSync(options.boot?.kernel ?? imagePath(options.image)));
+    this.firmware = options.boot ? new Uint8Array(readFileSync(options.boot.firmware)) : undefined;
     this.disk = options.diskBytes ? SharedMemoryDisk.create(options.diskBytes) : undefined;
   }
 
@@ -139,6 +143,7 @@ export class Cluster {
       host: name,
       epoch,
       image: role === 'clone' ? undefined : this.image,
+      firmware: role === 'clone' ? undefined : this.firmware,
       ramSizeBytes: this.options.ramSizeBytes ?? 16 * 1024 * 1024,
       clock: this.options.clock ?? 'host',
       checkpointIntervalSteps: this.options.checkpointIntervalSteps ?? 5_000_000,

@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '@ftvm/guests';
 import { checkHistory, formatVerdict, type KvOpName } from '@ftvm/kv-client';
 import { KvClient, type KvLoadOptions, startKvLoad } from '@ftvm/kv-client/node';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -240,4 +243,50 @@ describe('separate disks: a clone copies the disk along with memory', () => {
     expect(verdict.ok, formatVerdict(verdict)).toBe(true);
     expect(hostC.failed).toBeUndefined();
   }, 90_000);
+});
+
+const linux = join(packageRoot(), 'images', 'linux');
+const linuxBoot = { kernel: join(linux, 'Image'), firmware: join(linux, 'sbi.elf') };
+
+describe.skipIf(!existsSync(linuxBoot.kernel))('an unmodified Linux guest on a fault-tolerant pair', () => {
+  it('serves kv from Linux userland through a primary kill, with a clean verdict', async () => {
+    cluster = new Cluster({
+      image: 'kv',
+      boot: linuxBoot,
+      transport: 'tcp',
+      config,
+      ramSizeBytes: 64 * 1024 * 1024,
+      diskBytes: 4 * 1024 * 1024,
+    });
+    await cluster.start();
+    const { primary: hostA, backup: hostB } = await cluster.startPair();
+    // Linux boots first (seconds); the load starts once its kv server answers.
+    const probe = await KvClient.open({
+      target: { host: '127.0.0.1', port: cluster.port },
+      timeoutMs: 500,
+      retries: 360,
+    });
+    try {
+      expect((await probe.request('PUT', 'booted', 'yes')).response?.status).toBe('OK');
+    } finally {
+      await probe.close();
+    }
+    const load = loadOn(cluster, {
+      clients: 3,
+      mix: { get: 4, put: 3, del: 1, incr: 2 },
+      keySpace: 8,
+      seed: 16,
+    });
+    await pause(3000);
+    await hostA.handle.kill();
+    await until('host-b live', () => hostB.events.some((event) => event.type === 'backup-went-live'));
+    await pause(2000);
+    load.stop();
+    const { history } = await load.done;
+    const verdict = checkHistory(history);
+    expect(verdict.ok, formatVerdict(verdict)).toBe(true);
+    expect(verdict.acknowledged).toBeGreaterThan(20);
+    expect(hostB.failed).toBeUndefined();
+    expect(await cluster.arbiter.read(VM)).toEqual({ epoch: 2, owner: 'host-b' });
+  }, 240_000);
 });
