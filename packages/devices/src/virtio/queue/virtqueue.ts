@@ -309,7 +309,9 @@ export class SplitVirtqueue {
         // No alignment: §2.7.5.3 asks none of an indirect table (Linux's come from kmalloc, 8-byte
         // aligned on rv32), and QEMU checks none.
         if (!this.#requireMemory().contains(address, lengthBytes)) {
-          throw new VirtqueueError(`queue ${this.index}: indirect table at 0x${address.toString(16)} is not in RAM`);
+          throw new VirtqueueError(
+            `queue ${this.index}: indirect table at 0x${address.toString(16)} is not in RAM`,
+          );
         }
         table = address;
         tableSize = count;
