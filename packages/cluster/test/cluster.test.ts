@@ -1,10 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { type EtcdServer, etcdSkipReason, startEtcd } from '@ftvm/arbiter/test';
+import { packageRoot } from '@ftvm/guests';
 import { checkHistory, formatVerdict } from '@ftvm/kv-client';
-import { startKvLoad } from '@ftvm/kv-client/node';
+import { KvClient, startKvLoad } from '@ftvm/kv-client/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient, initCertificates, issueCertificate, splitAddress } from '../src/index.js';
 import { clusterSkipReason, ProcessCluster } from './harness.js';
@@ -183,5 +184,88 @@ describe.skipIf(skip !== undefined || etcdSkip !== undefined)(
     it('keeps serving kv clients through a kill -9 of the primary host, and places a new backup', async () => {
       await killThePrimarysHostUnderLoad(cluster);
     }, 240_000);
+  },
+);
+
+const linux = join(packageRoot(), 'images', 'linux');
+const linuxImage = join(linux, 'Image');
+
+describe.skipIf(skip !== undefined || !existsSync(linuxImage))(
+  'an unmodified Linux guest on the cluster',
+  () => {
+    let cluster: ProcessCluster;
+    beforeAll(async () => {
+      cluster = new ProcessCluster({ hosts: 3 });
+      await cluster.start();
+    }, 90_000);
+    afterAll(async () => {
+      await cluster?.stop();
+    });
+
+    it('boots through its firmware with ftvm vm create --bios, and serves kv through a kill -9 of the primary host', async () => {
+      const created = await cluster.runVm([
+        'create',
+        'linux',
+        '--kernel',
+        linuxImage,
+        '--bios',
+        join(linux, 'sbi.elf'),
+        '-m',
+        '64M',
+        '--drive',
+        'size=4M',
+        '--forward',
+        'udp:127.0.0.1:0-:5555',
+        '--failure-timeout',
+        '1000',
+        '--json',
+      ]);
+      expect(created.stderr).toBe('');
+      expect(created.status).toBe(0);
+      const view = JSON.parse(created.stdout);
+      expect(view).toMatchObject({ faultTolerant: true, primary: { epoch: 1 }, backup: {} });
+      const port = await cluster.forwardPort('linux');
+      // Linux boots first (seconds); the load starts once its kv server answers.
+      const probe = await KvClient.open({
+        target: { host: '127.0.0.1', port },
+        timeoutMs: 500,
+        retries: 240,
+      });
+      try {
+        expect((await probe.request('PUT', 'booted', 'yes')).response?.status).toBe('OK');
+      } finally {
+        await probe.close();
+      }
+      const load = startKvLoad({
+        target: { host: '127.0.0.1', port },
+        clients: 3,
+        durationMs: 90_000,
+        timeoutMs: 250,
+        retries: 80,
+      });
+      await cluster.until(() => load.counters().acknowledged >= 50, 60_000, 'serving clients');
+      const killed = view.primary.host as string;
+      const survivor = view.backup.host as string;
+      cluster.kill(killed);
+      const acknowledgedAtKill = load.counters().acknowledged;
+      await cluster.until(
+        async () => {
+          const now = await cluster.inspect('linux');
+          return now.faultTolerant && now.primary?.host === survivor && now.clones === 1;
+        },
+        90_000,
+        'fault tolerant again',
+      );
+      await cluster.until(
+        () => load.counters().acknowledged >= acknowledgedAtKill + 50,
+        60_000,
+        'serving after the failover',
+      );
+      load.stop();
+      const result = await load.done;
+      const verdict = checkHistory(result.history.toJSON());
+      expect(verdict.ok, formatVerdict(verdict)).toBe(true);
+      expect((await cluster.inspect('linux')).failovers).toBe(1);
+    }, 300_000);
   },
 );
