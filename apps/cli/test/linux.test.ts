@@ -1,10 +1,21 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { packageRoot, referenceQemuArgs, referenceQemuAvailable, referenceQemuBinary } from '@ftvm/guests';
+import {
+  packageRoot,
+  ReferenceQemu,
+  type ReferenceQemuOptions,
+  referenceQemuArgs,
+  referenceQemuAvailable,
+} from '@ftvm/guests';
 import { afterEach, describe, expect, it } from 'vitest';
-import { bin, built, scratchDirectory } from './support.js';
+import {
+  built,
+  freeUdpPort,
+  killStartedProcesses,
+  scratchDirectory,
+  startFtvm,
+  udpClient,
+} from './support.js';
 
 /**
  * Linux on ftvm: Debian's kernel built for rv32 with the project's kv server as its init
@@ -20,68 +31,21 @@ const directory = scratchDirectory('ftvm-linux-');
 /** A boot takes seconds; the machines that run the tests are shared and slow. */
 const BOOT_TIMEOUT_MS = 180_000;
 
-async function freePort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
-}
-
-const running: ChildProcess[] = [];
-afterEach(() => {
-  for (const child of running.splice(0)) child.kill('SIGKILL');
+const qemus = new Set<ReferenceQemu>();
+afterEach(async () => {
+  killStartedProcesses();
+  await Promise.all([...qemus].map((qemu) => qemu.stop()));
+  qemus.clear();
 });
 
-/**
- * Starts `ftvm …` (or another command: QEMU) with a console on stdin, and resolves once the
- * console shows `ready`.
- */
-async function boot(args: string[], ready = 'kv: ready', command = [process.execPath, bin]) {
-  const [executable, ...leading] = command as [string, ...string[]];
-  const child = spawn(executable, [...leading, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  running.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  const deadline = Date.now() + BOOT_TIMEOUT_MS;
-  while (!stdout.includes(ready)) {
-    if (Date.now() > deadline || child.exitCode !== null)
-      throw new Error(`Linux did not get ready on ${executable}:\n${stdout}\n${stderr}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return {
-    stdout: () => stdout,
-    stderr: () => stderr,
-    exited,
-    /** Types a line on the console. */
-    type: (line: string) => child.stdin?.write(`${line}\n`),
-  };
+/** Boots Linux on `ftvm …` with a console to type on, and resolves at `kv: ready`. */
+function boot(args: string[]) {
+  return startFtvm(args, 'kv: ready', { console: true, timeoutMs: BOOT_TIMEOUT_MS });
 }
 
-/** One client address: sends a datagram, waits for the answer. */
-async function client(port: number) {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const answers: string[] = [];
-  socket.on('message', (message) => answers.push(message.toString().trim()));
-  return {
-    async request(text: string, timeoutMs = 10_000): Promise<string | undefined> {
-      const before = answers.length;
-      socket.send(text, port, '127.0.0.1');
-      const deadline = Date.now() + timeoutMs;
-      while (answers.length === before && Date.now() < deadline)
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      return answers[before];
-    },
-    close: () => socket.close(),
-  };
+/** Linux's kv server answers slower than kv.elf: a patient client. */
+function client(port: number) {
+  return udpClient(port, 10_000);
 }
 
 function machineArgs(disk: string, port: number): string[] {
@@ -101,7 +65,7 @@ describe.skipIf(!built || !present)('Linux on ftvm (needs `npm run build`)', () 
   it('boots to kv: ready, serves kv over real UDP from Linux userland, persists, and powers off cleanly', async () => {
     const disk = join(directory, 'kv.img');
     writeFileSync(disk, new Uint8Array(2 << 20));
-    const port = await freePort();
+    const port = await freeUdpPort();
     const first = await boot(['run', ...machineArgs(disk, port)]);
     expect(first.stdout()).toContain('Linux version 6.1');
     const kv = await client(port);
@@ -133,7 +97,7 @@ describe.skipIf(!built || !present)('Linux on ftvm (needs `npm run build`)', () 
   it('records a whole boot with clients and a power-off, and replays it bit-exact from the recording alone', async () => {
     const disk = join(directory, 'kv-record.img');
     writeFileSync(disk, new Uint8Array(2 << 20));
-    const port = await freePort();
+    const port = await freeUdpPort();
     const recording = join(directory, 'linux.ftlog');
     const recorder = await boot(['record', ...machineArgs(disk, port), '-o', recording]);
     const kv = await client(port);
@@ -159,30 +123,41 @@ function transcript(output: string): string[] {
     .filter((line) => !line.startsWith('random: '));
 }
 
+/** Boots Linux on QEMU, or on ftvm from QEMU's own command line, up to `kv: ready`. */
+async function bootOn(onQemu: boolean, options: ReferenceQemuOptions) {
+  if (!onQemu) {
+    const ftvm = await boot(['run', ...referenceQemuArgs(kernel, options)]);
+    return { type: ftvm.type, exited: ftvm.exited, console: ftvm.stdout };
+  }
+  const qemu = new ReferenceQemu(kernel, options);
+  qemus.add(qemu);
+  await qemu.waitForOutput(/kv: ready/, BOOT_TIMEOUT_MS);
+  return {
+    type: (line: string) => qemu.type(`${line}\n`),
+    exited: qemu.exited.then((exit) => exit.status),
+    console: () => qemu.output,
+  };
+}
+
 describe.skipIf(!built || !present || !referenceQemuAvailable())('Linux on ftvm and on QEMU', () => {
   it('prints the same console transcript on both, from the same files and the same command line', async () => {
     const transcripts: string[][] = [];
     for (const onQemu of [true, false]) {
       const disk = join(directory, onQemu ? 'qemu.img' : 'ftvm.img');
       writeFileSync(disk, new Uint8Array(2 << 20));
-      const port = await freePort();
-      const args = referenceQemuArgs(kernel, {
+      const port = await freeUdpPort();
+      const options = {
         bios: firmware,
         diskPath: disk,
         network: { udpForwards: [{ hostPort: port, guestPort: 5555 }] },
-      });
-      // ftvm takes QEMU's own command line.
-      const run = await boot(
-        onQemu ? args : ['run', ...args],
-        'kv: ready',
-        onQemu ? [referenceQemuBinary] : undefined,
-      );
+      };
+      const run = await bootOn(onQemu, options);
       const kv = await client(port);
       expect(await kv.request('1 PUT linux yes')).toBe('1 OK');
       kv.close();
       run.type('poweroff');
       expect(await run.exited).toBe(0);
-      transcripts.push(transcript(run.stdout()));
+      transcripts.push(transcript(run.console()));
     }
     expect(transcripts[1]).toEqual(transcripts[0]);
     expect(transcripts[0]).toContain('kv: ready: listening on udp port 5555 (persistent)');

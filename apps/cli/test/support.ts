@@ -1,5 +1,6 @@
 /** What the CLI's tests share: the built command, captured output, a scratch folder, raw guest programs. */
-import { spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +29,96 @@ export function capture(): CliOutput & { out: string; err: string } {
 /** A fresh scratch folder. */
 export function scratchDirectory(prefix: string): string {
   return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A running `ftvm …` started by {@link startFtvm}. */
+export interface RunningFtvm {
+  readonly child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** stdout and stderr as they arrived. */
+  output(): string;
+  readonly exited: Promise<number | null>;
+  /** Types a line on the guest's console (needs `console: true`). */
+  type(line: string): void;
+}
+
+const started: ChildProcess[] = [];
+
+/** Kills whatever {@link startFtvm} started and is still running (for `afterEach`). */
+export function killStartedProcesses(): void {
+  for (const child of started.splice(0)) child.kill('SIGKILL');
+}
+
+/**
+ * Starts `ftvm …` and resolves once its output shows `ready`. With `console`, stdin is a pipe the
+ * test types on; otherwise there is no stdin.
+ */
+export async function startFtvm(
+  args: readonly string[],
+  ready: string,
+  options: { readonly console?: boolean; readonly timeoutMs?: number } = {},
+): Promise<RunningFtvm> {
+  const child = spawn(process.execPath, [bin, ...args], {
+    stdio: [options.console ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+  });
+  started.push(child);
+  let stdout = '';
+  let stderr = '';
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+    output += chunk.toString();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    output += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  const deadline = Date.now() + (options.timeoutMs ?? 30_000);
+  while (!output.includes(ready)) {
+    if (Date.now() > deadline || child.exitCode !== null)
+      throw new Error(`ftvm ${args[0]} did not get ready: ${output}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return {
+    child,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    output: () => output,
+    exited,
+    type: (line) => {
+      child.stdin?.write(`${line}\n`);
+    },
+  };
+}
+
+/** A UDP port that was free a moment ago on 127.0.0.1. */
+export async function freeUdpPort(): Promise<number> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const { port } = socket.address();
+  await new Promise<void>((resolve) => socket.close(() => resolve()));
+  return port;
+}
+
+/** A UDP client on a port of its own: sends one datagram and waits for the answer (or a timeout). */
+export async function udpClient(port: number, defaultTimeoutMs = 5000) {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const answers: string[] = [];
+  socket.on('message', (message) => answers.push(message.toString().trim()));
+  return {
+    async request(text: string, timeoutMs = defaultTimeoutMs): Promise<string | undefined> {
+      const before = answers.length;
+      socket.send(text, port, '127.0.0.1');
+      const deadline = Date.now() + timeoutMs;
+      while (answers.length === before && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      return answers[before];
+    },
+    close: () => socket.close(),
+  };
 }
 
 /** Runs `ftvm` to the end with `input` on stdin. */

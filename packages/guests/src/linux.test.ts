@@ -5,14 +5,12 @@
 // across a reboot and powers the board off when "poweroff" is typed on the console.
 // Rebuilding the kernel is not tested here (it takes minutes): linux/README.md says how to check
 // that the script rebuilds the Image byte for byte.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { type GuestExit, packageRoot, referenceQemuArgs, referenceQemuBinary } from './index.js';
-import { freeUdpPort, qemuMissing } from './test-support.js';
+import { packageRoot, ReferenceQemu } from './index.js';
+import { freeUdpPort, qemuMissing, UdpClient } from './test-support.js';
 
 const linuxDir = join(packageRoot(), 'images', 'linux');
 const kernelImage = join(linuxDir, 'Image');
@@ -60,150 +58,37 @@ describe('the committed Linux Image', () => {
   });
 });
 
-/**
- * The Image on the reference QEMU under sbi.elf, with a disk and UDP 5555 forwarded from a host
- * port. Spawned here rather than with ReferenceQemu, which has no way to type on the console.
- */
-class LinuxOnQemu {
-  readonly #child: ChildProcess;
-  #output = '';
-  #closed = false;
-  readonly #waiters = new Set<() => void>();
-  readonly exited: Promise<GuestExit>;
-
-  constructor(diskPath: string, hostPort: number) {
-    const args = referenceQemuArgs(kernelImage, {
-      bios: firmware,
-      diskPath,
-      network: { udpForwards: [{ hostPort, guestPort: 5555 }] },
-    });
-    this.#child = spawn(referenceQemuBinary, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const collect = (chunk: Buffer) => {
-      // The serial tty ends lines with "\r\n" (ONLCR); kernel messages too.
-      this.#output = (this.#output + chunk.toString('latin1')).replaceAll('\r\n', '\n');
-      for (const waiter of this.#waiters) waiter();
-    };
-    this.#child.stdout?.on('data', collect);
-    this.#child.stderr?.on('data', collect);
-    this.exited = new Promise((resolvePromise, reject) => {
-      this.#child.on('error', reject);
-      this.#child.on('close', (status, signal) => {
-        this.#closed = true;
-        for (const waiter of this.#waiters) waiter();
-        resolvePromise({ status, signal });
-      });
-    });
-  }
-
-  get output(): string {
-    return this.#output;
-  }
-
-  waitForOutput(text: string, timeoutMs: number): Promise<void> {
-    return new Promise((resolvePromise, reject) => {
-      const timer = setTimeout(
-        () => finish(new Error(`no "${text}" within ${timeoutMs} ms:\n${this.#output}`)),
-        timeoutMs,
-      );
-      const finish = (error?: Error) => {
-        clearTimeout(timer);
-        this.#waiters.delete(check);
-        if (error === undefined) resolvePromise();
-        else reject(error);
-      };
-      const check = () => {
-        if (this.#output.includes(text)) finish();
-        else if (this.#closed) finish(new Error(`QEMU exited before printing "${text}":\n${this.#output}`));
-      };
-      this.#waiters.add(check);
-      check();
-    });
-  }
-
-  /** Types on the console (the UART, through QEMU's stdin). */
-  type(text: string): void {
-    this.#child.stdin?.write(text);
-  }
-
-  async kill(): Promise<void> {
-    if (this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill('SIGTERM');
-    await this.exited;
-  }
-}
-
-/** A kv client on a UDP port of its own (the service tells clients apart by address and port). */
-class KvClient {
-  readonly #socket: Socket = createSocket('udp4');
-  readonly #replies: string[] = [];
-  #wake: (() => void) | undefined;
-
-  constructor(readonly serverPort: number) {
-    this.#socket.on('message', (message) => {
-      this.#replies.push(message.toString('latin1'));
-      this.#wake?.();
-    });
-  }
-
-  async #next(timeoutMs: number): Promise<string | undefined> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.#replies.length === 0) {
-      const left = deadline - Date.now();
-      if (left <= 0) return undefined;
-      await new Promise<void>((resolvePromise) => {
-        const timer = setTimeout(resolvePromise, left);
-        this.#wake = () => {
-          clearTimeout(timer);
-          resolvePromise();
-        };
-      });
-      this.#wake = undefined;
-    }
-    return this.#replies.shift();
-  }
-
-  /** Sends `request` until a reply comes (resending is safe: the id makes it exactly once). */
-  async request(request: string): Promise<string> {
-    for (let attempt = 0; attempt < 10; attempt++) {
-      this.#socket.send(request, this.serverPort, '127.0.0.1');
-      const reply = await this.#next(1000);
-      if (reply !== undefined) return reply;
-    }
-    throw new Error(`no reply to ${JSON.stringify(request)}`);
-  }
-
-  /** Sends `request` once and returns what comes back within `timeoutMs`, if anything. */
-  async requestOnce(request: string, timeoutMs: number): Promise<string | undefined> {
-    this.#socket.send(request, this.serverPort, '127.0.0.1');
-    return this.#next(timeoutMs);
-  }
-
-  close(): void {
-    this.#socket.close();
-  }
+/** What the console printed so far, with the serial tty's "\r\n" line ends (ONLCR) as "\n". */
+function consoleOf(qemu: ReferenceQemu): string {
+  return qemu.output.replaceAll('\r\n', '\n');
 }
 
 describe.skipIf(qemuMissing !== undefined)(`the Linux Image on QEMU ${qemuMissing ?? ''}`, () => {
   const scratch = mkdtempSync(join(tmpdir(), 'ftvm-guests-linux-'));
-  const running = new Set<LinuxOnQemu>();
+  const running = new Set<ReferenceQemu>();
   afterEach(async () => {
-    await Promise.all([...running].map((qemu) => qemu.kill()));
+    await Promise.all([...running].map((qemu) => qemu.stop()));
     running.clear();
   });
   afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-  async function boot(diskPath: string): Promise<{ qemu: LinuxOnQemu; client: KvClient }> {
+  async function boot(diskPath: string): Promise<{ qemu: ReferenceQemu; client: UdpClient }> {
     const hostPort = await freeUdpPort();
-    const qemu = new LinuxOnQemu(diskPath, hostPort);
+    const qemu = new ReferenceQemu(kernelImage, {
+      bios: firmware,
+      diskPath,
+      network: { udpForwards: [{ hostPort, guestPort: 5555 }] },
+    });
     running.add(qemu);
-    await qemu.waitForOutput('kv: ready: listening on udp port 5555 (persistent)\n', 120_000);
-    return { qemu, client: new KvClient(hostPort) };
+    await qemu.waitForOutput(/kv: ready: listening on udp port 5555 \(persistent\)\r?\n/, 120_000);
+    return { qemu, client: new UdpClient(hostPort) };
   }
 
-  async function powerOff(qemu: LinuxOnQemu): Promise<void> {
+  async function powerOff(qemu: ReferenceQemu): Promise<void> {
     qemu.type('poweroff\n');
     expect(await qemu.exited).toEqual({ status: 0, signal: null });
-    expect(qemu.output).toContain('kv: powering off\n');
-    expect(qemu.output).toContain('reboot: Power down');
+    expect(consoleOf(qemu)).toContain('kv: powering off\n');
+    expect(consoleOf(qemu)).toContain('reboot: Power down');
   }
 
   it('boots to the kv service, serves it over UDP, keeps the keys across a reboot, and powers off', async () => {
@@ -211,8 +96,8 @@ describe.skipIf(qemuMissing !== undefined)(`the Linux Image on QEMU ${qemuMissin
     writeFileSync(diskPath, Buffer.alloc(1 << 20)); // 2048 sectors; the store needs 1537
 
     const first = await boot(diskPath);
-    expect(first.qemu.output).toContain('Linux version 6.1.192 (ftvm@ftvm)');
-    expect(first.qemu.output).toContain('kv: starting\nkv: disk: formatted a new store\n');
+    expect(consoleOf(first.qemu)).toContain('Linux version 6.1.192 (ftvm@ftvm)');
+    expect(consoleOf(first.qemu)).toContain('kv: starting\nkv: disk: formatted a new store\n');
     const client = first.client;
     try {
       expect(await client.request('1 PUT greeting hello')).toBe('1 OK');
@@ -228,12 +113,13 @@ describe.skipIf(qemuMissing !== undefined)(`the Linux Image on QEMU ${qemuMissin
       expect(await client.request('9 FETCH kept')).toBe('9 ERR unknown operation');
       expect(await client.request('10  GET kept')).toBe('10 ERR malformed request');
       expect(await client.request('11 GET bad/key')).toBe('11 ERR bad key');
-      expect(await client.requestOnce('no-id GET kept', 1000)).toBeUndefined();
+      client.send('no-id GET kept');
+      expect(await client.next(1000)).toBeUndefined();
     } finally {
       client.close();
     }
     // Another client (another port): the same id is a new request.
-    const other = new KvClient(client.serverPort);
+    const other = new UdpClient(client.serverPort);
     try {
       expect(await other.request('3 INCR visits')).toBe('3 OK 3');
     } finally {
@@ -242,7 +128,7 @@ describe.skipIf(qemuMissing !== undefined)(`the Linux Image on QEMU ${qemuMissin
     await powerOff(first.qemu);
 
     const second = await boot(diskPath);
-    expect(second.qemu.output).toContain('kv: disk: loaded 2 keys\n');
+    expect(consoleOf(second.qemu)).toContain('kv: disk: loaded 2 keys\n');
     try {
       expect(await second.client.request('1 GET visits')).toBe('1 OK 3');
       expect(await second.client.request('2 GET kept')).toBe('2 OK a-value');

@@ -1,12 +1,11 @@
 // echo.elf and kv.elf exercised from Node over real UDP through QEMU's user-network port forwards.
-import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ReferenceQemu, type ReferenceQemuOptions } from './index.js';
-import { freeUdpPort, qemuMissing } from './test-support.js';
+import { freeUdpPort, qemuMissing, UdpClient } from './test-support.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'ftvm-guests-net-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -28,63 +27,6 @@ async function startServer(
   running.add(qemu);
   await qemu.waitForOutput(/listening on udp port \d+.*\n/);
   return { qemu, hostPort };
-}
-
-/** A UDP client bound to its own port (so the server sees one client per instance). */
-class UdpClient {
-  readonly #socket: Socket = createSocket('udp4');
-  readonly #received: Buffer[] = [];
-  #wake: (() => void) | undefined;
-
-  constructor(readonly serverPort: number) {
-    this.#socket.on('message', (message) => {
-      this.#received.push(message);
-      this.#wake?.();
-    });
-  }
-
-  send(payload: string | Buffer): void {
-    this.#socket.send(payload, this.serverPort, '127.0.0.1');
-  }
-
-  /** The next datagram received, or undefined after `timeoutMs`. */
-  async next(timeoutMs: number): Promise<Buffer | undefined> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.#received.length === 0) {
-      const left = deadline - Date.now();
-      if (left <= 0) return undefined;
-      await new Promise<void>((resolvePromise) => {
-        const timer = setTimeout(resolvePromise, left);
-        this.#wake = () => {
-          clearTimeout(timer);
-          resolvePromise();
-        };
-      });
-      this.#wake = undefined;
-    }
-    return this.#received.shift();
-  }
-
-  /**
-   * Sends `payload` and returns the first reply that `accept`s, resending the very same datagram
-   * if none comes within a second (UDP may drop it; the protocol makes resending safe).
-   */
-  async request(payload: string, accept: (reply: string) => boolean = () => true): Promise<string> {
-    for (let attempt = 0; attempt < 10; attempt++) {
-      this.send(payload);
-      for (;;) {
-        const reply = await this.next(1000);
-        if (reply === undefined) break;
-        const text = reply.toString('latin1');
-        if (accept(text)) return text;
-      }
-    }
-    throw new Error(`no reply to ${JSON.stringify(payload)}`);
-  }
-
-  close(): void {
-    this.#socket.close();
-  }
 }
 
 /** kv request with id `id`: resolves to the reply for that id. */

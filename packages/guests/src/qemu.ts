@@ -157,6 +157,11 @@ export class ReferenceQemu {
     });
   }
 
+  /** Types on the guest's console (the UART, through QEMU's stdin). */
+  type(text: string): void {
+    this.#child.stdin?.write(text);
+  }
+
   /** Stops QEMU (SIGTERM: QEMU shuts down cleanly and flushes its disks) and waits for it. */
   async stop(): Promise<GuestExit> {
     if (this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill('SIGTERM');
