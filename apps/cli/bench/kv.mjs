@@ -2,13 +2,13 @@
 // gateway (requests per second and latency p50/p99 with closed-loop clients), the log rate of a
 // recording idle and under that load, and disk throughput (diskbench.elf on a 16 MiB disk).
 // Run: npm run bench -w @ftvm/cli   (uses the built packages: npm run build first)
-import { spawn, spawnSync } from 'node:child_process';
-import { createSocket } from 'node:dgram';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { imagePath, referenceQemuArgs, referenceQemuAvailable, referenceQemuBinary } from '@ftvm/guests';
+import { freePort, load as loadWith, startProcess } from './support.mjs';
 
 const bin = fileURLToPath(new URL('../bin/ftvm.js', import.meta.url));
 const directory = mkdtempSync(join(tmpdir(), 'ftvm-kv-bench-'));
@@ -17,79 +17,9 @@ const REQUESTS = Number(process.env.REQUESTS ?? 10000);
 // The first 3,000 requests after boot are also the cold figure (issue #14: within 1.5x of warm).
 const WARMUP_REQUESTS = Number(process.env.WARMUP_REQUESTS ?? 3000);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 4);
+/** The kv load of this benchmark: REQUESTS requests (or `requests`) from CONCURRENCY clients. */
+const load = (port, requests = REQUESTS) => loadWith(port, requests, CONCURRENCY);
 const IDLE_SECONDS = Number(process.env.IDLE_SECONDS ?? 5);
-
-async function freePort() {
-  const socket = createSocket('udp4');
-  await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const { port } = socket.address();
-  await new Promise((resolve) => socket.close(resolve));
-  return port;
-}
-
-function startProcess(command, args, ready) {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (chunk) => {
-    output += chunk;
-  });
-  child.stderr.on('data', (chunk) => {
-    output += chunk;
-  });
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  return new Promise((resolve, reject) => {
-    const check = setInterval(() => {
-      if (output.includes(ready)) {
-        clearInterval(check);
-        resolve({ child, exited, output: () => output });
-      } else if (child.exitCode !== null) {
-        clearInterval(check);
-        reject(new Error(`${command} exited: ${output}`));
-      }
-    }, 10);
-  });
-}
-
-/** Closed loop: CONCURRENCY clients, each sends its next request when the answer arrives. */
-async function load(port, requests = REQUESTS) {
-  const latenciesMs = [];
-  let sent = 0;
-  const started = process.hrtime.bigint();
-  const worker = async (index) => {
-    const socket = createSocket('udp4');
-    await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve));
-    let pending;
-    socket.on('message', () => pending?.());
-    let id = 0;
-    while (sent < requests) {
-      sent++;
-      id++;
-      const request = id % 2 === 0 ? `${id} INCR counter${index}` : `${id} PUT key${index} value${id}`;
-      const begin = process.hrtime.bigint();
-      // Retry on loss, as a real client would (same id: applied once).
-      for (;;) {
-        const answered = new Promise((resolve) => {
-          pending = () => resolve(true);
-          setTimeout(() => resolve(false), 1000);
-        });
-        socket.send(request, port, '127.0.0.1');
-        if (await answered) break;
-      }
-      latenciesMs.push(Number(process.hrtime.bigint() - begin) / 1e6);
-    }
-    socket.close();
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, (_, index) => worker(index)));
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  latenciesMs.sort((a, b) => a - b);
-  const at = (fraction) =>
-    latenciesMs[Math.min(latenciesMs.length - 1, Math.floor(latenciesMs.length * fraction))];
-  return {
-    requestsPerSecond: Math.round(latenciesMs.length / seconds),
-    p50Ms: +at(0.5).toFixed(3),
-    p99Ms: +at(0.99).toFixed(3),
-  };
-}
 
 function blankDisk(name) {
   const path = join(directory, name);
