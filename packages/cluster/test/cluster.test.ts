@@ -8,7 +8,7 @@ import { checkHistory, formatVerdict } from '@ftvm/kv-client';
 import { KvClient, startKvLoad } from '@ftvm/kv-client/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient, initCertificates, issueCertificate, splitAddress } from '../src/index.js';
-import { clusterSkipReason, ProcessCluster } from './harness.js';
+import { clusterSkipReason, KV_IMAGE, ProcessCluster } from './harness.js';
 
 /**
  * The networked deployment on real processes: `ftvm orchestrator`, three `ftvm host`s and
@@ -19,37 +19,74 @@ import { clusterSkipReason, ProcessCluster } from './harness.js';
 const skip = clusterSkipReason();
 if (skip) console.warn(`cluster tests skipped: ${skip}`);
 
-/** Creates the kv VM through the command, under load kills the primary's host, and checks everything. */
-async function killThePrimarysHostUnderLoad(cluster: ProcessCluster): Promise<void> {
-  const created = await cluster.createVm('kv', [
+/** A VM to create and fail over: kv.elf by default; Linux needs a firmware, more RAM and a boot. */
+interface FailoverTrial {
+  readonly vm: string;
+  /** `ftvm vm create` flags before the common ones (disk, forward, failure timeout). */
+  readonly create: readonly string[];
+  readonly disk: string;
+  /** The guest boots for seconds before it answers: the load starts once it does. */
+  readonly boots: boolean;
+  /** Acknowledged requests before the kill, and again after the failover. */
+  readonly perPhase: number;
+  readonly clients: number;
+}
+
+const KV_TRIAL: FailoverTrial = {
+  vm: 'kv',
+  create: ['--kernel', KV_IMAGE],
+  disk: 'size=16M',
+  boots: false,
+  perPhase: 300,
+  clients: 4,
+};
+
+/** Waits until a guest that boots first (Linux) answers on `port`. */
+async function answered(port: number): Promise<void> {
+  const probe = await KvClient.open({ target: { host: '127.0.0.1', port }, timeoutMs: 500, retries: 240 });
+  try {
+    expect((await probe.request('PUT', 'booted', 'yes')).response?.status).toBe('OK');
+  } finally {
+    await probe.close();
+  }
+}
+
+/** Creates the VM through the command, under load kills the primary's host, and checks everything. */
+async function killThePrimarysHostUnderLoad(cluster: ProcessCluster, trial = KV_TRIAL): Promise<void> {
+  const created = await cluster.runVm([
+    'create',
+    trial.vm,
+    ...trial.create,
     '--drive',
-    'size=16M',
+    trial.disk,
     '--forward',
     'udp:127.0.0.1:0-:5555',
     // Not the 300 ms default: a loaded CI machine must not see a false failover (the test counts them).
     '--failure-timeout',
     '1000',
+    '--json',
   ]);
   expect(created.stderr).toBe('');
   expect(created.status).toBe(0);
   const view = JSON.parse(created.stdout);
   expect(view).toMatchObject({ faultTolerant: true, primary: { epoch: 1 }, backup: {} });
   expect(view.primary.host).not.toBe(view.backup.host);
-  const inspected = await cluster.runVm(['inspect', 'kv', '--json']);
+  const inspected = await cluster.runVm(['inspect', trial.vm, '--json']);
   expect(JSON.parse(inspected.stdout)).toMatchObject({
     primary: { host: view.primary.host, epoch: 1 },
     faultTolerant: true,
   });
 
-  const port = await cluster.forwardPort('kv');
+  const port = await cluster.forwardPort(trial.vm);
+  if (trial.boots) await answered(port);
   const load = startKvLoad({
     target: { host: '127.0.0.1', port },
-    clients: 4,
-    durationMs: 60_000,
+    clients: trial.clients,
+    durationMs: 90_000,
     timeoutMs: 250,
-    retries: 40,
+    retries: 80,
   });
-  await cluster.until(() => load.counters().acknowledged >= 300, 30_000, 'serving clients');
+  await cluster.until(() => load.counters().acknowledged >= trial.perPhase, 60_000, 'serving clients');
   const killed = view.primary.host as string;
   const survivor = view.backup.host as string;
   cluster.kill(killed);
@@ -57,7 +94,7 @@ async function killThePrimarysHostUnderLoad(cluster: ProcessCluster): Promise<vo
   // The backup goes live, and a new backup is cloned onto the third host.
   await cluster.until(
     async () => {
-      const now = await cluster.inspect('kv');
+      const now = await cluster.inspect(trial.vm);
       return (
         now.faultTolerant && now.primary?.host === survivor && now.backup?.host !== killed && now.clones === 1
       );
@@ -66,16 +103,16 @@ async function killThePrimarysHostUnderLoad(cluster: ProcessCluster): Promise<vo
     'fault tolerant again',
   );
   await cluster.until(
-    () => load.counters().acknowledged >= acknowledgedAtKill + 300,
-    30_000,
+    () => load.counters().acknowledged >= acknowledgedAtKill + trial.perPhase,
+    60_000,
     'serving after the failover',
   );
   load.stop();
   const result = await load.done;
   const verdict = checkHistory(result.history.toJSON());
   expect(verdict.ok, formatVerdict(verdict)).toBe(true);
-  expect(verdict.acknowledged).toBeGreaterThan(600);
-  const after = await cluster.inspect('kv');
+  expect(verdict.acknowledged).toBeGreaterThan(2 * trial.perPhase);
+  const after = await cluster.inspect(trial.vm);
   expect(after.primary).toMatchObject({ host: survivor, epoch: 2 });
   expect(after.backup?.host).toBeDefined();
   expect([killed, survivor]).not.toContain(after.backup?.host);
@@ -203,69 +240,14 @@ describe.skipIf(skip !== undefined || !existsSync(linuxImage))(
     });
 
     it('boots through its firmware with ftvm vm create --bios, and serves kv through a kill -9 of the primary host', async () => {
-      const created = await cluster.runVm([
-        'create',
-        'linux',
-        '--kernel',
-        linuxImage,
-        '--bios',
-        join(linux, 'sbi.elf'),
-        '-m',
-        '64M',
-        '--drive',
-        'size=4M',
-        '--forward',
-        'udp:127.0.0.1:0-:5555',
-        '--failure-timeout',
-        '1000',
-        '--json',
-      ]);
-      expect(created.stderr).toBe('');
-      expect(created.status).toBe(0);
-      const view = JSON.parse(created.stdout);
-      expect(view).toMatchObject({ faultTolerant: true, primary: { epoch: 1 }, backup: {} });
-      const port = await cluster.forwardPort('linux');
-      // Linux boots first (seconds); the load starts once its kv server answers.
-      const probe = await KvClient.open({
-        target: { host: '127.0.0.1', port },
-        timeoutMs: 500,
-        retries: 240,
-      });
-      try {
-        expect((await probe.request('PUT', 'booted', 'yes')).response?.status).toBe('OK');
-      } finally {
-        await probe.close();
-      }
-      const load = startKvLoad({
-        target: { host: '127.0.0.1', port },
+      await killThePrimarysHostUnderLoad(cluster, {
+        vm: 'linux',
+        create: ['--kernel', linuxImage, '--bios', join(linux, 'sbi.elf'), '-m', '64M'],
+        disk: 'size=4M',
+        boots: true,
+        perPhase: 50,
         clients: 3,
-        durationMs: 90_000,
-        timeoutMs: 250,
-        retries: 80,
       });
-      await cluster.until(() => load.counters().acknowledged >= 50, 60_000, 'serving clients');
-      const killed = view.primary.host as string;
-      const survivor = view.backup.host as string;
-      cluster.kill(killed);
-      const acknowledgedAtKill = load.counters().acknowledged;
-      await cluster.until(
-        async () => {
-          const now = await cluster.inspect('linux');
-          return now.faultTolerant && now.primary?.host === survivor && now.clones === 1;
-        },
-        90_000,
-        'fault tolerant again',
-      );
-      await cluster.until(
-        () => load.counters().acknowledged >= acknowledgedAtKill + 50,
-        60_000,
-        'serving after the failover',
-      );
-      load.stop();
-      const result = await load.done;
-      const verdict = checkHistory(result.history.toJSON());
-      expect(verdict.ok, formatVerdict(verdict)).toBe(true);
-      expect((await cluster.inspect('linux')).failovers).toBe(1);
     }, 300_000);
   },
 );
