@@ -26,6 +26,14 @@ import { type Command, Option } from 'commander';
 import { pino } from 'pino';
 import type { CliOutput } from '../index.js';
 import { parseMemorySize, readInputFile } from '../options.js';
+import { firmwareOf } from './machine-options.js';
+
+/** The `firmware` of a VM's create request: the file, base64; nothing without one. */
+function firmwareBody(path: string | undefined): { firmware?: string } {
+  return path === undefined
+    ? {}
+    : { firmware: Buffer.from(readInputFile(path, 'firmware')).toString('base64') };
+}
 
 /**
  * The networked deployment's commands: `ftvm certs`, `ftvm orchestrator`, `ftvm host`,
@@ -234,9 +242,7 @@ function addVmCommands(program: Command, output: CliOutput): void {
         forwards: flags.forward.map(vmForward),
         failureTimeoutMs: positiveInteger(flags.failureTimeout, '--failure-timeout'),
         image: Buffer.from(readInputFile(flags.kernel, 'guest image')).toString('base64'),
-        ...(flags.bios && flags.bios !== 'none'
-          ? { firmware: Buffer.from(readInputFile(flags.bios, 'firmware')).toString('base64') }
-          : {}),
+        ...firmwareBody(firmwareOf(flags)),
       };
       const timeoutMs = positiveInteger(flags.timeout, '--timeout') * 1000;
       const client = await leaderClient(flags);

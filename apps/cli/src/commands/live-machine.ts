@@ -14,6 +14,7 @@ import { signalExitStatus, terminatingLine, trapRunStops } from '../terminal.js'
 import { attachConsole, ConsoleWriter } from './console.js';
 import {
   disposeDevices,
+  firmwareOf,
   type MachineFlags,
   ramSize,
   splitDeviceFlags,
@@ -87,11 +88,6 @@ export async function openLiveMachine(
     await virtio.close();
     throw error;
   }
-}
-
-/** The firmware `--bios` names, if any (`none`, as on QEMU, is none). */
-export function firmwareOf(flags: Pick<MachineFlags, 'bios'>): string | undefined {
-  return flags.bios === undefined || flags.bios === 'none' ? undefined : flags.bios;
 }
 
 /**

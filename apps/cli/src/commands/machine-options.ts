@@ -17,6 +17,11 @@ export interface MachineFlags {
   netdev?: string;
 }
 
+/** The firmware `--bios` names, if any (`none`, as on QEMU, is none). */
+export function firmwareOf(flags: Pick<MachineFlags, 'bios'>): string | undefined {
+  return flags.bios === undefined || flags.bios === 'none' ? undefined : flags.bios;
+}
+
 /** Devices built into the board that `--device` names as QEMU's `-device` does. */
 export const BUILTIN_DEVICES = ['virtio-rng-device'] as const;
 

@@ -7,14 +7,8 @@ import type { Command } from 'commander';
 import packageJson from '../../package.json' with { type: 'json' };
 import type { CliOutput } from '../index.js';
 import { bytesDigest } from '../options.js';
-import {
-  closeLiveMachine,
-  firmwareOf,
-  openLiveMachine,
-  runExitStatus,
-  runLiveMachine,
-} from './live-machine.js';
-import { addMachineFlags, type MachineFlags, splitDeviceFlags } from './machine-options.js';
+import { closeLiveMachine, openLiveMachine, runExitStatus, runLiveMachine } from './live-machine.js';
+import { addMachineFlags, firmwareOf, type MachineFlags, splitDeviceFlags } from './machine-options.js';
 import { RecordOutput } from './record-output.js';
 import { parseDriveSpec } from './virtio-options.js';
 
@@ -84,9 +78,10 @@ function fileIdentity(path: string): { dev: bigint; ino: bigint } | undefined {
 function refuseOutputOverInput(flags: RecordFlags): void {
   const output = fileIdentity(flags.output);
   if (output === undefined) return;
+  const firmware = firmwareOf(flags);
   const inputs = [
     { path: flags.kernel, what: 'the kernel' },
-    ...(firmwareOf(flags) === undefined ? [] : [{ path: flags.bios as string, what: 'the firmware' }]),
+    ...(firmware === undefined ? [] : [{ path: firmware, what: 'the firmware' }]),
     ...flags.drive.map((spec) => ({ path: parseDriveSpec(spec).path, what: 'a --drive disk image' })),
     ...splitDeviceFlags(flags.device)
       .modules.map((spec) => spec.split(',')[0] ?? '')
@@ -135,10 +130,10 @@ async function recordGuest(flags: RecordFlags, output: CliOutput): Promise<numbe
           digest: bytesDigest(live.image),
           bytes: live.image,
         },
-        ...(live.firmware && flags.bios
+        ...(live.firmware
           ? {
               firmware: {
-                name: basename(flags.bios),
+                name: basename(firmwareOf(flags) as string),
                 digest: bytesDigest(live.firmware),
                 bytes: live.firmware,
               },
