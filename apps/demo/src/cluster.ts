@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { MemoryArbiter } from '@ftvm/arbiter';
-import type { FtEvent } from '@ftvm/ft';
+import type { FtEvent, FtSabotage } from '@ftvm/ft';
 import {
   hostPorts,
   type SharedDiskBuffers,
@@ -37,6 +37,8 @@ export interface ClusterSettings {
   readonly transport: DemoTransport;
   readonly failureTimeoutMs: number;
   readonly listen: { readonly host: string; readonly port: number };
+  /** Every host breaks the output rule this way (the demo's `--sabotage`). */
+  readonly sabotage?: FtSabotage;
 }
 
 /** A host as the demo sees it. */
@@ -207,6 +209,7 @@ export class InProcessCluster {
       networkPort: ports.networkPort,
       arbiterPort: ports.arbiterPort,
       statisticsIntervalMs: 200,
+      ...(this.#settings.sabotage === undefined ? {} : { sabotage: this.#settings.sabotage }),
     });
     const host: DemoHost = { name, handle, role, epoch, statistics: undefined, console: [], alive: true };
     let listened: (port: number) => void = () => {};

@@ -1,3 +1,4 @@
+import type { FtSabotage } from '@ftvm/ft';
 import { Command, Option } from 'commander';
 import { runDemo } from './demo.js';
 import {
@@ -66,6 +67,12 @@ export function demoCommand(
     .option('--failure-timeout <ms>', 'silence after which a peer is suspected', '300')
     .option('--listen <host:port>', "expose the gateway's kv port here for your own clients", '127.0.0.1:0')
     .option('--report <file>', 'write an HTML report of the run here')
+    .addOption(
+      new Option(
+        '--sabotage <kind>',
+        'break the output rule on purpose, to see the verdict catch it: release-early lets every output out before the backup holds its log',
+      ).choices(['release-early']),
+    )
     .action(async (flags) => {
       const seconds = parseInteger(flags.seconds, '--seconds', 5, 3600);
       const given = [...(flags.kill ?? []), ...(flags.pause ?? []), ...(flags.partition ?? [])] as Fault[];
@@ -90,6 +97,9 @@ export function demoCommand(
         report: flags.report,
         listen: parseListen(flags.listen),
         command: ['ftvm', ...argv.slice(argv.indexOf('demo'))].join(' '),
+        ...(flags.sabotage === undefined
+          ? {}
+          : { sabotage: parseChoice<FtSabotage>(flags.sabotage, ['release-early'], '--sabotage') }),
       };
       const result = await runDemo(options);
       if (options.report) {

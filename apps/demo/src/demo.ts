@@ -50,6 +50,7 @@ export async function runDemo(
     transport: options.transport,
     failureTimeoutMs: options.failureTimeoutMs,
     listen: options.listen,
+    ...(options.sabotage === undefined ? {} : { sabotage: options.sabotage }),
   });
   const startedAt = new Date();
   const start = performance.now();
@@ -251,6 +252,9 @@ export async function runDemo(
       'failure timeout (ms)': options.failureTimeoutMs,
       faults: options.faults.map(describeFault).join(', ') || 'none',
       'gateway port': cluster.port,
+      ...(options.sabotage === undefined
+        ? {}
+        : { sabotage: `${options.sabotage} (the output rule broken on purpose)` }),
     },
     samples,
     events,

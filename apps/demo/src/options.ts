@@ -1,4 +1,5 @@
 import { ConfigError } from '@ftvm/core';
+import type { FtSabotage } from '@ftvm/ft';
 
 /** Which host a fault hits, named by the role it holds when the fault comes. */
 export type FaultTarget = 'primary' | 'backup';
@@ -35,6 +36,8 @@ export interface DemoOptions {
   readonly load: boolean;
   /** The command line, for the report. */
   readonly command: string;
+  /** Break the output rule on purpose (`--sabotage release-early`), to see the verdict catch it. */
+  readonly sabotage?: FtSabotage;
 }
 
 /** The default run: about 30 s, the primary dies, then the new backup, redundancy restored after each. */

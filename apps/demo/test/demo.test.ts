@@ -77,6 +77,48 @@ describe('the demo', () => {
     expect(readFileSync(report, 'utf8')).toContain('<html');
   }, 90_000);
 
+  // The same schedule twice: the logging channel holds everything for 1.5 s (shorter than the
+  // failure timeout, so nobody is suspected) and the primary dies in the middle of it. Built
+  // right, the outputs of that second wait for acknowledgements that never come, so the clients
+  // lose nothing; with the rule broken on purpose they were told of writes the backup never saw,
+  // and the verdict must say so: the checker can fail.
+  const brokenOrNot = (sabotage: 'release-early' | undefined) =>
+    runDemo(
+      {
+        seconds: 12,
+        faults: [parsePartition('4s+1500ms'), parseKill('primary@5s')],
+        seed: 5,
+        clients: 3,
+        kernel: undefined,
+        diskMode: 'shared',
+        transport: 'tcp',
+        failureTimeoutMs: 2000,
+        report: undefined,
+        listen: { host: '127.0.0.1', port: 0 },
+        load: true,
+        command: 'ftvm demo --seconds 12 --partition 4s+1500ms --kill primary@5s --failure-timeout 2000',
+        ...(sabotage === undefined ? {} : { sabotage }),
+      },
+      sink().stream,
+    );
+
+  it('a primary that dies during a partition loses nothing: its outputs waited for the log', async () => {
+    const result = await brokenOrNot(undefined);
+    expect(result.report.events.map((event) => event.kind)).toContain('go-live');
+    expect(result.report.verdict.checks.filter((check) => !check.ok)).toEqual([]);
+    expect(result.ok).toBe(true);
+  }, 120_000);
+
+  it('the verdict catches a build that releases outputs before their log is acknowledged', async () => {
+    const result = await brokenOrNot('release-early');
+    expect(result.report.events.map((event) => event.kind)).toContain('go-live');
+    expect(result.ok).toBe(false);
+    const failed = result.report.verdict.checks.filter((check) => !check.ok).map((check) => check.name);
+    expect(failed.some((name) => name === 'acknowledged writes lost' || name === 'INCR exactly once')).toBe(
+      true,
+    );
+  }, 120_000);
+
   it('refuses a bad schedule with a usage error', async () => {
     expect(await main(['node', 'demo', '--seconds', '5', '--kill', 'primary@30s'])).toBe(64);
     expect(await main(['node', 'demo', '--kill', 'nobody@3s'])).toBe(64);

@@ -7,7 +7,7 @@ import { BackupCore, type BackupStatistics } from './backup-core.js';
 import { type FtConfig, ftConfig, SLICE_STEPS_MAX, STATE_HASH_PAGES_PER_SLICE } from './config.js';
 import type { FtEvent } from './events.js';
 import { LiveLog } from './live-log.js';
-import { FtPrimary, type FtPrimaryOptions } from './primary.js';
+import { FtPrimary, type FtPrimaryOptions, type FtSabotage } from './primary.js';
 import type { TrackedDisk } from './tracked-disk.js';
 
 /** What the driver hands the machine it builds: spread these into the machine's options. */
@@ -43,6 +43,8 @@ export interface FtBackupOptions {
    */
   readonly beforeGoLive?: (epoch: number) => void;
   readonly onEvent?: (event: FtEvent) => void;
+  /** Passed on to the primary this backup becomes when it goes live (see `FtPrimaryOptions`). */
+  readonly sabotage?: FtSabotage;
   /**
    * Disks this host keeps its own copy of (non-shared disks): a clone writes the runs its
    * primary sends into them (they start empty). The primary it becomes copies them to its clones.
@@ -243,6 +245,7 @@ export class FtBackup {
       holdUntilApplied: this.#options.holdUntilApplied,
       onEvent: this.#options.onEvent,
       disks: this.#options.disks,
+      ...(this.#options.sabotage === undefined ? {} : { sabotage: this.#options.sabotage }),
     };
     this.#options.beforeGoLive?.(goLive.epoch);
     const primary = FtPrimary.promote(this.machine, primaryOptions);

@@ -9,7 +9,13 @@ export { entrySizeBytes } from './entry-size.js';
 export type { FtEvent, FtEventType } from './events.js';
 export { LiveLog } from './live-log.js';
 export { PeerWatch } from './peer-watch.js';
-export type { CloneReport, FtPrimaryOptions, PrimaryEnd, PrimaryMachineHooks } from './primary.js';
+export type {
+  CloneReport,
+  FtPrimaryOptions,
+  FtSabotage,
+  PrimaryEnd,
+  PrimaryMachineHooks,
+} from './primary.js';
 export { FtPrimary } from './primary.js';
 export type { HeldOutput, PrimaryEffects, PrimaryState, PrimaryStatistics } from './primary-core.js';
 export { CPU_SHARE_MIN, PrimaryCore } from './primary-core.js';

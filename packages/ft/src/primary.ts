@@ -46,7 +46,18 @@ export interface FtPrimaryOptions {
   readonly disks?: readonly TrackedDisk[];
   /** Role changes, failures and clones, for logs and metrics. */
   readonly onEvent?: (event: FtEvent) => void;
+  /**
+   * Breaks the output rule on purpose, to show that a checker catches it (the demo's
+   * `--sabotage`). Never set it in a deployment.
+   */
+  readonly sabotage?: FtSabotage;
 }
+
+/**
+ * `release-early`: every output leaves (and every disk write reaches the disk) as soon as the guest
+ * produces it, before the backup acknowledged the log that covers it.
+ */
+export type FtSabotage = 'release-early';
 
 /** How a primary's run ended. */
 export type PrimaryEnd =
@@ -340,6 +351,14 @@ export class FtPrimary {
       log: sink,
       holdOutputs: true,
       onOutput: (output) => {
+        if (this.#options.sabotage === 'release-early') {
+          // Broken on purpose: out at once, whether or not the backup holds the log.
+          this.#options.deliver(output);
+          output.release();
+          core.flush(this.#nowMs);
+          this.#apply();
+          return;
+        }
         core.outputProduced(output, this.#nowMs, this.#options.holdUntilApplied?.(output) === true);
         // The output waits for its log: send the log now rather than at the end of the slice.
         core.flush(this.#nowMs);

@@ -9,7 +9,7 @@ import { connectTcp, connectTls, listenTcp, listenTls } from '@ftvm/transport/no
 import { type BackupEnd, FtBackup } from '../backup.js';
 import type { FtConfig } from '../config.js';
 import type { FtEvent } from '../events.js';
-import { FtPrimary, type PrimaryEnd } from '../primary.js';
+import { FtPrimary, type FtSabotage, type PrimaryEnd } from '../primary.js';
 import { TrackedDisk } from '../tracked-disk.js';
 import { PortArbiter } from './arbiter-port.js';
 import { FencedFileDisk } from './fenced-file-disk.js';
@@ -71,6 +71,8 @@ export interface VmWorkerSpec {
   readonly arbiterPort: MessagePort;
   /** How often to post statistics to the parent, in ms. */
   readonly statisticsIntervalMs?: number;
+  /** Breaks the output rule on purpose in every primary this worker runs (see `FtSabotage`). */
+  readonly sabotage?: FtSabotage;
 }
 
 /** What the worker posts to its parent. */
@@ -315,6 +317,7 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
         onEvent(event);
       },
       createMachine: (hooks) => buildMachine(hooks, false, true),
+      ...(spec.sabotage === undefined ? {} : { sabotage: spec.sabotage }),
     });
     if (spec.logPort) primary.attachBackup(await openLog(spec.logPort, 'primary', spec.epoch));
     else if (spec.logTcp?.port !== undefined) {
@@ -344,6 +347,7 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
     disks,
     beforeGoLive: fence,
     createMachine: (hooks) => buildMachine(hooks, true, !cloning),
+    ...(spec.sabotage === undefined ? {} : { sabotage: spec.sabotage }),
   });
   const end = await reporting('backup', backup, () => backup.run());
   if (end.end === 'went-live') await runPrimary(end.primary);
