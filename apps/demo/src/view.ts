@@ -36,19 +36,20 @@ class TerminalView implements DemoView {
 
   sample(sample: Sample): void {
     const bold = (text: string) => `\u001b[1m${text}\u001b[0m`;
-    const roleColour = (role: string) =>
+    // Padded first, coloured by the bare role (a padded role never equals 'primary').
+    const roleColour = (role: string, width: number) =>
       role === 'primary'
-        ? `\u001b[32m${role}\u001b[0m`
+        ? `\u001b[32m${role.padEnd(width)}\u001b[0m`
         : role === 'dead' || role === 'halted'
-          ? `\u001b[31m${role}\u001b[0m`
-          : role;
+          ? `\u001b[31m${role.padEnd(width)}\u001b[0m`
+          : role.padEnd(width);
     const lines = [
       `${bold('ftvm demo')}  ${seconds(sample.atMs)} of ${this.#options.seconds}s   kv on udp 127.0.0.1:${this.#port}   transport ${this.#options.transport}, disk ${this.#options.diskMode}`,
       '',
       `${'host'.padEnd(9)}${'role'.padEnd(18)}${'epoch'.padStart(6)}${'MIPS'.padStart(8)}${'lag ms'.padStart(9)}${'log KiB/s'.padStart(11)}${'held'.padStart(6)}${'wait ms'.padStart(9)}`,
       ...sample.hosts.map(
         (host) =>
-          `${host.name.padEnd(9)}${roleColour(host.role.padEnd(18))}${String(host.epoch).padStart(6)}${host.mips.toFixed(0).padStart(8)}${host.executionLagMs.toFixed(1).padStart(9)}${(host.logBytesPerSecond / 1024).toFixed(1).padStart(11)}${String(host.heldOutputs).padStart(6)}${host.oldestHeldOutputMs.toFixed(1).padStart(9)}`,
+          `${host.name.padEnd(9)}${roleColour(host.role, 18)}${String(host.epoch).padStart(6)}${host.mips.toFixed(0).padStart(8)}${host.executionLagMs.toFixed(1).padStart(9)}${(host.logBytesPerSecond / 1024).toFixed(1).padStart(11)}${String(host.heldOutputs).padStart(6)}${host.oldestHeldOutputMs.toFixed(1).padStart(9)}`,
       ),
       '',
       `clients: ${sample.client.opsPerSecond.toFixed(0)} ops/s, latency p50 ${sample.client.latencyP50Ms.toFixed(2)} ms, p99 ${sample.client.latencyP99Ms.toFixed(2)} ms, ${sample.client.inFlight} in flight`,
