@@ -17,6 +17,8 @@ import { DEFAULT_FAULTS, runDemo, writeReport } from '../dist/index.js';
 const out = resolve(process.argv[2] ?? 'docs/images');
 mkdirSync(out, { recursive: true });
 
+const ESC = '\u001b';
+
 /** The screen the view draws on: lines of text that keep their SGR codes. */
 const screen = [];
 let row = 0;
@@ -25,13 +27,13 @@ const terminal = new Writable({
   write(chunk, _encoding, done) {
     pending += chunk.toString();
     // Cursor up N lines (to column 0), clear the line, or a newline; anything else is text.
-    const pattern = /\u001b\[(\d+)F|\u001b\[2K|\n|([^\u001b\n]+|\u001b\[[0-9;]*m)/gy;
+    const pattern = new RegExp(`${ESC}\\[(\\d+)F|${ESC}\\[2K|\\n|([^${ESC}\\n]+|${ESC}\\[[0-9;]*m)`, 'gy');
     let match = pattern.exec(pending);
     let consumed = 0;
     while (match) {
       consumed = pattern.lastIndex;
       if (match[1] !== undefined) row = Math.max(0, row - Number(match[1]));
-      else if (match[0] === '\u001b[2K') screen[row] = '';
+      else if (match[0] === `${ESC}[2K`) screen[row] = '';
       else if (match[0] === '\n') row += 1;
       else screen[row] = (screen[row] ?? '') + match[0];
       match = pattern.exec(pending);
@@ -60,14 +62,14 @@ const options = {
 const result = await runDemo(options, terminal);
 console.log(`demo: verdict ${result.ok ? 'PASS' : 'FAIL'}`);
 
-const escape = (text) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const escapeHtml = (text) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 const colours = { 1: 'font-weight:bold', 31: 'color:#ff6b6b', 32: 'color:#69db7c' };
 function toHtml(line) {
   let html = '';
   let open = 0;
-  for (const part of line.split(/(\u001b\[[0-9;]*m)/)) {
-    const sgr = /^\u001b\[([0-9;]*)m$/.exec(part);
-    if (!sgr) html += escape(part);
+  for (const part of line.split(new RegExp(`(${ESC}\\[[0-9;]*m)`))) {
+    const sgr = new RegExp(`^${ESC}\\[([0-9;]*)m$`).exec(part);
+    if (!sgr) html += escapeHtml(part);
     else if (sgr[1] === '0' || sgr[1] === '') {
       html += '</span>'.repeat(open);
       open = 0;
@@ -84,7 +86,11 @@ pre{margin:0;padding:16px 20px;color:#e0e0e0;font:14px/1.35 "DejaVu Sans Mono",m
 </style><pre>${screen.map((line) => toHtml(line ?? '')).join('\n')}</pre>`;
 
 const work = mkdtempSync(join(tmpdir(), 'ftvm-screenshots-'));
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox'] });
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox'],
+});
 try {
   const viewPath = join(work, 'view.html');
   const reportPath = join(work, 'report.html');

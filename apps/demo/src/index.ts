@@ -9,8 +9,8 @@ export type { DemoResult } from './demo.js';
 export { describeFault, runDemo } from './demo.js';
 export type { DemoOptions, DemoTransport, DiskMode, Fault, FaultTarget } from './options.js';
 export { DEFAULT_FAULTS, parseKill, parsePartition, parsePause } from './options.js';
-export type { DemoReportData } from './report/report-data.js';
 export { renderReport, writeReport } from './report/index.js';
+export type { DemoReportData } from './report/report-data.js';
 
 /** `npm run demo [-- options]`: runs the demo command; returns the exit status. */
 export async function main(argv: readonly string[]): Promise<number> {
