@@ -168,8 +168,15 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
           : mode === 'backup-reads'
             ? 'reads'
             : 'all';
+      // On a shared disk writes complete before they reach it (a volatile write cache): the
+      // backup's acknowledgement then holds the disk, not the guest (see VirtioBlockOptions).
       slots[slot--] = new VirtioMmioTransport(
-        new VirtioBlock({ backend: ownCopy ?? disk, hostIo, logReadData: mode !== 'backup-reads' }),
+        new VirtioBlock({
+          backend: ownCopy ?? disk,
+          hostIo,
+          logReadData: mode !== 'backup-reads',
+          writeBack: mode === 'shared',
+        }),
       );
     }
     if (spec.network) {

@@ -593,6 +593,7 @@ class Simulation {
       backend: disk,
       hostIo: role === 'primary' ? 'all' : reads ? 'reads' : 'none',
       logReadData: !reads,
+      writeBack: !reads,
     });
     const nic = new VirtioNet();
     const arbiter = new MemoryArbiter({

@@ -110,11 +110,15 @@ interface BlockRigOptions {
   logReadData?: boolean;
   /** Hold the device's outputs until the test releases them (an FT primary's output rule). */
   holdOutputs?: boolean;
+  writeBack?: boolean;
 }
 
 function blockRig(backend: BlockBackend, options: BlockRigOptions = {}) {
-  const { serial, hostIo, logReadData } = options;
-  const rig = createVirtioRig(new VirtioBlock({ backend, serial, hostIo, logReadData }), 512 * 1024);
+  const { serial, hostIo, logReadData, writeBack } = options;
+  const rig = createVirtioRig(
+    new VirtioBlock({ backend, serial, hostIo, logReadData, writeBack }),
+    512 * 1024,
+  );
   rig.harness.env.holdOutputs = options.holdOutputs ?? false;
   const status = rig.driver.initialize(options.features === undefined ? {} : { features: options.features });
   expect(status).toBe(
@@ -899,5 +903,143 @@ describe('virtio-blk backup reads (completions without their data)', () => {
     );
     // The section keeps its version-1 layout.
     expect(restored.transport.saveState()).toEqual(expect.objectContaining({ version: 1 }));
+  });
+});
+
+describe('virtio-blk with a volatile write cache (writeBack)', () => {
+  it('completes a write before it reaches the disk, which gets it only once released; a read and a flush behind it wait', async () => {
+    const backend = new RecordingBackend(pattern(8 * SECTOR, 40));
+    const rig = blockRig(backend, { holdOutputs: true, writeBack: true });
+    const data = pattern(2 * SECTOR, 9);
+    const write = rig.submit(VirtioBlockRequestType.out, 2, data);
+    rig.harness.deliver();
+    // The guest has its answer; the output rule still holds the data back from the disk.
+    expect(write.status()).toBe(VirtioBlockStatus.ok);
+    expect(rig.driver.takeUsed(0).map((element) => element.id)).toEqual([write.headIndex]);
+    expect(rig.device.unappliedWrites()).toEqual([
+      { id: 1, offsetBytes: 2 * SECTOR, lengthBytes: 2 * SECTOR },
+    ]);
+    const read = rig.submit(VirtioBlockRequestType.in, 2, undefined, 2 * SECTOR);
+    const flush = rig.submit(VirtioBlockRequestType.flush, 0);
+    await settleHost();
+    rig.harness.deliver();
+    expect(backend.calls).toEqual([]);
+    expect([read.status(), flush.status()]).toEqual([0xee, 0xee]);
+
+    expect(rig.harness.env.releaseOutputs()).toBe(2); // the write, then the flush
+    await rig.complete();
+    expect(backend.calls).toEqual([`write ${2 * SECTOR}`, `read ${2 * SECTOR}`, 'flush']);
+    expect(read.data()).toEqual(data);
+    expect([read.status(), flush.status()]).toEqual([VirtioBlockStatus.ok, VirtioBlockStatus.ok]);
+    // The read's completion said the write is on the disk: the device forgets it.
+    expect(rig.device.unappliedWrites()).toEqual([]);
+  });
+
+  it('stays write-through when the driver did not take VIRTIO_BLK_F_FLUSH', async () => {
+    const backend = new RecordingBackend(8 * SECTOR);
+    const rig = blockRig(backend, {
+      holdOutputs: true,
+      writeBack: true,
+      features: 1n << VirtioFeature.version1,
+    });
+    const write = rig.submit(VirtioBlockRequestType.out, 1, pattern(SECTOR, 5));
+    await settleHost();
+    rig.harness.deliver();
+    expect(write.status()).toBe(0xee);
+    rig.harness.env.releaseOutputs();
+    await rig.complete();
+    expect(backend.calls).toEqual([`write ${SECTOR}`, 'flush']);
+    expect(write.status()).toBe(VirtioBlockStatus.ok);
+  });
+
+  it('a backup that goes live writes the completed writes the old primary may not have put on the disk, in order', async () => {
+    const primaryDisk = new RecordingBackend(pattern(8 * SECTOR, 3));
+    const primary = blockRig(primaryDisk, { holdOutputs: true, writeBack: true });
+    const first = pattern(SECTOR, 60);
+    const second = pattern(SECTOR, 61);
+    primary.submit(VirtioBlockRequestType.out, 4, first);
+    primary.submit(VirtioBlockRequestType.out, 4, second); // the same sector again: order matters
+    const logged = [...primary.harness.env.injected];
+    primary.harness.deliver();
+    expect(primary.device.unappliedWrites().map((write) => write.id)).toEqual([1, 2]);
+    // The primary dies before its outputs were released: its disk never saw them.
+    await settleHost();
+    expect(primaryDisk.calls).toEqual([]);
+
+    // The backup on the shared disk (no IO of its own) followed the same log: the same state.
+    const shared = new MemoryBlockBackend(primaryDisk.bytes.slice());
+    const backup = blockRig(shared, { hostIo: 'none', writeBack: true });
+    backup.submit(VirtioBlockRequestType.out, 4, first);
+    backup.submit(VirtioBlockRequestType.out, 4, second);
+    for (const event of logged) backup.device.applyEvent(event);
+    expect(backup.transport.saveState()).toEqual(primary.transport.saveState());
+
+    backup.device.onGoLive();
+    await backup.device.hostIdle();
+    await settleHost();
+    expect(shared.bytes.slice(4 * SECTOR, 5 * SECTOR)).toEqual(second);
+  });
+
+  it('carries the completed writes not known applied through a snapshot, and restores a version 1 state', () => {
+    const rig = blockRig(new RecordingBackend(8 * SECTOR), { holdOutputs: true, writeBack: true });
+    rig.submit(VirtioBlockRequestType.out, 3, pattern(SECTOR, 8));
+    rig.harness.deliver();
+    const section = rig.transport.saveState();
+    const device = new VirtioBlock({
+      backend: new MemoryBlockBackend(8 * SECTOR),
+      hostIo: 'none',
+      writeBack: true,
+    });
+    const restored = createVirtioRig(device, 512 * 1024);
+    restored.harness.env.memory.region.bytes.set(rig.harness.env.memory.region.bytes);
+    restored.transport.restoreState(structuredClone(section));
+    expect(device.unappliedWrites()).toEqual([{ id: 1, offsetBytes: 3 * SECTOR, lengthBytes: SECTOR }]);
+    expect(restored.transport.saveState()).toEqual(section);
+
+    // The same state as version 1 wrote it: no unapplied writes.
+    const plain = new VirtioBlock({ backend: new MemoryBlockBackend(8 * SECTOR) });
+    const old = structuredClone(plain.saveState()) as { version: number; state: Record<string, unknown> };
+    old.version = 1;
+    delete old.state.unapplied;
+    const again = new VirtioBlock({ backend: new MemoryBlockBackend(8 * SECTOR), writeBack: true });
+    again.restoreState(old as never);
+    expect(again.unappliedWrites()).toEqual([]);
+    expect(() => again.restoreState({ ...(old as never), version: 3 })).toThrow(/version 3/);
+  });
+
+  it('a completed write that failed on the disk makes the next flush fail', async () => {
+    const backend = new ControlledBackend(8 * SECTOR);
+    const rig = blockRig(backend, { writeBack: true });
+    const write = rig.submit(VirtioBlockRequestType.out, 0, pattern(SECTOR, 1));
+    rig.harness.deliver();
+    expect(write.status()).toBe(VirtioBlockStatus.ok);
+    const flush = rig.submit(VirtioBlockRequestType.flush, 0);
+    await settleHost();
+    backend.calls[0]!.settle(true); // the write fails on the disk
+    await settleHost();
+    backend.calls[1]!.settle(); // the flush itself succeeds
+    await rig.complete();
+    expect(flush.status()).toBe(VirtioBlockStatus.ioError);
+    // Reported once: the next flush is fine.
+    const next = rig.submit(VirtioBlockRequestType.flush, 0);
+    await settleHost();
+    backend.calls[2]!.settle();
+    await rig.complete();
+    expect(next.status()).toBe(VirtioBlockStatus.ok);
+  });
+
+  it('ignores a hostile appliedThrough', () => {
+    const rig = blockRig(new RecordingBackend(8 * SECTOR), { holdOutputs: true, writeBack: true });
+    rig.submit(VirtioBlockRequestType.out, 3, pattern(SECTOR, 8));
+    rig.harness.deliver();
+    const read = rig.submit(VirtioBlockRequestType.in, 0, undefined, SECTOR);
+    for (const appliedThrough of [-1, 1.5, 'all', 2 ** 60] as PlainValue[]) {
+      rig.device.applyEvent({
+        type: 'request-completed',
+        data: { id: 99, status: 0, data: null, appliedThrough },
+      });
+    }
+    expect(rig.device.unappliedWrites().map((write) => write.id)).toEqual([1]);
+    expect(read.status()).toBe(0xee);
   });
 });

@@ -47,6 +47,14 @@ import type { BlockBackend } from './block-backend.js';
  *   an unsupported type, a range error) waits behind the ones in flight.
  * - A write is acknowledged only after the backend resolved it (and, when the driver did not take
  *   VIRTIO_BLK_F_FLUSH, after a flush too: without a flush command the cache must be write-through).
+ *   With {@link VirtioBlockOptions.writeBack} and VIRTIO_BLK_F_FLUSH negotiated, the device is a
+ *   disk with a volatile write cache instead: a write completes to the guest as soon as it was
+ *   taken, while the data still waits for its output's release (the output rule holds for the
+ *   disk: nothing reaches it before the backup has the log). Only a flush promises that earlier
+ *   writes reached the disk, and a write that failed there makes the next flush fail (IOERR).
+ *   Completed writes the disk may not have yet stay in the device's state (`unapplied`) until a
+ *   completion reports them applied (`appliedThrough`); a backup that goes live writes them again
+ *   (in order, idempotent) before it reissues the requests in flight.
  *   A backend failure is VIRTIO_BLK_S_IOERR; a write to a read-only disk is VIRTIO_BLK_S_IOERR
  *   (§5.2.6.2) and is no output; an unknown request type is VIRTIO_BLK_S_UNSUPP.
  * - In-flight requests are part of the saved state; {@link VirtioBlock.onGoLive} reissues them
@@ -58,8 +66,10 @@ import type { BlockBackend } from './block-backend.js';
  * buffers is bounded by {@link VIRTIO_BLOCK_IN_FLIGHT_WRITE_BYTES_MAX}: past it, requests wait in
  * the ring.
  *
- * State layout (section `virtio-blk`, version 1): `nextRequestId`, `stalled` (requests wait in
- * the ring for bounce-buffer room), `inFlight`: an array of
+ * State layout (section `virtio-blk`, version 2; version 1 has no `unapplied` and still restores):
+ * `nextRequestId`, `stalled` (requests wait in the ring for bounce-buffer room), `unapplied`: an
+ * array of `{ id, offsetBytes, data }` (write-back: completed writes not yet known to be on the
+ * disk, oldest first), `inFlight`: an array of
  * `{ id, headIndex, operation ('read' | 'write' | 'flush' | 'answered'), offsetBytes, lengthBytes,
  * writeData (bytes or null), flushAfter, writable ([address, length, …]), status (null until
  * known), data (bytes or null) }`. The host half (held releases, local read results, the IO
@@ -104,6 +114,12 @@ export const VIRTIO_BLOCK_REQUEST_BYTES_MAX = 4 * 1024 * 1024;
  * takes no more requests off the ring until completions make room, which bounds the saved state.
  */
 export const VIRTIO_BLOCK_IN_FLIGHT_WRITE_BYTES_MAX = 64 * 1024 * 1024;
+/**
+ * Write-back: data of writes completed early and not yet on the disk, at most. Past it writes
+ * complete once they reached the disk again (their completions report the earlier ones applied),
+ * so the completed writes a device keeps in its state stay well under the bounce-buffer limit.
+ */
+export const VIRTIO_BLOCK_WRITE_BACK_BYTES_MAX = 16 * 1024 * 1024;
 /** Length of the GET_ID answer (VIRTIO_BLK_ID_BYTES). */
 export const VIRTIO_BLOCK_ID_BYTES = 20;
 /**
@@ -113,7 +129,9 @@ export const VIRTIO_BLOCK_ID_BYTES = 20;
 export const VIRTIO_BLOCK_CONFIG_SIZE_BYTES = 57;
 
 const HEADER_BYTES = 16;
-const STATE_VERSION = 1;
+const STATE_VERSION = 2;
+/** State versions {@link VirtioBlock.restoreState} reads: 1 had no `unapplied` writes. */
+const STATE_VERSIONS_READ = [1, 2];
 /** Event type of a completion from the host half. */
 export const BLOCK_REQUEST_COMPLETED = 'request-completed';
 /** Output stream of disk writes (`env.output`), one {@link diskWriteSummary} per write request. */
@@ -208,6 +226,16 @@ export interface VirtioBlockOptions {
    * and every machine applying it takes the data from its own host read.
    */
   readonly logReadData?: boolean;
+  /**
+   * A volatile write cache (default false): with VIRTIO_BLK_F_FLUSH negotiated, a write completes
+   * to the guest before it reached the disk, which it still reaches only once its output is
+   * released; a flush completes once every earlier write did. Under fault tolerance this takes
+   * the wait for the backup's acknowledgement off the guest's path for writes (it stays on the
+   * path of the network reply that follows). Not with a backup that reads the disk itself
+   * (`logReadData: false`): its reads could overtake a completed write. Every machine of a VM
+   * must be given the same value (it decides what the log's completions mean).
+   */
+  readonly writeBack?: boolean;
 }
 
 /** The completion a host half injects. */
@@ -217,6 +245,17 @@ interface BlockCompletion {
   readonly data: Uint8Array | null;
   /** The data is not in the event: the applying machine's own host read has it. */
   readonly dataFromBackend: boolean;
+  /** A write completed before it reached the disk (write-back). */
+  readonly early: boolean;
+  /** Every write up to this id had reached the disk when the host half made the event. */
+  readonly appliedThrough: number | undefined;
+}
+
+/** A write completed to the guest that the disk may not hold yet (write-back). */
+interface UnappliedWrite {
+  readonly id: number;
+  readonly offsetBytes: number;
+  readonly data: Uint8Array;
 }
 
 /** The host half's read of one request, kept for a completion that comes without its data. */
@@ -251,6 +290,15 @@ export class VirtioBlock implements VirtioDevice {
   #context: VirtioDeviceContext | undefined;
   #nextRequestId = 1;
   #inFlight: InFlightRequest[] = [];
+  /** Write-back: completed writes the disk may not hold yet, oldest first (state). */
+  #unapplied: UnappliedWrite[] = [];
+  readonly #writeBack: boolean;
+  /** Host half: every write up to this id has been done on the backend (in request order). */
+  #appliedThrough = 0;
+  /** Host half, write-back: a completed write failed on the backend; the next flush says so. */
+  #writeFailed = false;
+  /** Host half, write-back: bytes of writes completed early and not yet on the backend. */
+  #earlyBytes = 0;
   /** True when requests were left in the ring because the bounce buffers were full. */
   #stalled = false;
   /** The host half's chain of IO: one request at a time, in order. */
@@ -271,6 +319,7 @@ export class VirtioBlock implements VirtioDevice {
       options.hostIo ?? (options.issueHostIo === undefined || options.issueHostIo ? 'all' : 'none'),
     );
     this.logReadData = options.logReadData ?? true;
+    this.#writeBack = options.writeBack ?? false;
     this.#disposal = new Promise((resolve) => {
       this.#signalDisposal = resolve;
     });
@@ -437,12 +486,37 @@ export class VirtioBlock implements VirtioDevice {
     } else {
       request.status =
         completion.status === VirtioBlockStatus.ok ? VirtioBlockStatus.ok : VirtioBlockStatus.ioError;
+      if (
+        completion.early &&
+        request.operation === 'write' &&
+        request.status === VirtioBlockStatus.ok &&
+        request.writeData !== null
+      ) {
+        this.#unapplied.push({ id: request.id, offsetBytes: request.offsetBytes, data: request.writeData });
+      }
+    }
+    if (completion.appliedThrough !== undefined) {
+      const through = completion.appliedThrough;
+      this.#unapplied = this.#unapplied.filter((write) => write.id > through);
     }
     this.#completeInOrder();
   }
 
+  /** Write-back: the completed writes the disk may not hold yet (id, offset, length), oldest first. */
+  unappliedWrites(): { id: number; offsetBytes: number; lengthBytes: number }[] {
+    return this.#unapplied.map((write) => ({
+      id: write.id,
+      offsetBytes: write.offsetBytes,
+      lengthBytes: write.data.length,
+    }));
+  }
+
   onGoLive(): void {
     this.#hostIo = 'all';
+    // Completed writes the old primary may not have put on the disk: again, in order, first.
+    for (const write of this.#unapplied) {
+      this.#hostWork = this.#hostWork.then(() => this.#applyWrite(write.id, write.offsetBytes, write.data));
+    }
     for (const request of this.#inFlight) if (request.status === null) this.#issue(request);
   }
 
@@ -461,6 +535,11 @@ export class VirtioBlock implements VirtioDevice {
       state: {
         nextRequestId: this.#nextRequestId,
         stalled: this.#stalled,
+        unapplied: this.#unapplied.map((write) => ({
+          id: write.id,
+          offsetBytes: write.offsetBytes,
+          data: write.data.slice(),
+        })),
         inFlight: this.#inFlight.map((request) => ({
           id: request.id,
           headIndex: request.headIndex,
@@ -478,14 +557,22 @@ export class VirtioBlock implements VirtioDevice {
   }
 
   restoreState(section: StateSection): void {
-    const fields = StateReader.open(section, this.kind, STATE_VERSION);
+    const version = STATE_VERSIONS_READ.includes(section?.version as number)
+      ? (section.version as number)
+      : STATE_VERSION;
+    const fields = StateReader.open(section, this.kind, version);
     const nextRequestId = fields.integer('nextRequestId', Number.MAX_SAFE_INTEGER);
     const stalled = fields.boolean('stalled');
+    const unapplied =
+      version < 2
+        ? []
+        : fields.array('unapplied', UNAPPLIED_WRITES_MAX, (value, path) => readUnappliedWrite(value, path));
     const inFlight = fields.array('inFlight', VIRTIO_BLOCK_QUEUE_SIZE_MAX, (value, path) =>
       readRequest(value, path),
     );
     this.#nextRequestId = nextRequestId;
     this.#stalled = stalled;
+    this.#unapplied = unapplied;
     this.#inFlight = inFlight;
     // The restored requests' outputs were made on the machine that took them; nothing is held.
     this.#forgetHostHalf();
@@ -581,9 +668,11 @@ export class VirtioBlock implements VirtioDevice {
     this.#hostReads.clear();
   }
 
+  /** Write data the device holds: in-flight writes, and completed writes not known applied. */
   #inFlightWriteBytes(): number {
     let total = 0;
     for (const request of this.#inFlight) total += request.writeData?.length ?? 0;
+    for (const write of this.#unapplied) total += write.data.length;
     return total;
   }
 
@@ -709,7 +798,47 @@ export class VirtioBlock implements VirtioDevice {
       return;
     }
     const releases = this.#releases.get(id) ?? { write: RELEASED, flush: RELEASED };
+    if (
+      this.#writeBack &&
+      operation === 'write' &&
+      !request.flushAfter &&
+      inject &&
+      this.#earlyBytes + request.lengthBytes <= VIRTIO_BLOCK_WRITE_BACK_BYTES_MAX
+    ) {
+      this.#earlyBytes += request.lengthBytes;
+      // A volatile write cache: the guest hears now; the disk gets the data once it is released.
+      env.inject({
+        type: BLOCK_REQUEST_COMPLETED,
+        data: {
+          id,
+          status: VirtioBlockStatus.ok,
+          data: null,
+          early: true,
+          appliedThrough: this.#appliedThrough,
+        },
+      });
+      this.#hostWork = this.#hostWork.then(async () => {
+        if (!(await this.#released(releases.write))) return;
+        await this.#applyWrite(id, request.offsetBytes, request.writeData!);
+        this.#earlyBytes -= request.lengthBytes;
+      });
+      return;
+    }
     this.#hostWork = this.#hostWork.then(() => this.#hostWrite(request, releases, env));
+  }
+
+  /**
+   * Host half, write-back: one completed write onto the disk. A failure cannot reach the guest's
+   * completion any more; the next flush reports it. Never rejects.
+   */
+  async #applyWrite(id: number, offsetBytes: number, data: Uint8Array): Promise<void> {
+    if (this.#disposed) return;
+    try {
+      await this.backend.write(offsetBytes, data);
+    } catch {
+      this.#writeFailed = true;
+    }
+    this.#appliedThrough = Math.max(this.#appliedThrough, id);
   }
 
   async #hostRead(
@@ -731,9 +860,11 @@ export class VirtioBlock implements VirtioDevice {
     if (!inject) return;
     env.inject({
       type: BLOCK_REQUEST_COMPLETED,
-      data: this.logReadData
-        ? { id, status, data: read.data }
-        : { id, status, data: null, dataFromBackend: true },
+      data: this.#withProgress(
+        this.logReadData
+          ? { id, status, data: read.data }
+          : { id, status, data: null, dataFromBackend: true },
+      ),
     });
   }
 
@@ -752,11 +883,22 @@ export class VirtioBlock implements VirtioDevice {
       if (operation === 'flush' || flushAfter) {
         if (!(await this.#released(releases.flush))) return;
         await this.backend.flush();
+        // A write completed early that failed on the disk: this flush cannot promise it.
+        if (this.#writeFailed) {
+          this.#writeFailed = false;
+          status = VirtioBlockStatus.ioError;
+        }
       }
     } catch {
       status = VirtioBlockStatus.ioError;
     }
-    env.inject({ type: BLOCK_REQUEST_COMPLETED, data: { id, status, data: null } });
+    if (operation === 'write') this.#appliedThrough = Math.max(this.#appliedThrough, id);
+    env.inject({ type: BLOCK_REQUEST_COMPLETED, data: this.#withProgress({ id, status, data: null }) });
+  }
+
+  /** Write-back: a completion also says how far the disk has the writes (`appliedThrough`). */
+  #withProgress(completion: { readonly [key: string]: PlainValue }): PlainValue {
+    return this.#writeBack ? { ...completion, appliedThrough: this.#appliedThrough } : completion;
   }
 
   /** Waits for an output's release; false when the device was disposed first (act no more). */
@@ -780,11 +922,29 @@ function parseCompletion(data: PlainValue | undefined): BlockCompletion | null {
   const bytes = record.data;
   if (typeof id !== 'number' || !Number.isSafeInteger(id)) return null;
   if (typeof status !== 'number') return null;
+  const appliedThrough = record.appliedThrough;
   return {
     id,
     status,
     data: bytes instanceof Uint8Array ? bytes : null,
     dataFromBackend: record.dataFromBackend === true,
+    early: record.early === true,
+    appliedThrough:
+      typeof appliedThrough === 'number' && Number.isSafeInteger(appliedThrough) && appliedThrough >= 0
+        ? appliedThrough
+        : undefined,
+  };
+}
+
+/** Completed writes a saved state may hold at most (each was a request of the queue once). */
+const UNAPPLIED_WRITES_MAX = 1 << 20;
+
+function readUnappliedWrite(value: PlainValue, path: string): UnappliedWrite {
+  const fields = StateReader.of(value, path);
+  return {
+    id: fields.integer('id', Number.MAX_SAFE_INTEGER),
+    offsetBytes: fields.integer('offsetBytes', Number.MAX_SAFE_INTEGER),
+    data: fields.bytes('data', VIRTIO_BLOCK_REQUEST_BYTES_MAX),
   };
 }
 
