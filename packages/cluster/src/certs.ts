@@ -13,6 +13,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { ConfigError } from '@ftvm/core';
 import forge from 'node-forge';
+import type { PskCredentials } from './psk.js';
 
 /**
  * The cluster's certificates: a CA that `ftvm certs init` creates, and one certificate per
@@ -23,16 +24,20 @@ import forge from 'node-forge';
  * Layout of a certificates directory: `ca.crt`, `ca.key` (keep this one on the machine that issues
  * certificates only), and `NAME.crt` / `NAME.key` for each component. Keys are written mode 0600.
  * RSA-2048 keys come from Node's crypto; node-forge builds and signs the X.509 certificates.
+ * For trials a cluster can run on a pre-shared key instead (`psk.ts`).
  */
 
 /** A component's TLS credentials (PEM), as Node's `tls` options take them. */
-export interface Credentials {
+export interface CertificateCredentials {
   readonly ca: string;
   readonly cert: string;
   readonly key: string;
   /** The common name in `cert`. */
   readonly name: string;
 }
+
+/** How a component proves its name: a certificate of the cluster CA, or the cluster's pre-shared key. */
+export type Credentials = CertificateCredentials | PskCredentials;
 
 /** Options of {@link issueCertificate}. */
 export interface IssueOptions {
@@ -72,7 +77,11 @@ export function initCertificates(dir: string, options: { days?: number } = {}): 
 }
 
 /** Issues (or re-issues, for rotation) the certificate of component `name`, signed by the CA in `dir`. */
-export function issueCertificate(dir: string, name: string, options: IssueOptions = {}): Credentials {
+export function issueCertificate(
+  dir: string,
+  name: string,
+  options: IssueOptions = {},
+): CertificateCredentials {
   if (!NAME.test(name)) {
     throw new ConfigError(`invalid component name ${JSON.stringify(name)}: letters, digits, . _ - (≤ 63)`);
   }
@@ -109,7 +118,7 @@ export function issueCertificate(dir: string, name: string, options: IssueOption
  * the CA key when they do not exist yet and the CA key is there (a trial on one machine needs no
  * step per component).
  */
-export function loadCredentials(dir: string, name: string): Credentials {
+export function loadCredentials(dir: string, name: string): CertificateCredentials {
   const certPath = join(dir, `${name}.crt`);
   const keyPath = join(dir, `${name}.key`);
   if (!existsSync(certPath) || !existsSync(keyPath)) {

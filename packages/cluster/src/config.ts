@@ -11,6 +11,8 @@ import { ADDRESS, NAME } from './api.js';
  */
 
 const ADDRESSES = z.string().regex(/^[^,\s]+(,[^,\s]+)*$/, 'one or more HOST:PORT, comma-separated');
+/** A certificates directory or a pre-shared key file: exactly one, checked when they are loaded. */
+const CREDENTIALS = { certs: z.string().min(1).optional(), psk: z.string().min(1).optional() };
 
 export const ORCHESTRATOR_CONFIG = z.strictObject({
   listen: ADDRESS,
@@ -18,7 +20,7 @@ export const ORCHESTRATOR_CONFIG = z.strictObject({
   shared: z.string().min(1).optional(),
   dashboard: ADDRESS.optional(),
   name: NAME,
-  certs: z.string().min(1),
+  ...CREDENTIALS,
 });
 export type OrchestratorConfig = z.infer<typeof ORCHESTRATOR_CONFIG>;
 
@@ -28,7 +30,7 @@ export const HOST_CONFIG = z.strictObject({
   advertise: ADDRESS.optional(),
   data: z.string().min(1),
   orchestrator: ADDRESSES,
-  certs: z.string().min(1),
+  ...CREDENTIALS,
   faultInjection: z.boolean().default(false),
 });
 export type HostConfig = z.infer<typeof HOST_CONFIG>;
@@ -37,7 +39,7 @@ export const GATEWAY_CONFIG = z.strictObject({
   listen: ADDRESS,
   advertise: ADDRESS.optional(),
   orchestrator: ADDRESSES,
-  certs: z.string().min(1),
+  ...CREDENTIALS,
   forward: z.array(z.string()).default([]),
 });
 export type GatewayConfig = z.infer<typeof GATEWAY_CONFIG>;

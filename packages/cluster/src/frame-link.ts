@@ -1,12 +1,14 @@
 import { connect, type TLSSocket } from 'node:tls';
 import { z } from 'zod';
 import { NAME } from './api.js';
+import { clientTlsOptions, explainTlsFailure } from './auth.js';
 import type { Credentials } from './certs.js';
 import { splitAddress } from './http.js';
 
 /**
- * A VM's network link between a host and the gateway: mutual TLS, then one hello line of JSON
- * (`{"vm":…,"host":…}`), then Ethernet frames, each as a 16-bit big-endian length and the bytes.
+ * A VM's network link between a host and the gateway: mutual TLS (or TLS-PSK), then one hello line
+ * of JSON (`{"vm":…,"host":…}`), then Ethernet frames, each as a 16-bit big-endian length and the
+ * bytes.
  * The host end reconnects with a back-off when the link drops (frames sent meanwhile are lost, as
  * on a cable pulled for a moment; the guest's protocols retry).
  */
@@ -105,14 +107,7 @@ export class HostFrameLink {
   #connect(): void {
     if (this.#closed) return;
     const { host, port } = splitAddress(this.address);
-    const socket = connect({
-      host,
-      port,
-      key: this.credentials.key,
-      cert: this.credentials.cert,
-      ca: this.credentials.ca,
-      servername: /^[\d.]+$/.test(host) ? undefined : host,
-    });
+    const socket = connect({ host, port, ...clientTlsOptions(this.credentials, host) });
     socket.setNoDelay(true);
     const reader = new FrameReader(this.onFrame);
     socket.once('secureConnect', () => {
@@ -124,7 +119,7 @@ export class HostFrameLink {
     socket.on('data', (chunk: Buffer) => {
       if (!reader.push(chunk)) socket.destroy();
     });
-    socket.on('error', (error) => this.onState(false, error.message));
+    socket.on('error', (error) => this.onState(false, explainTlsFailure(this.credentials, error.message)));
     socket.on('close', () => {
       if (this.#socket === socket) this.#socket = undefined;
       if (this.#closed) return;

@@ -4,6 +4,7 @@ import { type HostForwardRule, UserGateway, VirtualSwitch } from '@ftvm/net';
 import { UdpGatewayHost } from '@ftvm/net/node';
 import type { Logger } from 'pino';
 import type { Forward } from './api.js';
+import { peerName, serverTlsOptions } from './auth.js';
 import type { Credentials } from './certs.js';
 import { encodeFrame, FrameReader, readHello } from './frame-link.js';
 import { ApiClient } from './http.js';
@@ -48,6 +49,8 @@ export class GatewayService {
   readonly #links = new Set<TLSSocket>();
   /** `VM/switch port number` → the host linked there (for the logs). */
   readonly #portHosts = new Map<string, string>();
+  /** Orchestrators whose last heartbeat failed. */
+  readonly #unreached = new Set<string>();
   #server: Server | undefined;
   #timer: NodeJS.Timeout | undefined;
   #port = 0;
@@ -74,8 +77,7 @@ export class GatewayService {
   }
 
   async start(): Promise<void> {
-    const { key, cert, ca } = this.#options.credentials;
-    this.#server = createServer({ key, cert, ca, requestCert: true, rejectUnauthorized: true }, (socket) => {
+    this.#server = createServer(serverTlsOptions(this.#options.credentials), (socket) => {
       void this.#accept(socket);
     });
     this.#server.on('tlsClientError', () => {});
@@ -106,6 +108,7 @@ export class GatewayService {
         const answer = await client.call<{ vms: VmInfo[] }>('POST', '/v1/gateway/heartbeat', {
           address: this.address,
         });
+        this.#unreached.delete(client.address);
         for (const vm of answer.vms) {
           const allowed = this.#allowed.get(vm.name) ?? new Set<string>();
           for (const host of vm.hosts) allowed.add(host);
@@ -113,7 +116,10 @@ export class GatewayService {
           await this.#network(vm.name, vm.forwards);
         }
       } catch (error) {
-        this.#options.logger.debug(
+        // Once per outage at warn (a wrong key or address says why at once), then at debug.
+        const said = this.#unreached.has(client.address);
+        this.#unreached.add(client.address);
+        this.#options.logger[said ? 'debug' : 'warn'](
           { orchestrator: client.address, error: (error as Error).message },
           'heartbeat failed',
         );
@@ -189,7 +195,7 @@ export class GatewayService {
   }
 
   async #accept(socket: TLSSocket): Promise<void> {
-    const peer = String(socket.getPeerCertificate()?.subject?.CN ?? '');
+    const peer = peerName(socket);
     this.#links.add(socket);
     socket.on('close', () => this.#links.delete(socket));
     socket.on('error', () => socket.destroy());

@@ -5,12 +5,18 @@ import { join } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
 import { EtcdArbiter, FileArbiter } from '@ftvm/arbiter/node';
 import type { Arbiter } from '@ftvm/core';
-import { serveArbiter, startVmWorker, type VmWorkerHandle, type VmWorkerMessage } from '@ftvm/ft/node';
+import {
+  serveArbiter,
+  startVmWorker,
+  type VmWorkerHandle,
+  type VmWorkerMessage,
+} from '@ftvm/ft/node';
 import { LinkProxy } from '@ftvm/transport/node';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { z } from 'zod';
 import { type ArbiterLocation, CLONE_TO, NAME, type RoleStatus, START_ROLE, type StartRole } from './api.js';
+import { channelTls } from './auth.js';
 import type { Credentials } from './certs.js';
 import { HostFrameLink } from './frame-link.js';
 import { ApiClient, ApiError, type Listening, parseBody, type Route, serveApi } from './http.js';
@@ -101,6 +107,8 @@ export class HostAgent {
   #server: Listening<Server> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #registered = new Set<string>();
+  /** Orchestrators this host told the operator it has not reached (before ever registering). */
+  #notReached = new Set<string>();
   /** A check of the data directory's free space is running (one at a time). */
   #checkingDataDir = false;
 
@@ -286,11 +294,7 @@ export class HostAgent {
       logTcp: order.peer
         ? await this.#channelTarget(proxies, order.peer)
         : { host: this.#options.listen.host },
-      logTls: {
-        key: this.#options.credentials.key,
-        cert: this.#options.credentials.cert,
-        ca: this.#options.credentials.ca,
-      },
+      logTls: channelTls(this.#options.credentials),
       networkPort: network.port2,
       arbiterPort: arbiterChannel.port2,
       statisticsIntervalMs: STATISTICS_INTERVAL_MS,
@@ -651,6 +655,13 @@ export class HostAgent {
             this.#options.logger.warn(
               { orchestrator: client.address, error: (error as Error).message },
               'orchestrator unreachable',
+            );
+          } else if (!this.#notReached.has(client.address)) {
+            // Said once: a host that never registers (a wrong key, a wrong address) says why.
+            this.#notReached.add(client.address);
+            this.#options.logger.warn(
+              { orchestrator: client.address, error: (error as Error).message },
+              'orchestrator not reached yet',
             );
           }
         }

@@ -3,13 +3,15 @@ import { Agent, createServer, request, type Server } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { ExitStatus, FtvmError } from '@ftvm/core';
 import type { z } from 'zod';
+import { clientTlsOptions, explainTlsFailure, isPsk, peerName, serverTlsOptions } from './auth.js';
 import type { Credentials } from './certs.js';
 
 /**
- * The control API's transport: JSON over HTTPS with mutual TLS against the cluster CA. A peer
- * without a certificate from the CA is refused in the TLS handshake, before any of its bytes is
- * parsed as HTTP; a handler sees the peer's name (its certificate's common name) and says which
- * names may call it.
+ * The control API's transport: JSON over HTTPS with mutual TLS against the cluster CA (or TLS-PSK
+ * with the cluster's pre-shared key, `auth.ts`). A peer without a certificate from the CA (without
+ * the key) is refused in the TLS handshake, before any of its bytes is parsed as HTTP; a handler
+ * sees the peer's name (its certificate's common name, or its PSK identity) and says which names
+ * may call it.
  */
 
 /** An API error with its HTTP status and a stable code (`not-found`, `invalid`, `forbidden` …). */
@@ -30,7 +32,7 @@ export interface ApiRequest {
   /** The path's parameters (`:name` segments). */
   readonly params: Readonly<Record<string, string>>;
   readonly query: URLSearchParams;
-  /** The caller's certificate common name. */
+  /** The caller's name: its certificate's common name, or its PSK identity. */
   readonly peer: string;
   /** The body, parsed as JSON (undefined when empty). */
   readonly body: unknown;
@@ -70,18 +72,9 @@ export async function serveApi(
   routes: readonly Route[],
 ): Promise<Listening<Server>> {
   const compiled = routes.map((route) => ({ route, pattern: compile(route.path) }));
-  const server = createServer(
-    {
-      key: credentials.key,
-      cert: credentials.cert,
-      ca: credentials.ca,
-      requestCert: true,
-      rejectUnauthorized: true,
-    },
-    (req, res) => {
-      void dispatch(compiled, req, res);
-    },
-  );
+  const server = createServer(serverTlsOptions(credentials), (req, res) => {
+    void dispatch(compiled, req, res);
+  });
   server.on('tlsClientError', () => {});
   server.keepAliveTimeout = 30_000;
   return listening(server, address);
@@ -143,7 +136,7 @@ async function dispatch(
         ? new ApiError(405, 'method-not-allowed', `${req.method} is not allowed on ${url.pathname}`)
         : new ApiError(404, 'not-found', `no such resource: ${url.pathname}`);
     }
-    const peer = String((req.socket as TLSSocket).getPeerCertificate()?.subject?.CN ?? '');
+    const peer = peerName(req.socket as TLSSocket);
     if (found.peers !== '*' && !found.peers.includes(peer)) {
       throw new ApiError(
         403,
@@ -226,18 +219,20 @@ export class ApiClient {
   readonly #host: string;
   readonly #port: number;
   readonly #timeoutMs: number;
+  readonly #credentials: Credentials;
 
   constructor(credentials: Credentials, address: string, options: { timeoutMs?: number } = {}) {
     const { host, port } = splitAddress(address);
     this.#host = host;
     this.#port = port;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#credentials = credentials;
     this.#agent = new Agent({
-      key: credentials.key,
-      cert: credentials.cert,
-      ca: credentials.ca,
+      ...clientTlsOptions(credentials, host),
       keepAlive: true,
       maxSockets: 8,
+      // A resumed PSK session would not name this side to the server again: full handshakes.
+      ...(isPsk(credentials) ? { maxCachedSessions: 0 } : {}),
     });
   }
 
@@ -256,14 +251,13 @@ export class ApiClient {
           method,
           path,
           agent: this.#agent,
-          servername: this.#host.match(/^[\d.]+$/) ? undefined : this.#host,
           headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
           timeout: this.#timeoutMs,
         },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('error', (error) => reject(unavailable(this.address, error)));
+          res.on('error', (error) => reject(this.#unavailable(error)));
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString('utf8');
             let json: unknown;
@@ -280,7 +274,7 @@ export class ApiClient {
         },
       );
       req.on('timeout', () => req.destroy(new Error(`no answer within ${this.#timeoutMs} ms`)));
-      req.on('error', (error) => reject(unavailable(this.address, error)));
+      req.on('error', (error) => reject(this.#unavailable(error)));
       req.end(payload);
     });
   }
@@ -288,10 +282,14 @@ export class ApiClient {
   close(): void {
     this.#agent.destroy();
   }
-}
 
-function unavailable(address: string, error: Error): ApiError {
-  return new ApiError(503, 'unavailable', `${address}: ${error.message}`);
+  #unavailable(error: Error): ApiError {
+    return new ApiError(
+      503,
+      'unavailable',
+      `${this.address}: ${explainTlsFailure(this.#credentials, error.message)}`,
+    );
+  }
 }
 
 /** `HOST:PORT` → parts (IPv6 in brackets). */

@@ -3,7 +3,13 @@ import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, type Wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ApiClient, type HostView, loadCredentials, type VmView } from '../src/index.js';
+import {
+  ApiClient,
+  type Credentials,
+  type HostView,
+  loadClusterCredentials,
+  type VmView,
+} from '../src/index.js';
 
 /**
  * A cluster of real processes on loopback, started through the `ftvm` command exactly as a user
@@ -48,11 +54,18 @@ export interface ClusterOptions {
   readonly faultInjection?: boolean;
   /** Keep the directory when the cluster stops (the nemesis keeps failing trials' logs). */
   readonly dir?: string;
+  /**
+   * How the processes authenticate: the cluster CA's certificates (`--certs`, the default), or a
+   * pre-shared key (`--psk`, made with `ftvm certs psk`).
+   */
+  readonly auth?: 'certs' | 'psk';
 }
 
 export class ProcessCluster {
   readonly dir: string;
   readonly certs: string;
+  /** The pre-shared key file (with `auth: 'psk'`). */
+  readonly psk: string;
   readonly processes = new Map<string, ClusterProcess>();
   orchestratorAddresses: string[] = [];
   dashboardPort = 0;
@@ -64,6 +77,20 @@ export class ProcessCluster {
     this.dir = options.dir ?? mkdtempSync(join(tmpdir(), 'ftvm-cluster-'));
     mkdirSync(this.dir, { recursive: true });
     this.certs = join(this.dir, 'certs');
+    this.psk = join(this.dir, 'cluster.psk');
+  }
+
+  /** The flags that give a process its credentials: `--certs DIR` or `--psk FILE`. */
+  get authFlags(): readonly string[] {
+    return this.#options.auth === 'psk' ? ['--psk', this.psk] : ['--certs', this.certs];
+  }
+
+  /** Component `name`'s credentials, as the processes of this cluster load theirs. */
+  credentials(name: string): Credentials {
+    return loadClusterCredentials(
+      this.#options.auth === 'psk' ? { psk: this.psk } : { certs: this.certs },
+      name,
+    );
   }
 
   get orchestrator(): string {
@@ -100,9 +127,9 @@ export class ProcessCluster {
     });
   }
 
-  /** `ftvm vm ARGS` against this cluster's orchestrators, with the operator's certificate. */
+  /** `ftvm vm ARGS` against this cluster's orchestrators, with the operator's credentials. */
   runVm(args: readonly string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-    return this.run(['vm', ...args, '--orchestrator', this.orchestrator, '--certs', this.certs]);
+    return this.run(['vm', ...args, '--orchestrator', this.orchestrator, ...this.authFlags]);
   }
 
   /** `ftvm vm create NAME --kernel kv.elf FLAGS… --json`, as a user types it. */
@@ -182,8 +209,12 @@ export class ProcessCluster {
   }
 
   async start(): Promise<void> {
-    const init = await this.run(['certs', 'init', '--dir', this.certs]);
-    if (init.status !== 0) throw new Error(`ftvm certs init failed: ${init.stderr}`);
+    const init = await this.run(
+      this.#options.auth === 'psk'
+        ? ['certs', 'psk', '--out', this.psk]
+        : ['certs', 'init', '--dir', this.certs],
+    );
+    if (init.status !== 0) throw new Error(`ftvm certs failed: ${init.stderr}`);
     const orchestrators = this.#options.orchestrators ?? 1;
     for (let index = 1; index <= orchestrators; index++) await this.startOrchestrator(index);
     const hosts = this.#options.hosts ?? 3;
@@ -204,8 +235,7 @@ export class ProcessCluster {
       '127.0.0.1:0',
       '--store',
       store,
-      '--certs',
-      this.certs,
+      ...this.authFlags,
       '--name',
       `o${index}`,
     ];
@@ -238,8 +268,7 @@ export class ProcessCluster {
       this.dataDir(name),
       '--orchestrator',
       this.orchestrator,
-      '--certs',
-      this.certs,
+      ...this.authFlags,
       ...(this.#options.faultInjection ? ['--fault-injection'] : []),
     ]);
     await proc.waitFor((line) => line.msg === 'host listening');
@@ -253,8 +282,7 @@ export class ProcessCluster {
       '127.0.0.1:0',
       '--orchestrator',
       this.orchestrator,
-      '--certs',
-      this.certs,
+      ...this.authFlags,
     ]);
     await proc.waitFor((line) => line.msg === 'gateway listening for host links');
     return proc;
@@ -272,7 +300,7 @@ export class ProcessCluster {
   /** The operator's API client, on the leading orchestrator. */
   async client(): Promise<ApiClient> {
     if (this.#client) return this.#client;
-    const credentials = loadCredentials(this.certs, 'operator');
+    const credentials = this.credentials('operator');
     for (const address of this.orchestratorAddresses) {
       const client = new ApiClient(credentials, address, { timeoutMs: 10_000 });
       try {

@@ -1,7 +1,9 @@
 import { join, resolve } from 'node:path';
 import {
   ApiClient,
-  type Credentials,
+  type CredentialSource,
+  checkCredentialSource,
+  createPskFile,
   DirectoryStore,
   EtcdStore,
   type Forward,
@@ -12,7 +14,7 @@ import {
   type HostView,
   initCertificates,
   issueCertificate,
-  loadCredentials,
+  loadClusterCredentials,
   ORCHESTRATOR_CONFIG,
   Orchestrator,
   parseGatewayForward,
@@ -28,6 +30,11 @@ import type { CliOutput } from '../index.js';
 import { parseMemorySize, readInputFile } from '../options.js';
 import { firmwareOf } from './machine-options.js';
 
+/** The help of `--certs` and `--psk`, the same on every command that talks to the cluster. */
+const CERTS_HELP = 'the certificates directory (`ftvm certs init`); this or --psk is required';
+const PSK_HELP =
+  "the cluster's pre-shared key file (`ftvm certs psk`), instead of --certs: for trials (any holder of the key can claim any name)";
+
 /** The `firmware` of a VM's create request: the file, base64; nothing without one. */
 function firmwareBody(path: string | undefined): { firmware?: string } {
   return path === undefined
@@ -41,7 +48,9 @@ function firmwareBody(path: string | undefined): { firmware?: string } {
  * on SIGINT or SIGTERM.
  */
 export function addClusterCommands(program: Command, output: CliOutput): void {
-  const certs = program.command('certs').description("create the cluster's CA and certificates");
+  const certs = program
+    .command('certs')
+    .description("create the cluster's credentials: a CA and certificates, or a pre-shared key for trials");
   certs
     .command('init')
     .description('create a cluster CA in DIR (each component then gets its certificate on first start there)')
@@ -65,6 +74,20 @@ export function addClusterCommands(program: Command, output: CliOutput): void {
       issueCertificate(flags.dir, flags.name, flags.address.length > 0 ? { addresses: flags.address } : {});
       output.stdout(`ftvm: issued ${join(flags.dir, `${flags.name}.crt`)} and ${flags.name}.key\n`);
     });
+  certs
+    .command('psk')
+    .summary('create a pre-shared key, for trials without certificates')
+    .description(
+      'create a pre-shared key (32 random bytes, hex, mode 0600) that every component then takes as --psk FILE ' +
+        'instead of --certs: for trials; with one shared key any holder can claim any name, so production uses certificates',
+    )
+    .requiredOption('--out <file>', 'the key file to create (an existing file is never replaced)')
+    .action((flags: { out: string }) => {
+      const path = createPskFile(flags.out);
+      output.stdout(
+        `ftvm: created the pre-shared key ${path} (copy it to every component, keep it secret)\n`,
+      );
+    });
 
   program
     .command('orchestrator')
@@ -78,9 +101,12 @@ export function addClusterCommands(program: Command, output: CliOutput): void {
     )
     .option('--dashboard <addr>', 'serve the dashboard (read-only HTTP) here, e.g. 127.0.0.1:7080')
     .option('--name <name>', 'this orchestrator, in the leader election', 'orchestrator-1')
-    .option('--certs <dir>', 'the certificates directory (required)')
+    .option('--certs <dir>', CERTS_HELP)
+    .option('--psk <file>', PSK_HELP)
     .action(async (_flags: unknown, command: Command) => {
       const config = resolveConfig(ORCHESTRATOR_CONFIG, ...configSources(command));
+      // Before anything is created: a usage error must leave no state directory behind.
+      const credentials = loadClusterCredentials(config, 'orchestrator');
       const logger = pino({ base: { component: 'orchestrator', name: config.name } });
       const etcd = config.store.startsWith('etcd://') ? EtcdStore.parseUrl(config.store) : undefined;
       if (etcd && !config.shared) {
@@ -89,7 +115,7 @@ export function addClusterCommands(program: Command, output: CliOutput): void {
       const store = etcd ? new EtcdStore(etcd) : new DirectoryStore(resolve(config.store));
       const orchestrator = new Orchestrator({
         listen: splitAddress(config.listen),
-        credentials: loadCredentials(config.certs, 'orchestrator'),
+        credentials,
         store,
         sharedDir: resolve(config.shared ?? join(config.store, 'shared')),
         etcdEndpoints: etcd,
@@ -108,7 +134,7 @@ export function addClusterCommands(program: Command, output: CliOutput): void {
     .command('host')
     .description("run a host daemon: it runs VMs' primaries and backups for the orchestrator")
     .option('--config <file>', 'a JSON file with these options (camelCase keys); flags win over it')
-    .option('--name <name>', 'this host (its certificate is NAME.crt) (required)')
+    .option('--name <name>', 'this host (its certificate is NAME.crt, its PSK identity NAME) (required)')
     .option(
       '--listen <addr>',
       'the control API address (logging channels listen on the same IP)',
@@ -117,7 +143,8 @@ export function addClusterCommands(program: Command, output: CliOutput): void {
     .option('--advertise <addr>', 'the address others reach this host at (default: --listen)')
     .option('--data <dir>', "this host's data directory (its own disk copies) (required)")
     .option('--orchestrator <addr[,addr…]>', "the orchestrators' addresses (required)")
-    .option('--certs <dir>', 'the certificates directory (required)')
+    .option('--certs <dir>', CERTS_HELP)
+    .option('--psk <file>', PSK_HELP)
     .option(
       '--fault-injection',
       'let operators partition logging channels (tests, the nemesis); off by default',
@@ -131,7 +158,7 @@ export function addClusterCommands(program: Command, output: CliOutput): void {
         advertise: config.advertise,
         dataDir: resolve(config.data),
         orchestrators: splitList(config.orchestrator),
-        credentials: loadCredentials(config.certs, config.name),
+        credentials: loadClusterCredentials(config, config.name),
         logger,
         faultInjection: config.faultInjection,
       });
@@ -151,7 +178,8 @@ export function addClusterCommands(program: Command, output: CliOutput): void {
     .option('--listen <addr>', 'where hosts link their VMs in', '127.0.0.1:7200')
     .option('--advertise <addr>', 'the address hosts reach this gateway at (default: --listen)')
     .option('--orchestrator <addr[,addr…]>', "the orchestrators' addresses (required)")
-    .option('--certs <dir>', 'the certificates directory (required)')
+    .option('--certs <dir>', CERTS_HELP)
+    .option('--psk <file>', PSK_HELP)
     .option(
       '--forward <udp:[HOSTIP]:PORT-VM:GUESTPORT>',
       'a UDP forward into a VM (repeatable)',
@@ -164,7 +192,7 @@ export function addClusterCommands(program: Command, output: CliOutput): void {
       const gateway = new GatewayService({
         listen: splitAddress(config.listen),
         advertise: config.advertise,
-        credentials: loadCredentials(config.certs, 'gateway'),
+        credentials: loadClusterCredentials(config, 'gateway'),
         orchestrators: splitList(config.orchestrator),
         forwards: config.forward.map(parseGatewayForward),
         logger,
@@ -179,9 +207,8 @@ export function addClusterCommands(program: Command, output: CliOutput): void {
   addVmCommands(program, output);
 }
 
-interface ClientFlags {
+interface ClientFlags extends CredentialSource {
   orchestrator: string;
-  certs: string;
   json?: boolean;
 }
 
@@ -193,8 +220,11 @@ function addVmCommands(program: Command, output: CliOutput): void {
   const clientFlags = (command: Command) =>
     command
       .option('--orchestrator <addr[,addr…]>', "the orchestrators' addresses", '127.0.0.1:7000')
-      .requiredOption('--certs <dir>', 'the certificates directory (the operator certificate)')
-      .option('--json', 'print JSON instead of a table');
+      .option('--certs <dir>', CERTS_HELP)
+      .option('--psk <file>', PSK_HELP)
+      .option('--json', 'print JSON instead of a table')
+      // A usage error before anything is read or asked: exactly one of --certs and --psk.
+      .hook('preAction', (_command, action) => checkCredentialSource(action.opts<CredentialSource>()));
 
   clientFlags(
     vm
@@ -380,7 +410,7 @@ function configSources(
 
 /** The first orchestrator that answers as the leader. */
 async function leaderClient(flags: ClientFlags): Promise<ApiClient> {
-  const credentials: Credentials = loadCredentials(flags.certs, 'operator');
+  const credentials = loadClusterCredentials(flags, 'operator');
   let last: Error | undefined;
   for (const address of splitList(flags.orchestrator)) {
     const client = new ApiClient(credentials, address, { timeoutMs: 30_000 });

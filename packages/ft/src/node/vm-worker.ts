@@ -5,7 +5,7 @@ import { NET_FRAME_OUTPUT, VirtioBlock, VirtioMmioTransport, VirtioNet } from '@
 import { Machine, type MachineOutput, runMachine } from '@ftvm/machine';
 import { createNodeHost } from '@ftvm/machine/node';
 import { createMessagePortStream, openChannel } from '@ftvm/transport';
-import { connectTcp, connectTls, listenTcp, listenTls } from '@ftvm/transport/node';
+import { connectTcp, connectTls, listenTcp, listenTls, type TlsPskCredentials } from '@ftvm/transport/node';
 import { type BackupEnd, FtBackup } from '../backup.js';
 import type { FtConfig } from '../config.js';
 import type { FtEvent } from '../events.js';
@@ -64,7 +64,8 @@ export interface VmWorkerSpec {
    */
   readonly logTcp?: { readonly host: string; readonly port?: number };
   /** With `logTcp`: TLS with these credentials (PEM), both sides presenting certificates of `ca`. */
-  readonly logTls?: { readonly key: string; readonly cert: string; readonly ca: string };
+  /** Or a pre-shared key (`{ psk: { identity, secret } }`, TLS-PSK; see `@ftvm/transport/node`). */
+  readonly logTls?: { readonly key: string; readonly cert: string; readonly ca: string } | TlsPskCredentials;
   /** Frames to and from the guest network: `{ frame: Uint8Array }` both ways. */
   readonly networkPort?: MessagePort;
   /** The arbiter, served by the parent. */

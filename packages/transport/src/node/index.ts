@@ -4,5 +4,12 @@ export type { SocketStreamOptions } from './socket-stream.js';
 export { createSocketStream, SOCKET_LINGER_MS_DEFAULT } from './socket-stream.js';
 export type { ChannelListener, ConnectOptions, ListenOptions } from './tcp.js';
 export { connectTcp, listenTcp } from './tcp.js';
-export type { Pem, TlsConnectOptions, TlsCredentials, TlsListenOptions } from './tls.js';
-export { connectTls, listenTls, tlsError } from './tls.js';
+export type {
+  Pem,
+  TlsConnectOptions,
+  TlsCredentials,
+  TlsListenOptions,
+  TlsPsk,
+  TlsPskCredentials,
+} from './tls.js';
+export { connectTls, derivePskKey, listenTls, tlsError } from './tls.js';

@@ -1,4 +1,10 @@
-import { createServer as createTlsServer, connect as tlsConnect } from 'node:tls';
+import { createHmac } from 'node:crypto';
+import {
+  type ConnectionOptions,
+  createServer as createTlsServer,
+  type TlsOptions,
+  connect as tlsConnect,
+} from 'node:tls';
 import type { LogChannel } from '@ftvm/core';
 import { ChannelError } from '@ftvm/core';
 import { HANDSHAKE_TIMEOUT_MS_DEFAULT } from '../index.js';
@@ -24,11 +30,74 @@ export interface TlsCredentials {
   readonly ca: Pem;
 }
 
-export interface TlsListenOptions extends ListenOptions, TlsCredentials {}
+/**
+ * Or a pre-shared key instead of certificates (trials): TLS 1.2 with PSK cipher suites. A client
+ * sends `identity`; both sides use the key derived for it from `secret`,
+ * HMAC-SHA256(secret, "ftvm-psk-1" ‖ identity), so a peer without the secret fails the handshake.
+ * Every holder of the secret can claim any identity.
+ */
+export interface TlsPsk {
+  /** This side's name, sent in the clear when it connects. */
+  readonly identity: string;
+  /** The shared secret (at least 16 bytes) every identity's key is derived from. */
+  readonly secret: Uint8Array;
+}
 
-export interface TlsConnectOptions extends ConnectOptions, TlsCredentials {
-  /** The name the server's certificate must hold (default: `host`, when it is a name). */
-  readonly servername?: string;
+/** TLS authenticated by a pre-shared key: see {@link TlsPsk}. */
+export interface TlsPskCredentials {
+  readonly psk: TlsPsk;
+}
+
+export type TlsListenOptions = ListenOptions & (TlsCredentials | TlsPskCredentials);
+
+export type TlsConnectOptions = ConnectOptions &
+  (TlsCredentials | TlsPskCredentials) & {
+    /** The name the server's certificate must hold (default: `host`, when it is a name). */
+    readonly servername?: string;
+  };
+
+/** PSK suites (TLS 1.2 only: Node's `pskCallback` does not work with TLS 1.3); ECDHE first, for forward secrecy. */
+const PSK_CIPHERS = 'ECDHE-PSK-CHACHA20-POLY1305:PSK-AES256-GCM-SHA384';
+const PSK_LABEL = 'ftvm-psk-1';
+const PSK_IDENTITY_BYTES_MAX = 128;
+
+/** The key both sides use for `identity`: HMAC-SHA256(secret, "ftvm-psk-1" ‖ identity). */
+export function derivePskKey(secret: Uint8Array, identity: string): Buffer {
+  return createHmac('sha256', secret).update(PSK_LABEL).update(identity, 'utf8').digest();
+}
+
+function pskSecret(psk: TlsPsk): Uint8Array {
+  if (!(psk.secret instanceof Uint8Array) || psk.secret.length < 16) {
+    throw new ChannelError('authentication', 'TLS-PSK: the pre-shared secret must be at least 16 bytes');
+  }
+  return psk.secret;
+}
+
+function pskServerOptions(psk: TlsPsk): TlsOptions {
+  const secret = pskSecret(psk);
+  return {
+    ciphers: PSK_CIPHERS,
+    minVersion: 'TLSv1.2',
+    maxVersion: 'TLSv1.2',
+    pskIdentityHint: psk.identity,
+    // An identity no name could be is refused before any key is derived for it.
+    pskCallback: (_socket, identity) =>
+      identity.length === 0 || Buffer.byteLength(identity) > PSK_IDENTITY_BYTES_MAX
+        ? null
+        : derivePskKey(secret, identity),
+  };
+}
+
+function pskClientOptions(psk: TlsPsk): ConnectionOptions {
+  const key = derivePskKey(pskSecret(psk), psk.identity);
+  return {
+    ciphers: PSK_CIPHERS,
+    minVersion: 'TLSv1.2',
+    maxVersion: 'TLSv1.2',
+    pskCallback: () => ({ identity: psk.identity, psk: key }),
+    // No certificate: the server proved the key in the handshake, there is no name to check.
+    checkServerIdentity: () => undefined,
+  };
 }
 
 const CERTIFICATE_ERROR =
@@ -47,7 +116,27 @@ export function tlsError(error: Error): Error {
   return new ChannelError('connection', `TLS: ${error.message}`, { cause: error });
 }
 
+/** What OpenSSL says when the two sides' pre-shared keys differ (the Finished messages do not verify). */
+const PSK_MISMATCH =
+  /BAD_RECORD_MAC|DECRYPTION_FAILED|DECRYPT_ERROR|BAD_DECRYPT|CIPHER_OPERATION_FAILED|UNKNOWN_PSK_IDENTITY|PSK_IDENTITY_NOT_FOUND|NO_SHARED_CIPHER|ALERT_HANDSHAKE_FAILURE/;
+
+/** A handshake refused for its pre-shared key is an 'authentication' failure, else 'connection'. */
+function tlsPskError(error: Error): Error {
+  if (ChannelError.is(error)) return error;
+  const code = (error as { code?: unknown }).code;
+  const text = `${typeof code === 'string' ? code : ''} ${error.message}`;
+  if (PSK_MISMATCH.test(text.toUpperCase().replace(/ /g, '_'))) {
+    return new ChannelError(
+      'authentication',
+      `TLS-PSK: the handshake failed, the peer's pre-shared key differs: ${error.message}`,
+      { cause: error },
+    );
+  }
+  return new ChannelError('connection', `TLS: ${error.message}`, { cause: error });
+}
+
 const streamOptions: SocketStreamOptions = { mapError: tlsError };
+const pskStreamOptions: SocketStreamOptions = { mapError: tlsPskError };
 
 type TlsPem = string | Buffer | (string | Buffer)[];
 
@@ -60,12 +149,25 @@ function pem(value: Pem): TlsPem {
 /**
  * Listens for logging channels over TLS with mutual certificates: a client without a certificate
  * signed by `ca` is refused during the TLS handshake (`onError` gets a `ChannelError`
- * 'authentication'). A pre-shared key, when given, is checked on top.
+ * 'authentication'). With `psk` instead, a client without the secret is refused in the handshake
+ * the same way. A channel pre-shared key (`preSharedKey`), when given, is checked on top.
  */
-export function listenTls(
+export async function listenTls(
   options: TlsListenOptions,
   onChannel: (channel: LogChannel) => void,
 ): Promise<ChannelListener> {
+  if ('psk' in options) {
+    const server = createTlsServer({
+      ...pskServerOptions(options.psk),
+      handshakeTimeout: options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS_DEFAULT,
+    });
+    server.on('tlsClientError', (error) => options.onError?.(tlsPskError(error)));
+    return serveChannels(
+      { server, connectionEvent: 'secureConnection', streamOptions: pskStreamOptions },
+      options,
+      onChannel,
+    );
+  }
   const server = createTlsServer({
     key: pem(options.key),
     cert: pem(options.cert),
@@ -94,8 +196,16 @@ export function listenTls(
   return serveChannels({ server, connectionEvent: 'secureConnection', streamOptions }, options, onChannel);
 }
 
-/** Connects to a TLS logging-channel listener with this side's certificate, then runs the handshake. */
+/**
+ * Connects to a TLS logging-channel listener with this side's certificate (or pre-shared key),
+ * then runs the handshake.
+ */
 export async function connectTls(options: TlsConnectOptions): Promise<LogChannel> {
+  if ('psk' in options) {
+    const socket = tlsConnect({ host: options.host, port: options.port, ...pskClientOptions(options.psk) });
+    socket.setNoDelay(true);
+    return connectChannel(socket, 'secureConnect', options, pskStreamOptions);
+  }
   const socket = tlsConnect({
     host: options.host,
     port: options.port,
