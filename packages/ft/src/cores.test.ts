@@ -300,13 +300,16 @@ describe('§2.4 execution lag and the log buffer', () => {
     expect(core.cpuShare).toBe(1);
     core.tick(160); // entry 0 has waited 160 ms: over the 100 ms limit
     expect(core.executionLagMs(160)).toBe(160);
-    expect(core.cpuShare).toBeLessThan(1);
+    // Cut in proportion to the excess (100 / 160).
+    expect(core.cpuShare).toBeCloseTo(100 / 160);
     const slowed = core.cpuShare;
-    core.tick(170);
-    expect(core.cpuShare).toBeLessThan(slowed);
-    core.messageReceived({ type: 'ack', receivedSeq: 1, appliedSeq: 1, appliedIcount: 200 }, 175);
-    expect(core.executionLagMs(180)).toBe(0);
-    for (let now = 180; now < 400; now += 10) core.tick(now);
+    core.tick(170); // too soon after the last change to judge it: nothing changes
+    expect(core.cpuShare).toBe(slowed);
+    core.tick(210); // 210 ms over a 100 ms limit: cut again, at most by half
+    expect(core.cpuShare).toBeCloseTo(slowed * 0.5);
+    core.messageReceived({ type: 'ack', receivedSeq: 1, appliedSeq: 1, appliedIcount: 200 }, 215);
+    expect(core.executionLagMs(220)).toBe(0);
+    for (let now = 220; now < 800; now += 10) core.tick(now);
     expect(core.cpuShare).toBe(1);
   });
 

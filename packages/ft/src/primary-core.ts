@@ -121,6 +121,8 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
   #lastSentMs: number;
   #heartbeats = 0;
   #cpuShare = 1;
+  /** When lag control last changed the CPU share. */
+  #lagChangedMs = Number.NEGATIVE_INFINITY;
   /** A pause was detected: nothing is released until the arbiter confirms the epoch. */
   #verifying = false;
   #arbiterReadInFlight = false;
@@ -471,8 +473,18 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
       this.#cpuShare = 1;
       return;
     }
+    // One change per half the limit, so the last one shows in the lag before the next is made
+    // (changed every tick, a short stall of the backup cut the primary to a third).
+    const limit = this.#config.executionLagMsMax;
+    if (nowMs - this.#lagChangedMs < limit / 2) return;
     const lag = this.executionLagMs(nowMs);
-    if (lag > this.#config.executionLagMsMax) this.#cpuShare = Math.max(CPU_SHARE_MIN, this.#cpuShare * 0.8);
-    else if (lag < this.#config.executionLagMsMax / 2) this.#cpuShare = Math.min(1, this.#cpuShare * 1.25);
+    if (lag > limit) {
+      // In proportion to the excess, at most halved.
+      this.#cpuShare = Math.max(CPU_SHARE_MIN, this.#cpuShare * Math.max(0.5, limit / lag));
+      this.#lagChangedMs = nowMs;
+    } else if (lag < limit * 0.75 && this.#cpuShare < 1) {
+      this.#cpuShare = Math.min(1, this.#cpuShare * 1.25);
+      this.#lagChangedMs = nowMs;
+    }
   }
 }

@@ -341,7 +341,8 @@ export class FtPrimary {
   #hooks(): PrimaryMachineHooks {
     const core = this.#core;
     const sink: LogSink = {
-      append: (entry: LogEntry) => core.logAppended(entry, this.#nowMs),
+      // Stamped now, not at the slice's start: the lag counts from when the primary got there.
+      append: (entry: LogEntry) => core.logAppended(entry, this.#readNowMs()),
       get full() {
         return core.logFull;
       },
