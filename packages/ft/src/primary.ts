@@ -362,6 +362,9 @@ export class FtPrimary {
         }
         core.outputProduced(output, this.#nowMs, this.#options.holdUntilApplied?.(output) === true);
         // The output waits for its log: send the log now rather than at the end of the slice.
+        // Not for a disk write: the guest does not wait on it with a write cache, and without one
+        // it waits idle, which ends the slice (and sends the log) at once anyway.
+        if (output.kind === 'disk-write') return;
         core.flush(this.#nowMs);
         this.#apply();
       },
