@@ -2,11 +2,13 @@
 // and noisy: only ratios measured together mean something). Hosts are worker threads, the logging
 // channel TCP on loopback, clients real UDP through the gateway.
 //
-//   npm run bench -w @ftvm/ft            (FTVM_BENCH_SECONDS=N to change the window per run)
+//   npm run bench -w @ftvm/ft            (FTVM_BENCH_SECONDS=N to change the window per run,
+//                                         FTVM_BENCH_PARTS=kv,failover to run some parts only)
 //
 // Prints each figure and writes them all to packages/ft/bench/results.json.
 import { createSocket } from 'node:dgram';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { summarizeLatencies } from '@ftvm/kv-client';
@@ -16,6 +18,11 @@ import { Cluster, type ClusterOptions, type Host, until } from '../test/cluster.
 const seconds = Number(process.env.FTVM_BENCH_SECONDS ?? 4);
 const config = { failureTimeoutMs: 300, heartbeatIntervalMs: 50 };
 const results: Record<string, unknown> = { date: new Date().toISOString(), windowSeconds: seconds };
+/**
+ * Load before each kv measurement, on both sides: the block compiler compiles the request path
+ * over the first few seconds, and FT on has two machines (primary and backup) to warm up.
+ */
+const KV_WARM_UP_MS = 6000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function percentile(sorted: readonly number[], fraction: number): number {
@@ -55,6 +62,9 @@ async function measureMips(host: Host): Promise<number> {
  * Requests per second count the answered ones; latency is from the first send to the answer.
  */
 async function kvLoad(port: number, clients: number, durationMs: number) {
+  // CPU time of the whole process (every thread: the hosts, the gateway, the clients).
+  const cpuBefore = process.cpuUsage();
+  const wallBefore = performance.now();
   const { history } = await runKvLoad({
     target: { host: '127.0.0.1', port },
     clients,
@@ -72,10 +82,15 @@ async function kvLoad(port: number, clients: number, durationMs: number) {
   const latency = summarizeLatencies(
     answered.map((operation) => (operation.completedMs as number) - operation.invokedMs),
   );
+  const cpu = process.cpuUsage(cpuBefore);
+  const cpuMs = (cpu.user + cpu.system) / 1000;
   return {
     requestsPerSecond: answered.length / (durationMs / 1000),
     p50Ms: latency?.p50 ?? Number.NaN,
     p99Ms: latency?.p99 ?? Number.NaN,
+    /** Cores the process kept busy on average (this machine has os.availableParallelism()). */
+    coresBusy: cpuMs / (performance.now() - wallBefore),
+    cpuMsPerRequest: answered.length > 0 ? cpuMs / answered.length : Number.NaN,
   };
 }
 
@@ -123,14 +138,14 @@ async function kv(): Promise<void> {
     let onOneClient: Load | undefined;
     const off = await withCluster(options, async (cluster) => {
       cluster.startStandalone();
-      await kvLoad(cluster.port, 4, 1500); // warm-up: compiled paths
+      await kvLoad(cluster.port, 4, KV_WARM_UP_MS); // warm-up: compiled paths
       const measured = await kvLoad(cluster.port, 4, seconds * 1000);
       offOneClient = await kvLoad(cluster.port, 1, 2000); // latency without queueing
       return measured;
     });
     const on = await withCluster({ ...options, transport: 'tcp', config }, async (cluster) => {
       const { primary } = await cluster.startPair();
-      await kvLoad(cluster.port, 4, 1500);
+      await kvLoad(cluster.port, 4, KV_WARM_UP_MS);
       idleLogBytesPerSecond = await logRate(primary, 2000);
       const measuring = kvLoad(cluster.port, 4, seconds * 1000);
       loadLogBytesPerSecond = await logRate(primary, seconds * 1000 - 200);
@@ -157,6 +172,12 @@ async function kv(): Promise<void> {
   console.log(
     `kv: FT off ${rps('off').toFixed(0)} req/s (p50 ${p('off', 'p50Ms').toFixed(3)} ms, p99 ${p('off', 'p99Ms').toFixed(3)} ms), ` +
       `FT on ${rps('on').toFixed(0)} req/s (p50 ${p('on', 'p50Ms').toFixed(3)} ms, p99 ${p('on', 'p99Ms').toFixed(3)} ms), ratio ${(rps('on') / rps('off')).toFixed(3)}`,
+  );
+  const cpu = (pick: Pick, key: 'coresBusy' | 'cpuMsPerRequest') =>
+    median(rounds.map((round) => round[pick][key]));
+  console.log(
+    `kv, CPU (all threads, ${availableParallelism()} cores): FT off ${cpu('off', 'coresBusy').toFixed(2)} cores busy, ${cpu('off', 'cpuMsPerRequest').toFixed(3)} ms per request; ` +
+      `FT on ${cpu('on', 'coresBusy').toFixed(2)} cores busy, ${cpu('on', 'cpuMsPerRequest').toFixed(3)} ms per request`,
   );
   console.log(
     `kv, one client (latency without queueing): FT off p50 ${p('offOneClient', 'p50Ms').toFixed(3)} ms p99 ${p('offOneClient', 'p99Ms').toFixed(3)} ms, ` +
@@ -276,10 +297,12 @@ async function restoreRedundancy(): Promise<void> {
   results.restoreRedundancy = reports;
 }
 
-await cpuBound();
-await kv();
-await failover();
-await restoreRedundancy();
+// FTVM_BENCH_PARTS=kv,failover runs only those parts (cpu, kv, failover, restore).
+const parts = new Set((process.env.FTVM_BENCH_PARTS ?? 'cpu,kv,failover,restore').split(','));
+if (parts.has('cpu')) await cpuBound();
+if (parts.has('kv')) await kv();
+if (parts.has('failover')) await failover();
+if (parts.has('restore')) await restoreRedundancy();
 const out = join(dirname(fileURLToPath(import.meta.url)), 'results.json');
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
