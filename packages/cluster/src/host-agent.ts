@@ -5,12 +5,7 @@ import { join } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
 import { EtcdArbiter, FileArbiter } from '@ftvm/arbiter/node';
 import type { Arbiter } from '@ftvm/core';
-import {
-  serveArbiter,
-  startVmWorker,
-  type VmWorkerHandle,
-  type VmWorkerMessage,
-} from '@ftvm/ft/node';
+import { serveArbiter, startVmWorker, type VmWorkerHandle, type VmWorkerMessage } from '@ftvm/ft/node';
 import { LinkProxy } from '@ftvm/transport/node';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Registry } from 'prom-client';
