@@ -22,6 +22,8 @@ export class FencedFileDisk implements BlockBackend {
   readonly #file: FileBlockBackend;
   readonly #fence: FileHandle;
   readonly #fencePath: string;
+  /** The last fence move under way (writes wait for it). */
+  #fencing: Promise<void> = Promise.resolve();
   #epoch: number;
 
   private constructor(file: FileBlockBackend, fence: FileHandle, fencePath: string, epoch: number) {
@@ -67,13 +69,22 @@ export class FencedFileDisk implements BlockBackend {
     return epoch;
   }
 
-  /** This writer now writes for `epoch` and fences out every older one (before go-live reissues writes). */
-  async fence(epoch: number): Promise<void> {
+  /**
+   * This writer now writes for `epoch` and fences out every older one (before go-live reissues
+   * writes). Its own writes wait until the fence is on the disk, so none of them can land while
+   * the old epoch may still write.
+   */
+  fence(epoch: number): Promise<void> {
     this.#epoch = Math.max(this.#epoch, epoch);
-    if ((await this.fenceEpoch()) >= epoch) return;
-    const record = Buffer.from(`${String(epoch).padEnd(FENCE_RECORD_BYTES - 1, ' ')}\n`, 'latin1');
-    await this.#fence.write(record, 0, FENCE_RECORD_BYTES, 0);
-    await this.#fence.datasync();
+    const fencing = this.#fencing.then(async () => {
+      if ((await this.fenceEpoch()) >= epoch) return;
+      const record = Buffer.from(`${String(epoch).padEnd(FENCE_RECORD_BYTES - 1, ' ')}\n`, 'latin1');
+      await this.#fence.write(record, 0, FENCE_RECORD_BYTES, 0);
+      await this.#fence.datasync();
+    });
+    // A failed fence is the caller's to report; later writes are refused by the old fence anyway.
+    this.#fencing = fencing.catch(() => {});
+    return fencing;
   }
 
   read(offset: number, lengthBytes: number): Promise<Uint8Array> {
@@ -81,6 +92,7 @@ export class FencedFileDisk implements BlockBackend {
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
+    await this.#fencing;
     const fence = await this.fenceEpoch();
     if (fence > this.#epoch) {
       throw new HostIoError(`a write from epoch ${this.#epoch} after epoch ${fence} went live`);

@@ -24,6 +24,8 @@ import { type SharedDiskBuffers, SharedMemoryDisk } from './shared-disk.js';
 
 /** The virtio slot of the disk (the last; the NIC takes the one below it). */
 const DISK_SLOT = 7;
+/** How long a role that stopped or powered off waits for released disk IO to finish, at most. */
+const DISK_SETTLE_MS_MAX = 2000;
 
 /** How the backup treats the disk (the paper's three modes, §2.1 and §4.1). */
 export type DiskMode = 'shared' | 'backup-reads' | 'separate';
@@ -141,6 +143,24 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
       fenced.catch((error: Error) => post({ type: 'failed', message: error.message }));
   };
   let nic: VirtioNet | undefined;
+  /** The disk device of the machine built last (a promoted backup keeps its own). */
+  let block: VirtioBlock | undefined;
+  /**
+   * Before the parent hears a role ended (and may end this thread): the disk IO already released
+   * finishes. With a write cache, a client may have its answer while the write is on its way to
+   * the disk. A write still held is never released now; the wait is bounded for it.
+   */
+  const diskSettled = async (end: string): Promise<void> => {
+    if (!block || (end !== 'stopped' && end !== 'powered-off')) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      block.hostIdle(),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, DISK_SETTLE_MS_MAX);
+      }),
+    ]);
+    clearTimeout(timer);
+  };
 
   // With backup reads, a disk write must not overtake the backup's own reads (see PrimaryCore).
   const holdUntilApplied =
@@ -171,14 +191,13 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
             : 'all';
       // On a shared disk writes complete before they reach it (a volatile write cache): the
       // backup's acknowledgement then holds the disk, not the guest (see VirtioBlockOptions).
-      slots[slot--] = new VirtioMmioTransport(
-        new VirtioBlock({
-          backend: ownCopy ?? disk,
-          hostIo,
-          logReadData: mode !== 'backup-reads',
-          writeBack: mode === 'shared',
-        }),
-      );
+      block = new VirtioBlock({
+        backend: ownCopy ?? disk,
+        hostIo,
+        logReadData: mode !== 'backup-reads',
+        writeBack: mode === 'shared',
+      });
+      slots[slot--] = new VirtioMmioTransport(block);
     }
     if (spec.network) {
       nic = new VirtioNet();
@@ -275,7 +294,9 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
           );
       }
     });
-    post(endedMessage(await reporting('primary', primary, () => primary.run())));
+    const end = await reporting('primary', primary, () => primary.run());
+    await diskSettled(end.end);
+    post(endedMessage(end));
   };
 
   if (spec.role === 'standalone') {
@@ -298,11 +319,9 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
     );
     try {
       const result = await runMachine(machine, scheduler, { signal: abort.signal });
-      post({
-        type: 'ended',
-        end: result.end === 'aborted' ? 'stopped' : 'powered-off',
-        exitStatus: result.exitStatus,
-      });
+      const end = result.end === 'aborted' ? 'stopped' : 'powered-off';
+      await diskSettled(end);
+      post({ type: 'ended', end, exitStatus: result.exitStatus });
     } finally {
       clearInterval(timer);
     }

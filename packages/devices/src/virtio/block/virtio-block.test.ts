@@ -498,6 +498,19 @@ describe('virtio-blk state, go-live and replay', () => {
   });
 });
 
+/** The `unapplied` list inside a saved virtio-mmio section (the device's own section is nested). */
+function findUnapplied(section: unknown): { id: number }[] {
+  const seen: unknown[] = [section];
+  while (seen.length > 0) {
+    const value = seen.pop();
+    if (typeof value !== 'object' || value === null || value instanceof Uint8Array) continue;
+    const record = value as Record<string, unknown>;
+    if (Array.isArray(record.unapplied)) return record.unapplied as { id: number }[];
+    seen.push(...Object.values(record));
+  }
+  throw new Error('no unapplied list in the section');
+}
+
 /** Byte-for-byte equality of two large arrays (guest RAM), fast. */
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(
@@ -1004,7 +1017,66 @@ describe('virtio-blk with a volatile write cache (writeBack)', () => {
     const again = new VirtioBlock({ backend: new MemoryBlockBackend(8 * SECTOR), writeBack: true });
     again.restoreState(old as never);
     expect(again.unappliedWrites()).toEqual([]);
-    expect(() => again.restoreState({ ...(old as never), version: 3 })).toThrow(/version 3/);
+    expect(() => again.restoreState({ ...(old as object), version: 3 } as never)).toThrow(/version 3/);
+    // Nothing unapplied: the version 1 layout, so older recordings' state hashes still match.
+    expect(again.saveState().version).toBe(1);
+    expect(Object.keys(again.saveState().state as object)).not.toContain('unapplied');
+
+    // A state whose unapplied writes this disk could not have taken is refused.
+    const bad: unknown = structuredClone(section);
+    const unapplied = findUnapplied(bad);
+    unapplied[0]!.id = 10_000; // past nextRequestId
+    const fresh = createVirtioRig(
+      new VirtioBlock({ backend: new MemoryBlockBackend(8 * SECTOR), hostIo: 'none', writeBack: true }),
+      512 * 1024,
+    );
+    expect(() => fresh.transport.restoreState(bad as never)).toThrow(/out of order/);
+  });
+
+  it('a completed write that failed on the disk stays unapplied until a flush reports it, so a new primary writes it again', async () => {
+    const backend = new ControlledBackend(8 * SECTOR);
+    const rig = blockRig(backend, { writeBack: true });
+    const data = pattern(SECTOR, 31);
+    rig.submit(VirtioBlockRequestType.out, 2, data);
+    rig.harness.deliver();
+    await settleHost();
+    backend.calls[0]!.settle(true); // the disk refuses it; the guest was told it completed
+    await settleHost();
+    const read = rig.submit(VirtioBlockRequestType.in, 5, undefined, SECTOR);
+    await settleHost();
+    backend.calls[1]!.settle();
+    await rig.complete();
+    expect(read.status()).toBe(VirtioBlockStatus.ok);
+    // The read's completion did not report the failed write applied.
+    expect(rig.device.unappliedWrites().map((write) => write.id)).toEqual([1]);
+
+    // The primary dies here; a backup with the same state goes live and writes it again.
+    const shared = new MemoryBlockBackend(8 * SECTOR);
+    const device = new VirtioBlock({ backend: shared, hostIo: 'none', writeBack: true });
+    const backup = createVirtioRig(device, 512 * 1024);
+    backup.harness.env.memory.region.bytes.set(rig.harness.env.memory.region.bytes);
+    backup.transport.restoreState(structuredClone(rig.transport.saveState()));
+    device.onGoLive();
+    await device.hostIdle();
+    expect(shared.bytes.slice(2 * SECTOR, 3 * SECTOR)).toEqual(data);
+  });
+
+  it('goes live writing in request order: a write still in flight before a newer one completed early', async () => {
+    const shared = new MemoryBlockBackend(8 * SECTOR);
+    const backup = blockRig(shared, { hostIo: 'none', writeBack: true });
+    const older = pattern(SECTOR, 70);
+    const newer = pattern(SECTOR, 71);
+    backup.submit(VirtioBlockRequestType.out, 6, older); // id 1: its completion never came
+    backup.submit(VirtioBlockRequestType.out, 6, newer); // id 2: completed early (the log says)
+    backup.device.applyEvent({
+      type: 'request-completed',
+      data: { id: 2, status: 0, data: null, early: true, appliedThrough: 0 },
+    });
+    expect(backup.device.unappliedWrites().map((write) => write.id)).toEqual([2]);
+    backup.device.onGoLive();
+    await backup.device.hostIdle();
+    await settleHost();
+    expect(shared.bytes.slice(6 * SECTOR, 7 * SECTOR)).toEqual(newer);
   });
 
   it('a completed write that failed on the disk makes the next flush fail', async () => {

@@ -293,10 +293,19 @@ export class VirtioBlock implements VirtioDevice {
   /** Write-back: completed writes the disk may not hold yet, oldest first (state). */
   #unapplied: UnappliedWrite[] = [];
   readonly #writeBack: boolean;
-  /** Host half: every write up to this id has been done on the backend (in request order). */
+  /**
+   * Host half: every write up to this id is on the backend, or its failure was reported to the
+   * guest (in its own completion, or by a flush that failed). Completions carry it.
+   */
   #appliedThrough = 0;
-  /** Host half, write-back: a completed write failed on the backend; the next flush says so. */
-  #writeFailed = false;
+  /** Host half: the highest write id the backend finished, well or not (in request order). */
+  #processedThrough = 0;
+  /**
+   * Host half, write-back: a write completed early failed on the backend and no flush said so
+   * yet. `#appliedThrough` stays below it meanwhile, so it stays in `unapplied` (a new primary
+   * writes it again); the next flush fails.
+   */
+  #failureUnreported = false;
   /** Host half, write-back: bytes of writes completed early and not yet on the backend. */
   #earlyBytes = 0;
   /** True when requests were left in the ring because the bounce buffers were full. */
@@ -490,7 +499,9 @@ export class VirtioBlock implements VirtioDevice {
         completion.early &&
         request.operation === 'write' &&
         request.status === VirtioBlockStatus.ok &&
-        request.writeData !== null
+        request.writeData !== null &&
+        // A primary never has this much (see the cap's comment); a log that says so is ignored.
+        unappliedBytes(this.#unapplied) + request.writeData.length <= UNAPPLIED_BYTES_MAX
       ) {
         this.#unapplied.push({ id: request.id, offsetBytes: request.offsetBytes, data: request.writeData });
       }
@@ -513,11 +524,23 @@ export class VirtioBlock implements VirtioDevice {
 
   onGoLive(): void {
     this.#hostIo = 'all';
-    // Completed writes the old primary may not have put on the disk: again, in order, first.
-    for (const write of this.#unapplied) {
-      this.#hostWork = this.#hostWork.then(() => this.#applyWrite(write.id, write.offsetBytes, write.data));
-    }
-    for (const request of this.#inFlight) if (request.status === null) this.#issue(request);
+    // Completed writes the old primary may not have put on the disk, and the requests in flight,
+    // all in request order: a write completed early can follow one still in flight.
+    const work: { id: number; issue: () => void }[] = [
+      ...this.#unapplied.map((write) => ({
+        id: write.id,
+        issue: () => {
+          this.#hostWork = this.#hostWork.then(() =>
+            this.#applyWrite(write.id, write.offsetBytes, write.data),
+          );
+        },
+      })),
+      ...this.#inFlight
+        .filter((request) => request.status === null)
+        .map((request) => ({ id: request.id, issue: () => this.#issue(request) })),
+    ];
+    work.sort((a, b) => a.id - b.id);
+    for (const item of work) item.issue();
   }
 
   dispose(): void {
@@ -531,15 +554,21 @@ export class VirtioBlock implements VirtioDevice {
   saveState(): StateSection {
     return {
       kind: this.kind,
-      version: STATE_VERSION,
+      // Version 1's layout while nothing is unapplied (always, without a write cache): state
+      // hashes and transfers stay as they were for recordings and peers of older versions.
+      version: this.#unapplied.length > 0 ? STATE_VERSION : 1,
       state: {
         nextRequestId: this.#nextRequestId,
         stalled: this.#stalled,
-        unapplied: this.#unapplied.map((write) => ({
-          id: write.id,
-          offsetBytes: write.offsetBytes,
-          data: write.data.slice(),
-        })),
+        ...(this.#unapplied.length > 0
+          ? {
+              unapplied: this.#unapplied.map((write) => ({
+                id: write.id,
+                offsetBytes: write.offsetBytes,
+                data: write.data.slice(),
+              })),
+            }
+          : {}),
         inFlight: this.#inFlight.map((request) => ({
           id: request.id,
           headIndex: request.headIndex,
@@ -567,6 +596,7 @@ export class VirtioBlock implements VirtioDevice {
       version < 2
         ? []
         : fields.array('unapplied', UNAPPLIED_WRITES_MAX, (value, path) => readUnappliedWrite(value, path));
+    this.#checkUnapplied(unapplied, nextRequestId);
     const inFlight = fields.array('inFlight', VIRTIO_BLOCK_QUEUE_SIZE_MAX, (value, path) =>
       readRequest(value, path),
     );
@@ -576,6 +606,26 @@ export class VirtioBlock implements VirtioDevice {
     this.#inFlight = inFlight;
     // The restored requests' outputs were made on the machine that took them; nothing is held.
     this.#forgetHostHalf();
+  }
+
+  /** Restored completed writes must be ones this disk could have taken: in order, in range, bounded. */
+  #checkUnapplied(unapplied: readonly UnappliedWrite[], nextRequestId: number): void {
+    let previousId = 0;
+    for (const write of unapplied) {
+      const end = write.offsetBytes + write.data.length;
+      if (write.id <= previousId || write.id >= nextRequestId)
+        throw new SnapshotError(`virtio-blk: unapplied write ${write.id} is out of order`);
+      if (
+        write.data.length === 0 ||
+        write.offsetBytes % VIRTIO_BLOCK_SECTOR_BYTES !== 0 ||
+        write.data.length % VIRTIO_BLOCK_SECTOR_BYTES !== 0 ||
+        end > this.#capacitySectors * VIRTIO_BLOCK_SECTOR_BYTES
+      )
+        throw new SnapshotError(`virtio-blk: unapplied write ${write.id} does not fit the disk`);
+      previousId = write.id;
+    }
+    if (unappliedBytes(unapplied) > UNAPPLIED_BYTES_MAX)
+      throw new SnapshotError('virtio-blk: more unapplied writes than a primary keeps');
   }
 
   /** Takes requests off the ring while the bounce buffers have room. */
@@ -668,11 +718,14 @@ export class VirtioBlock implements VirtioDevice {
     this.#hostReads.clear();
   }
 
-  /** Write data the device holds: in-flight writes, and completed writes not known applied. */
+  /**
+   * Write data of the requests in flight. The completed writes not known applied are bounded on
+   * their own (`UNAPPLIED_BYTES_MAX`): counted here, they could stall a device with nothing in
+   * flight to complete.
+   */
   #inFlightWriteBytes(): number {
     let total = 0;
     for (const request of this.#inFlight) total += request.writeData?.length ?? 0;
-    for (const write of this.#unapplied) total += write.data.length;
     return total;
   }
 
@@ -833,12 +886,26 @@ export class VirtioBlock implements VirtioDevice {
    */
   async #applyWrite(id: number, offsetBytes: number, data: Uint8Array): Promise<void> {
     if (this.#disposed) return;
+    let ok = true;
     try {
       await this.backend.write(offsetBytes, data);
     } catch {
-      this.#writeFailed = true;
+      ok = false;
     }
-    this.#appliedThrough = Math.max(this.#appliedThrough, id);
+    this.#writeDone(id, ok);
+  }
+
+  /** Host half: the backend finished write `id`; `reported` false for a failure the guest does not know of. */
+  #writeDone(id: number, reported: boolean): void {
+    this.#processedThrough = Math.max(this.#processedThrough, id);
+    if (!reported) this.#failureUnreported = true;
+    if (!this.#failureUnreported) this.#appliedThrough = this.#processedThrough;
+  }
+
+  /** Host half: a flush's completion tells the guest of every failure so far. */
+  #failuresReported(): void {
+    this.#failureUnreported = false;
+    this.#appliedThrough = this.#processedThrough;
   }
 
   async #hostRead(
@@ -875,24 +942,28 @@ export class VirtioBlock implements VirtioDevice {
   ): Promise<void> {
     const { id, operation, offsetBytes, writeData, flushAfter } = request;
     let status: number = VirtioBlockStatus.ok;
+    let flushed = false;
     try {
       if (operation === 'write') {
         if (!(await this.#released(releases.write))) return;
-        await this.backend.write(offsetBytes, writeData!);
+        try {
+          await this.backend.write(offsetBytes, writeData!);
+        } finally {
+          // Its own completion tells the guest how it went.
+          this.#writeDone(id, true);
+        }
       }
       if (operation === 'flush' || flushAfter) {
         if (!(await this.#released(releases.flush))) return;
-        await this.backend.flush();
+        flushed = true;
         // A write completed early that failed on the disk: this flush cannot promise it.
-        if (this.#writeFailed) {
-          this.#writeFailed = false;
-          status = VirtioBlockStatus.ioError;
-        }
+        if (this.#failureUnreported) status = VirtioBlockStatus.ioError;
+        await this.backend.flush();
       }
     } catch {
       status = VirtioBlockStatus.ioError;
     }
-    if (operation === 'write') this.#appliedThrough = Math.max(this.#appliedThrough, id);
+    if (flushed) this.#failuresReported();
     env.inject({ type: BLOCK_REQUEST_COMPLETED, data: this.#withProgress({ id, status, data: null }) });
   }
 
@@ -938,6 +1009,18 @@ function parseCompletion(data: PlainValue | undefined): BlockCompletion | null {
 
 /** Completed writes a saved state may hold at most (each was a request of the queue once). */
 const UNAPPLIED_WRITES_MAX = 1 << 20;
+/**
+ * Bytes of completed writes not known applied a device keeps at most. A primary keeps at most
+ * what it completed early since the last completion reported progress: under
+ * `VIRTIO_BLOCK_WRITE_BACK_BYTES_MAX` plus one request.
+ */
+const UNAPPLIED_BYTES_MAX = 2 * VIRTIO_BLOCK_WRITE_BACK_BYTES_MAX;
+
+function unappliedBytes(writes: readonly UnappliedWrite[]): number {
+  let total = 0;
+  for (const write of writes) total += write.data.length;
+  return total;
+}
 
 function readUnappliedWrite(value: PlainValue, path: string): UnappliedWrite {
   const fields = StateReader.of(value, path);
