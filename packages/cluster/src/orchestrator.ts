@@ -391,8 +391,14 @@ export class Orchestrator {
     this.#requireLeader();
     const [, record] = this.#record(name);
     const { primary, backup } = this.#observe(name);
-    if (!primary || !backup || backup.status.state === 'cloning') {
-      throw new ApiError(409, 'not-fault-tolerant', `${name} has no backup in place to go live`);
+    // A backup still receiving its state (a clone) could not go live.
+    if (!primary || !backup || backup.status.state === 'receiving-state') {
+      const why = !primary
+        ? 'no live primary is seen (its host missed its lease?)'
+        : !backup
+          ? 'no live backup is seen'
+          : `the backup on ${backup.host} is still receiving its state`;
+      throw new ApiError(409, 'not-fault-tolerant', `${name} has no backup in place to go live: ${why}`);
     }
     // The primary's role ends abruptly, as if its host died: the backup goes live after the
     // failure timeout, and a new backup is cloned as after any failure.
