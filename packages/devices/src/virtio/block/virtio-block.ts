@@ -54,7 +54,7 @@ import type { BlockBackend } from './block-backend.js';
  *   writes reached the disk, and a write that failed there makes the next flush fail (IOERR).
  *   Completed writes the disk may not have yet stay in the device's state (`unapplied`) until a
  *   completion reports them applied (`appliedThrough`); a backup that goes live writes them again
- *   (in order, idempotent) before it reissues the requests in flight.
+ *   (idempotent) with the requests in flight, all in request order.
  *   A backend failure is VIRTIO_BLK_S_IOERR; a write to a read-only disk is VIRTIO_BLK_S_IOERR
  *   (§5.2.6.2) and is no output; an unknown request type is VIRTIO_BLK_S_UNSUPP.
  * - In-flight requests are part of the saved state; {@link VirtioBlock.onGoLive} reissues them
@@ -66,7 +66,8 @@ import type { BlockBackend } from './block-backend.js';
  * buffers is bounded by {@link VIRTIO_BLOCK_IN_FLIGHT_WRITE_BYTES_MAX}: past it, requests wait in
  * the ring.
  *
- * State layout (section `virtio-blk`, version 2; version 1 has no `unapplied` and still restores):
+ * State layout (section `virtio-blk`, version 2; saved as version 1, without `unapplied`, while
+ * there are none, so state hashes stay as they were without a write cache):
  * `nextRequestId`, `stalled` (requests wait in the ring for bounce-buffer room), `unapplied`: an
  * array of `{ id, offsetBytes, data }` (write-back: completed writes not yet known to be on the
  * disk, oldest first), `inFlight`: an array of
