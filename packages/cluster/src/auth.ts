@@ -1,24 +1,26 @@
-import { constants } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { ConnectionOptions, TLSSocket, TlsOptions } from 'node:tls';
 import { ConfigError } from '@ftvm/core';
+import {
+  pskClientTlsOptions,
+  pskMismatch,
+  pskServerTlsOptions,
+  type TlsCredentials,
+  type TlsPskCredentials,
+} from '@ftvm/transport/node';
 import { NAME } from './api.js';
-import { type CertificateCredentials, type Credentials, loadCredentials } from './certs.js';
-import { derivePsk, loadPskCredentials, type PskCredentials } from './psk.js';
+import { type Credentials, loadCredentials } from './certs.js';
+import { loadPskCredentials, type PskCredentials } from './psk.js';
 
 /**
  * How every channel of the cluster authenticates, for either kind of credentials: mutual TLS with
  * the cluster CA's certificates, or TLS 1.2 with PSK cipher suites and the cluster's pre-shared key
  * (`psk.ts`). The control API, the gateway links and the logging channels all take their TLS
  * options from here, and a server learns the peer's name here (its certificate's common name, or
- * its PSK identity).
+ * its PSK identity). The PSK side is `@ftvm/transport/node`'s, which the logging channels use.
  */
 
-/**
- * PSK suites: TLS 1.2 only (Node's `pskCallback` does not work with TLS 1.3). ECDHE first, for
- * forward secrecy; no certificate is involved in either.
- */
-export const PSK_CIPHERS = 'ECDHE-PSK-CHACHA20-POLY1305:PSK-AES256-GCM-SHA384';
+export { PSK_CIPHERS } from '@ftvm/transport/node';
 
 /** The PSK identity each server-side socket presented in its handshake. */
 const pskIdentities = new WeakMap<TLSSocket, string>();
@@ -68,22 +70,13 @@ export function serverTlsOptions(credentials: Credentials): TlsOptions {
     const { key, cert, ca } = credentials;
     return { key, cert, ca, requestCert: true, rejectUnauthorized: true };
   }
-  const { psk } = credentials;
-  return {
-    ciphers: PSK_CIPHERS,
-    minVersion: 'TLSv1.2',
-    maxVersion: 'TLSv1.2',
-    pskIdentityHint: credentials.name,
-    // A resumed session skips the PSK callback, and with it the peer's name: no tickets.
-    secureOptions: constants.SSL_OP_NO_TICKET,
-    pskCallback: (socket, identity) => {
-      // Not a name any component could have: refused before a key is derived for it.
-      if (!NAME.safeParse(identity).success) return null;
-      // Recorded now; only a socket whose handshake then succeeds is ever asked for its peer.
-      pskIdentities.set(socket, identity);
-      return derivePsk(psk, identity);
-    },
-  };
+  return pskServerTlsOptions({ identity: credentials.name, secret: credentials.psk }, (socket, identity) => {
+    // Not a name any component could have: refused before a key is derived for it.
+    if (!NAME.safeParse(identity).success) return false;
+    // Recorded now; only a socket whose handshake then succeeds is ever asked for its peer.
+    pskIdentities.set(socket, identity);
+    return true;
+  });
 }
 
 /** A client's TLS options towards `host`. */
@@ -92,16 +85,7 @@ export function clientTlsOptions(credentials: Credentials, host: string): Connec
     const { key, cert, ca } = credentials;
     return { key, cert, ca, servername: isIP(host) ? undefined : host };
   }
-  const identity = credentials.name;
-  const key = derivePsk(credentials.psk, identity);
-  return {
-    ciphers: PSK_CIPHERS,
-    minVersion: 'TLSv1.2',
-    maxVersion: 'TLSv1.2',
-    pskCallback: () => ({ identity, psk: key }),
-    // No certificate to check: the server proved it holds the cluster key in the handshake.
-    checkServerIdentity: () => undefined,
-  };
+  return pskClientTlsOptions({ identity: credentials.name, secret: credentials.psk });
 }
 
 /** The name of the peer on a server's socket: its PSK identity, or its certificate's common name. */
@@ -114,21 +98,13 @@ export function peerName(socket: TLSSocket): string {
  * them: the certificates, or the cluster key with this host's name as its identity (transport
  * derives the same per-name keys, see `psk.ts`).
  */
-export function channelTls(
-  credentials: Credentials,
-):
-  | Pick<CertificateCredentials, 'key' | 'cert' | 'ca'>
-  | { readonly psk: { readonly identity: string; readonly secret: Uint8Array } } {
+export function channelTls(credentials: Credentials): TlsCredentials | TlsPskCredentials {
   if (!isPsk(credentials)) {
     const { key, cert, ca } = credentials;
     return { key, cert, ca };
   }
   return { psk: { identity: credentials.name, secret: credentials.psk } };
 }
-
-/** What OpenSSL reports when the two ends' pre-shared keys (or kinds of credentials) differ. */
-const PSK_REFUSED =
-  /bad record mac|decryption failed|decrypt error|bad decrypt|cipher operation failed|handshake failure|no shared cipher|unknown psk identity/i;
 
 /**
  * `message`, or what it means when a PSK handshake failed the way a wrong key makes it fail
@@ -141,7 +117,7 @@ export function explainTlsFailure(credentials: Credentials, message: string): st
       ? `${message.trim()} (does the peer run on a pre-shared key, --psk, instead of certificates?)`
       : message;
   }
-  const refused = PSK_REFUSED.exec(message);
-  if (!refused) return message;
-  return `the TLS handshake failed: the peer holds another pre-shared key than ${credentials.file}, or uses certificates (OpenSSL: ${refused[0].toLowerCase()})`;
+  const refused = pskMismatch(message);
+  if (refused === undefined) return message;
+  return `the TLS handshake failed: the peer holds another pre-shared key than ${credentials.file}, or uses certificates (OpenSSL: ${refused})`;
 }

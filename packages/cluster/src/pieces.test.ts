@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { tempDir } from '../test/support.js';
 import { VM_CREATE } from './api.js';
 import { commonName, initCertificates, issueCertificate, loadCredentials } from './certs.js';
 import { HOST_CONFIG, resolveConfig } from './config.js';
@@ -10,16 +10,6 @@ import { encodeFrame, FrameReader } from './frame-link.js';
 import { parseGatewayForward } from './gateway-service.js';
 import { ApiClient, ApiError, parseBody, serveApi, splitAddress } from './http.js';
 import { DirectoryStore } from './store.js';
-
-const dirs: string[] = [];
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'ftvm-cluster-unit-'));
-  dirs.push(dir);
-  return dir;
-}
-afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
 
 describe('certificates', () => {
   const dir = tempDir();

@@ -1,12 +1,12 @@
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { ChannelError, ConfigError, FT_PROTOCOL_VERSION, type Handshake, type LogChannel } from '@ftvm/core';
 import { connectTls, listenTls } from '@ftvm/transport/node';
 import { pino } from 'pino';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { probeHttpOverTls, tempDir } from '../test/support.js';
 import { checkCredentialSource, clientTlsOptions, loadClusterCredentials } from './auth.js';
 import { initCertificates, loadCredentials } from './certs.js';
 import { HostFrameLink } from './frame-link.js';
@@ -16,16 +16,6 @@ import { ApiClient, serveApi } from './http.js';
 import { Orchestrator } from './orchestrator.js';
 import { createPskFile, derivePsk, loadPskCredentials, PSK_BYTES } from './psk.js';
 import { DirectoryStore } from './store.js';
-
-const dirs: string[] = [];
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'ftvm-psk-unit-'));
-  dirs.push(dir);
-  return dir;
-}
-afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
 
 /** The error `run` throws (fails the test when it throws none). */
 function thrown(run: () => unknown): Error {
@@ -201,16 +191,10 @@ describe('the control API on a pre-shared key', () => {
       },
     ]);
     try {
-      const outcome = await new Promise<string>((resolve) => {
-        const socket = connect({
-          host: '127.0.0.1',
-          port: api.port,
-          ...clientTlsOptions(loadPskCredentials(wrong, 'operator'), '127.0.0.1'),
-        });
-        socket.on('secureConnect', () => socket.write('GET /v1/vms HTTP/1.1\r\nhost: x\r\n\r\n'));
-        socket.on('data', (data: Buffer) => resolve(`answered: ${data.toString().slice(0, 40)}`));
-        socket.on('error', (error) => resolve(`refused: ${error.message}`));
-        socket.on('close', () => resolve('refused: closed'));
+      const outcome = await probeHttpOverTls({
+        host: '127.0.0.1',
+        port: api.port,
+        ...clientTlsOptions(loadPskCredentials(wrong, 'operator'), '127.0.0.1'),
       });
       expect(outcome).toMatch(/^refused/);
       expect(handled).toBe(0);

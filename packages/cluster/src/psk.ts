@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ConfigError } from '@ftvm/core';
-import { derivePskKey } from '@ftvm/transport/node';
 
 /**
  * The cluster's pre-shared key, for trials: one file (`ftvm certs psk --out FILE`) holding 32 random
@@ -27,8 +26,6 @@ export interface PskCredentials {
 }
 
 export const PSK_BYTES = 32;
-/** The domain-separation label of the per-name keys; `transport`'s logging channels use the same. */
-export const PSK_LABEL = 'ftvm-psk-1';
 /** Keys longer than this are not a key file somebody meant. */
 const PSK_BYTES_MAX = 512;
 
@@ -101,8 +98,5 @@ export function loadPskCredentials(path: string, name: string): PskCredentials {
   return { psk: parsePsk(text, path), name, file: path };
 }
 
-/** The key of `identity` in a cluster whose key is `psk`. */
-export function derivePsk(psk: Uint8Array, identity: string): Buffer {
-  // One derivation for the control API, the gateway links and the logging channels.
-  return derivePskKey(psk, identity);
-}
+/** The key of an identity in a cluster whose key is `psk`: the one transport's TLS-PSK derives. */
+export { derivePskKey as derivePsk } from '@ftvm/transport/node';

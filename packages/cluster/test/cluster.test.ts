@@ -1,7 +1,6 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from 'node:tls';
 import { type EtcdServer, etcdSkipReason, startEtcd } from '@ftvm/arbiter/test';
 import { packageRoot } from '@ftvm/guests';
 import { checkHistory, formatVerdict } from '@ftvm/kv-client';
@@ -9,6 +8,7 @@ import { KvClient, startKvLoad } from '@ftvm/kv-client/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient, initCertificates, issueCertificate, splitAddress } from '../src/index.js';
 import { clusterSkipReason, KV_IMAGE, ProcessCluster } from './harness.js';
+import { probeHttpOverTls } from './support.js';
 
 /**
  * The networked deployment on real processes: `ftvm orchestrator`, three `ftvm host`s and
@@ -141,20 +141,12 @@ describe.skipIf(skip !== undefined)('a cluster of processes with the embedded st
       const intruder = issueCertificate(otherDir, 'operator');
       const { host, port } = splitAddress(cluster.orchestrator.split(',')[0] as string);
       // The TLS handshake fails: the orchestrator does not accept the certificate.
-      const refused = await new Promise<string>((resolve) => {
-        const socket = connect({
-          host,
-          port,
-          key: intruder.key,
-          cert: intruder.cert,
-          rejectUnauthorized: false,
-        });
-        socket.on('secureConnect', () => {
-          socket.write('GET /v1/vms HTTP/1.1\r\nhost: x\r\n\r\n');
-        });
-        socket.on('data', (data: Buffer) => resolve(`answered: ${data.toString().slice(0, 40)}`));
-        socket.on('error', (error) => resolve(`refused: ${error.message}`));
-        socket.on('close', () => resolve('refused: closed'));
+      const refused = await probeHttpOverTls({
+        host,
+        port,
+        key: intruder.key,
+        cert: intruder.cert,
+        rejectUnauthorized: false,
       });
       expect(refused).toMatch(/^refused/);
       // Through the API client too: a typed error, no answer.

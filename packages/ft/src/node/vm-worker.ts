@@ -5,7 +5,14 @@ import { NET_FRAME_OUTPUT, VirtioBlock, VirtioMmioTransport, VirtioNet } from '@
 import { Machine, type MachineOutput, runMachine } from '@ftvm/machine';
 import { createNodeHost } from '@ftvm/machine/node';
 import { createMessagePortStream, openChannel } from '@ftvm/transport';
-import { connectTcp, connectTls, listenTcp, listenTls, type TlsPskCredentials } from '@ftvm/transport/node';
+import {
+  connectTcp,
+  connectTls,
+  listenTcp,
+  listenTls,
+  type TlsCredentials,
+  type TlsPskCredentials,
+} from '@ftvm/transport/node';
 import { type BackupEnd, FtBackup } from '../backup.js';
 import type { FtConfig } from '../config.js';
 import type { FtEvent } from '../events.js';
@@ -65,9 +72,11 @@ export interface VmWorkerSpec {
    * the port), a primary connects to `host:port`.
    */
   readonly logTcp?: { readonly host: string; readonly port?: number };
-  /** With `logTcp`: TLS with these credentials (PEM), both sides presenting certificates of `ca`. */
-  /** Or a pre-shared key (`{ psk: { identity, secret } }`, TLS-PSK; see `@ftvm/transport/node`). */
-  readonly logTls?: { readonly key: string; readonly cert: string; readonly ca: string } | TlsPskCredentials;
+  /**
+   * With `logTcp`: TLS with these credentials, both sides presenting certificates of `ca`, or a
+   * pre-shared key (`{ psk: { identity, secret } }`, TLS-PSK; see `@ftvm/transport/node`).
+   */
+  readonly logTls?: TlsCredentials | TlsPskCredentials;
   /** Frames to and from the guest network: `{ frame: Uint8Array }` both ways. */
   readonly networkPort?: MessagePort;
   /** The arbiter, served by the parent. */

@@ -12,4 +12,13 @@ export type {
   TlsPsk,
   TlsPskCredentials,
 } from './tls.js';
-export { connectTls, derivePskKey, listenTls, tlsError } from './tls.js';
+export {
+  connectTls,
+  derivePskKey,
+  listenTls,
+  PSK_CIPHERS,
+  pskClientTlsOptions,
+  pskMismatch,
+  pskServerTlsOptions,
+  tlsError,
+} from './tls.js';

@@ -1,7 +1,8 @@
-import { createHmac } from 'node:crypto';
+import { constants, createHmac } from 'node:crypto';
 import {
   type ConnectionOptions,
   createServer as createTlsServer,
+  type TLSSocket,
   type TlsOptions,
   connect as tlsConnect,
 } from 'node:tls';
@@ -57,7 +58,7 @@ export type TlsConnectOptions = ConnectOptions &
   };
 
 /** PSK suites (TLS 1.2 only: Node's `pskCallback` does not work with TLS 1.3); ECDHE first, for forward secrecy. */
-const PSK_CIPHERS = 'ECDHE-PSK-CHACHA20-POLY1305:PSK-AES256-GCM-SHA384';
+export const PSK_CIPHERS = 'ECDHE-PSK-CHACHA20-POLY1305:PSK-AES256-GCM-SHA384';
 const PSK_LABEL = 'ftvm-psk-1';
 const PSK_IDENTITY_BYTES_MAX = 128;
 
@@ -73,22 +74,35 @@ function pskSecret(psk: TlsPsk): Uint8Array {
   return psk.secret;
 }
 
-function pskServerOptions(psk: TlsPsk): TlsOptions {
+/**
+ * A TLS-PSK server's options (any TLS server: the logging channels here, HTTPS elsewhere). A
+ * client's identity that `accept` refuses (and an empty or overlong one) gets no key: the
+ * handshake fails before anything it sends is read. `accept` also lets the server remember who
+ * each socket's peer is. Sessions are never resumed: a resumed session skips the PSK callback,
+ * and with it the peer's name.
+ */
+export function pskServerTlsOptions(
+  psk: TlsPsk,
+  accept: (socket: TLSSocket, identity: string) => boolean = () => true,
+): TlsOptions {
   const secret = pskSecret(psk);
   return {
     ciphers: PSK_CIPHERS,
     minVersion: 'TLSv1.2',
     maxVersion: 'TLSv1.2',
     pskIdentityHint: psk.identity,
-    // An identity no name could be is refused before any key is derived for it.
-    pskCallback: (_socket, identity) =>
-      identity.length === 0 || Buffer.byteLength(identity) > PSK_IDENTITY_BYTES_MAX
+    secureOptions: constants.SSL_OP_NO_TICKET,
+    pskCallback: (socket, identity) =>
+      identity.length === 0 ||
+      Buffer.byteLength(identity) > PSK_IDENTITY_BYTES_MAX ||
+      !accept(socket, identity)
         ? null
         : derivePskKey(secret, identity),
   };
 }
 
-function pskClientOptions(psk: TlsPsk): ConnectionOptions {
+/** A TLS-PSK client's options: it names itself `psk.identity` and proves the derived key. */
+export function pskClientTlsOptions(psk: TlsPsk): ConnectionOptions {
   const key = derivePskKey(pskSecret(psk), psk.identity);
   return {
     ciphers: PSK_CIPHERS,
@@ -116,16 +130,26 @@ export function tlsError(error: Error): Error {
   return new ChannelError('connection', `TLS: ${error.message}`, { cause: error });
 }
 
-/** What OpenSSL says when the two sides' pre-shared keys differ (the Finished messages do not verify). */
+/**
+ * What OpenSSL says, as an error code or in words, when the two sides' pre-shared keys differ (the
+ * Finished messages do not verify) or one side has no PSK suite (it uses certificates).
+ */
 const PSK_MISMATCH =
-  /BAD_RECORD_MAC|DECRYPTION_FAILED|DECRYPT_ERROR|BAD_DECRYPT|CIPHER_OPERATION_FAILED|UNKNOWN_PSK_IDENTITY|PSK_IDENTITY_NOT_FOUND|NO_SHARED_CIPHER|ALERT_HANDSHAKE_FAILURE/;
+  /bad[ _]record[ _]mac|decryption[ _]failed|decrypt[ _]error|bad[ _]decrypt|cipher[ _]operation[ _]failed|unknown[ _]psk[ _]identity|psk[ _]identity[ _]not[ _]found|no[ _]shared[ _]cipher|handshake[ _]failure/i;
+
+/**
+ * The words of OpenSSL's in `text` (an error's code and message) that say a TLS-PSK handshake
+ * failed because the keys differ, lower case; undefined when it failed otherwise.
+ */
+export function pskMismatch(text: string): string | undefined {
+  return PSK_MISMATCH.exec(text)?.[0].toLowerCase().replace(/_/g, ' ');
+}
 
 /** A handshake refused for its pre-shared key is an 'authentication' failure, else 'connection'. */
 function tlsPskError(error: Error): Error {
   if (ChannelError.is(error)) return error;
   const code = (error as { code?: unknown }).code;
-  const text = `${typeof code === 'string' ? code : ''} ${error.message}`;
-  if (PSK_MISMATCH.test(text.toUpperCase().replace(/ /g, '_'))) {
+  if (pskMismatch(`${typeof code === 'string' ? code : ''} ${error.message}`) !== undefined) {
     return new ChannelError(
       'authentication',
       `TLS-PSK: the handshake failed, the peer's pre-shared key differs: ${error.message}`,
@@ -158,7 +182,7 @@ export async function listenTls(
 ): Promise<ChannelListener> {
   if ('psk' in options) {
     const server = createTlsServer({
-      ...pskServerOptions(options.psk),
+      ...pskServerTlsOptions(options.psk),
       handshakeTimeout: options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS_DEFAULT,
     });
     server.on('tlsClientError', (error) => options.onError?.(tlsPskError(error)));
@@ -202,7 +226,11 @@ export async function listenTls(
  */
 export async function connectTls(options: TlsConnectOptions): Promise<LogChannel> {
   if ('psk' in options) {
-    const socket = tlsConnect({ host: options.host, port: options.port, ...pskClientOptions(options.psk) });
+    const socket = tlsConnect({
+      host: options.host,
+      port: options.port,
+      ...pskClientTlsOptions(options.psk),
+    });
     socket.setNoDelay(true);
     return connectChannel(socket, 'secureConnect', options, pskStreamOptions);
   }
