@@ -1,7 +1,8 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts'],
+  // `command` on its own: the ftvm CLI loads it to define `ftvm demo` without the demo itself.
+  entry: ['src/index.ts', 'src/command.ts'],
   format: ['esm'],
   dts: true,
   clean: true,

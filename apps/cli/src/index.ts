@@ -1,5 +1,5 @@
 import { ExitStatus, FtvmError } from '@ftvm/core';
-import { demoCommand } from '@ftvm/demo';
+import { demoCommand } from '@ftvm/demo/command';
 import { Command, CommanderError } from 'commander';
 import packageJson from '../package.json' with { type: 'json' };
 import { addClusterCommands } from './commands/cluster.js';

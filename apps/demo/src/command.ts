@@ -1,6 +1,5 @@
 import type { FtSabotage } from '@ftvm/ft';
 import { Command, Option } from 'commander';
-import { runDemo } from './demo.js';
 import {
   checkFaults,
   DEFAULT_FAULTS,
@@ -15,7 +14,6 @@ import {
   parsePartition,
   parsePause,
 } from './options.js';
-import { writeReport } from './report/write.js';
 
 const collect =
   (parse: (text: string) => Fault) =>
@@ -101,8 +99,11 @@ export function demoCommand(
           ? {}
           : { sabotage: parseChoice<FtSabotage>(flags.sabotage, ['release-early'], '--sabotage') }),
       };
+      // Loaded only now: `ftvm --help` and `ftvm run` do not pay for the fault-tolerance stack.
+      const { runDemo } = await import('./demo.js');
       const result = await runDemo(options);
       if (options.report) {
+        const { writeReport } = await import('./report/write.js');
         await writeReport(options.report, result.report);
         process.stderr.write(`report: ${options.report}\n`);
       }

@@ -1,34 +1,18 @@
 import { join, resolve } from 'node:path';
-import {
-  ApiClient,
-  type CredentialSource,
-  checkCredentialSource,
-  createPskFile,
-  DirectoryStore,
-  EtcdStore,
-  type Forward,
-  GATEWAY_CONFIG,
-  GatewayService,
-  HOST_CONFIG,
-  HostAgent,
-  type HostView,
-  initCertificates,
-  issueCertificate,
-  loadClusterCredentials,
-  ORCHESTRATOR_CONFIG,
-  Orchestrator,
-  parseGatewayForward,
-  resolveConfig,
-  splitAddress,
-  type VmView,
-} from '@ftvm/cluster';
+import type { ApiClient, CredentialSource, Forward, HostView, VmView } from '@ftvm/cluster';
 import { ConfigError, ExitStatus, FtvmError } from '@ftvm/core';
 import { parseHostForward } from '@ftvm/net';
 import { type Command, Option } from 'commander';
-import { pino } from 'pino';
 import type { CliOutput } from '../index.js';
 import { parseMemorySize, readInputFile } from '../options.js';
 import { firmwareOf } from './machine-options.js';
+
+/**
+ * The cluster package, loaded when a cluster command runs: it pulls in etcd's gRPC client, a TLS
+ * toolkit and schema validation, about half a second of start-up `ftvm run` should not pay.
+ */
+const loadCluster = () => import('@ftvm/cluster');
+const loadPino = async () => (await import('pino')).pino;
 
 /** The help of `--certs` and `--psk`, the same on every command that talks to the cluster. */
 const CERTS_HELP = 'the certificates directory (`ftvm certs init`); this or --psk is required';
@@ -55,7 +39,8 @@ export function addClusterCommands(program: Command, output: CliOutput): void {
     .command('init')
     .description('create a cluster CA in DIR (each component then gets its certificate on first start there)')
     .requiredOption('--dir <dir>', 'the certificates directory')
-    .action((flags: { dir: string }) => {
+    .action(async (flags: { dir: string }) => {
+      const { initCertificates } = await loadCluster();
       const path = initCertificates(flags.dir);
       output.stdout(`ftvm: created the cluster CA ${path}\n`);
     });
@@ -70,7 +55,8 @@ export function addClusterCommands(program: Command, output: CliOutput): void {
       collect,
       [] as string[],
     )
-    .action((flags: { dir: string; name: string; address: string[] }) => {
+    .action(async (flags: { dir: string; name: string; address: string[] }) => {
+      const { issueCertificate } = await loadCluster();
       issueCertificate(flags.dir, flags.name, flags.address.length > 0 ? { addresses: flags.address } : {});
       output.stdout(`ftvm: issued ${join(flags.dir, `${flags.name}.crt`)} and ${flags.name}.key\n`);
     });
@@ -82,7 +68,8 @@ export function addClusterCommands(program: Command, output: CliOutput): void {
         'instead of --certs: for trials; with one shared key any holder can claim any name, so production uses certificates',
     )
     .requiredOption('--out <file>', 'the key file to create (an existing file is never replaced)')
-    .action((flags: { out: string }) => {
+    .action(async (flags: { out: string }) => {
+      const { createPskFile } = await loadCluster();
       const path = createPskFile(flags.out);
       output.stdout(
         `ftvm: created the pre-shared key ${path} (copy it to every component, keep it secret)\n`,
@@ -104,6 +91,16 @@ export function addClusterCommands(program: Command, output: CliOutput): void {
     .option('--certs <dir>', CERTS_HELP)
     .option('--psk <file>', PSK_HELP)
     .action(async (_flags: unknown, command: Command) => {
+      const {
+        DirectoryStore,
+        EtcdStore,
+        loadClusterCredentials,
+        ORCHESTRATOR_CONFIG,
+        Orchestrator,
+        resolveConfig,
+        splitAddress,
+      } = await loadCluster();
+      const pino = await loadPino();
       const config = resolveConfig(ORCHESTRATOR_CONFIG, ...configSources(command));
       // Before anything is created: a usage error must leave no state directory behind.
       const credentials = loadClusterCredentials(config, 'orchestrator');
@@ -150,6 +147,9 @@ export function addClusterCommands(program: Command, output: CliOutput): void {
       'let operators partition logging channels (tests, the nemesis); off by default',
     )
     .action(async (_flags: unknown, command: Command) => {
+      const { HOST_CONFIG, HostAgent, loadClusterCredentials, resolveConfig, splitAddress } =
+        await loadCluster();
+      const pino = await loadPino();
       const config = resolveConfig(HOST_CONFIG, ...configSources(command));
       const logger = pino({ base: { component: 'host', host: config.name } });
       const agent = new HostAgent({
@@ -187,6 +187,15 @@ export function addClusterCommands(program: Command, output: CliOutput): void {
       [] as string[],
     )
     .action(async (_flags: unknown, command: Command) => {
+      const {
+        GATEWAY_CONFIG,
+        GatewayService,
+        loadClusterCredentials,
+        parseGatewayForward,
+        resolveConfig,
+        splitAddress,
+      } = await loadCluster();
+      const pino = await loadPino();
       const config = resolveConfig(GATEWAY_CONFIG, ...configSources(command));
       const logger = pino({ base: { component: 'gateway' } });
       const gateway = new GatewayService({
@@ -224,7 +233,9 @@ function addVmCommands(program: Command, output: CliOutput): void {
       .option('--psk <file>', PSK_HELP)
       .option('--json', 'print JSON instead of a table')
       // A usage error before anything is read or asked: exactly one of --certs and --psk.
-      .hook('preAction', (_command, action) => checkCredentialSource(action.opts<CredentialSource>()));
+      .hook('preAction', async (_command, action) =>
+        (await loadCluster()).checkCredentialSource(action.opts<CredentialSource>()),
+      );
 
   clientFlags(
     vm
@@ -410,6 +421,7 @@ function configSources(
 
 /** The first orchestrator that answers as the leader. */
 async function leaderClient(flags: ClientFlags): Promise<ApiClient> {
+  const { ApiClient, loadClusterCredentials } = await loadCluster();
   const credentials = loadClusterCredentials(flags, 'operator');
   let last: Error | undefined;
   for (const address of splitList(flags.orchestrator)) {
