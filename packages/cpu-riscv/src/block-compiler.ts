@@ -232,8 +232,9 @@ export function compileBlock(
   written.delete(0);
   const declare = [...used].map((index) => `r${index} = x[${index}]`).join(', ');
   const writeBack = [...written].map((index) => `x[${index}] = r${index};`).join(' ');
+  // Named by its first pc, so a profile (node --cpu-prof) tells the regions apart.
   const source = `"use strict";
-return function region(icountBase, budget, pc) {
+return function region_${(pc >>> 0).toString(16)}(icountBase, budget, pc) {
 ${declare === '' ? '' : `let ${declare};`}
 let steps = 0;
 let exitPc = pc;

@@ -31,6 +31,9 @@ describe('FileBlockBackend', () => {
     await backend.close();
     const contents = await readFile(path);
     expect(contents[512]).toBe(7);
+    // Reads and writes are synchronous calls on the descriptor: a closed one is never used.
+    await expect(backend.read(0, 4)).rejects.toSatisfy(HostIoError.is);
+    await expect(backend.write(0, Uint8Array.of(1))).rejects.toSatisfy(HostIoError.is);
   });
 
   it('opens read-only and refuses writes; a missing image is a HostIoError', async () => {

@@ -1,4 +1,5 @@
 /// <reference types="node" />
+import { readSync, writeSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { HostIoError } from '@ftvm/core';
 import type { BlockBackend } from '../virtio/block/block-backend.js';
@@ -13,6 +14,11 @@ export interface FileBlockBackendOptions {
  * A raw disk image file as a virtio-blk backend (Node only: `@ftvm/devices/node`). Byte `n` of the
  * file is byte `n` of the disk; the disk's size is the file's size when opened. `flush` is
  * `fdatasync`. Reads past the end of the file (it shrank under us) give zeros.
+ *
+ * Reads and writes are synchronous system calls (as Firecracker's default `Sync` block engine):
+ * they move data to and from the page cache, where a round trip through libuv's thread pool and
+ * a promise cost more than the copy (kv.elf through the gateway: 13–22 % more requests per
+ * second). `flush`, which waits for the device, stays on the thread pool. A failure still rejects.
  */
 export class FileBlockBackend implements BlockBackend {
   readonly path: string;
@@ -48,10 +54,11 @@ export class FileBlockBackend implements BlockBackend {
   }
 
   async read(offset: number, lengthBytes: number): Promise<Uint8Array> {
+    this.#checkOpen();
     const buffer = new Uint8Array(lengthBytes);
     let done = 0;
     while (done < lengthBytes) {
-      const { bytesRead } = await this.#handle.read(buffer, done, lengthBytes - done, offset + done);
+      const bytesRead = readSync(this.#handle.fd, buffer, done, lengthBytes - done, offset + done);
       if (bytesRead === 0) break;
       done += bytesRead;
     }
@@ -60,11 +67,16 @@ export class FileBlockBackend implements BlockBackend {
 
   async write(offset: number, data: Uint8Array): Promise<void> {
     if (this.readOnly) throw new HostIoError(`disk image ${this.path} is read-only`);
+    this.#checkOpen();
     let done = 0;
     while (done < data.length) {
-      const { bytesWritten } = await this.#handle.write(data, done, data.length - done, offset + done);
-      done += bytesWritten;
+      done += writeSync(this.#handle.fd, data, done, data.length - done, offset + done);
     }
+  }
+
+  /** A closed handle's descriptor number may already belong to another file: never use it. */
+  #checkOpen(): void {
+    if (this.#closed) throw new HostIoError(`disk image ${this.path} is closed`);
   }
 
   async flush(): Promise<void> {

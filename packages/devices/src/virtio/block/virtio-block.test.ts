@@ -203,6 +203,29 @@ describe('virtio-blk (virtio 1.2 §5.2)', () => {
     }
   });
 
+  it('takes a write whatever its framing: header and data sharing a descriptor, data split (§2.7.4)', async () => {
+    const backend = new MemoryBlockBackend(64 * SECTOR);
+    const rig = blockRig(backend);
+    const data = pattern(2 * SECTOR, 9);
+    const first = new Uint8Array(16 + 100);
+    first.set(header(VirtioBlockRequestType.out, 3));
+    first.set(data.subarray(0, 100), 16);
+    const chain = rig.driver.submit(
+      0,
+      [
+        { readable: first },
+        { readable: data.subarray(100, 700) },
+        { readable: data.subarray(700) },
+        { writableBytes: 1 },
+      ],
+      { notify: false },
+    );
+    rig.driver.notify(0);
+    await rig.complete();
+    expect(rig.driver.memory.read(chain.addresses[3]!, 1)[0]).toBe(VirtioBlockStatus.ok);
+    expect(backend.bytes.slice(3 * SECTOR, 5 * SECTOR)).toEqual(data);
+  });
+
   it('flushes the backend on VIRTIO_BLK_T_FLUSH', async () => {
     const backend = new MemoryBlockBackend(8 * SECTOR);
     const rig = blockRig(backend);

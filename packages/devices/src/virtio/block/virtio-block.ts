@@ -776,7 +776,7 @@ export class VirtioBlock implements VirtioDevice {
           operation: isWrite ? 'write' : 'read',
           offsetBytes,
           lengthBytes,
-          writeData: isWrite ? queue.readReadable(chain).slice(HEADER_BYTES) : null,
+          writeData: isWrite ? queue.readReadable(chain, lengthBytes, HEADER_BYTES) : null,
           flushAfter: isWrite && !this.#flushNegotiated(),
           status: null,
         };

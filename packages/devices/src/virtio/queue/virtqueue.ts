@@ -212,17 +212,28 @@ export class SplitVirtqueue {
     return ((current - usedEvent - 1) & 0xffff) < ((current - previous) & 0xffff);
   }
 
-  /** Copies the chain's readable bytes out of guest memory (at most `limitBytes`). */
-  readReadable(chain: DescriptorChain, limitBytes = chain.readableBytes): Uint8Array {
+  /**
+   * Copies the chain's readable bytes out of guest memory: at most `limitBytes`, from byte
+   * `startOffset` of the readable part on (a request's payload after its header, without copying
+   * the whole chain twice).
+   */
+  readReadable(chain: DescriptorChain, limitBytes = chain.readableBytes, startOffset = 0): Uint8Array {
     const memory = this.#requireMemory();
-    const total = Math.min(limitBytes, chain.readableBytes);
+    const start = Math.min(Math.max(startOffset, 0), chain.readableBytes);
+    const total = Math.min(limitBytes, chain.readableBytes - start);
     const bytes = new Uint8Array(total);
+    let skip = start;
     let offset = 0;
     for (const segment of chain.readable) {
       if (offset >= total) break;
-      const length = Math.min(segment.lengthBytes, total - offset);
-      bytes.set(memory.read(segment.address, length), offset);
+      if (skip >= segment.lengthBytes) {
+        skip -= segment.lengthBytes;
+        continue;
+      }
+      const length = Math.min(segment.lengthBytes - skip, total - offset);
+      bytes.set(memory.read(segment.address + skip, length), offset);
       offset += length;
+      skip = 0;
     }
     return bytes;
   }
