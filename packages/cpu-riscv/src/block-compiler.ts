@@ -29,7 +29,7 @@
  * leaves the next pc in `cpu.blockNextPc`.
  */
 
-import { Op } from './cpu.js';
+import { Op } from './op.js';
 
 /** What a region function can see of the CPU: the slow paths and the fields they share. */
 export interface BlockHost {
@@ -337,36 +337,20 @@ interface Access {
   readonly extend?: string;
 }
 
-/**
- * The per-operation tables. Built on first use: block-compiler.ts and cpu.ts (which defines Op)
- * import each other, so Op may not exist yet while this module loads.
- */
-interface Tables {
-  readonly loads: { readonly [op: number]: Access };
-  readonly stores: { readonly [op: number]: Access };
-  readonly branches: { readonly [op: number]: (a: string, b: string) => string };
-  readonly alu: { readonly [op: number]: (a: string, b: string, imm: number, pc: number) => string };
-}
-
-let tables: Tables | undefined;
-
-function buildTables(): Tables {
-  return { loads: LOADS(), stores: STORES(), branches: BRANCH_CONDITIONS(), alu: ALU() };
-}
-
-const LOADS = (): { readonly [op: number]: Access } => ({
+/** The per-operation tables: how each load, store, branch and ALU operation is written. */
+const LOADS: { readonly [op: number]: Access } = {
   [Op.Lb]: { view: 'ramI8', shift: 0, extend: '(value << 24) >> 24' },
   [Op.Lbu]: { view: 'ram8', shift: 0 },
   [Op.Lh]: { view: 'ramI16', shift: 1, extend: '(value << 16) >> 16' },
   [Op.Lhu]: { view: 'ram16', shift: 1 },
   [Op.Lw]: { view: 'ram32', shift: 2 },
-});
+};
 
-const STORES = (): { readonly [op: number]: Access } => ({
+const STORES: { readonly [op: number]: Access } = {
   [Op.Sb]: { view: 'ram8', shift: 0 },
   [Op.Sh]: { view: 'ram16', shift: 1 },
   [Op.Sw]: { view: 'ram32', shift: 2 },
-});
+};
 
 /** The RAM element and alignment test of an access through a TLB's offsets. */
 function ramElement(access: Access, offsets: string): { element: string; aligned: string } {
@@ -411,17 +395,17 @@ function store(access: Access, instruction: BlockInstruction, done: number): str
 }`;
 }
 
-const BRANCH_CONDITIONS = (): Tables['branches'] => ({
+const BRANCH_CONDITIONS: { readonly [op: number]: (a: string, b: string) => string } = {
   [Op.Beq]: (a, b) => `${a} === ${b}`,
   [Op.Bne]: (a, b) => `${a} !== ${b}`,
   [Op.Blt]: (a, b) => `${a} < ${b}`,
   [Op.Bge]: (a, b) => `${a} >= ${b}`,
   [Op.Bltu]: (a, b) => `(${a} >>> 0) < (${b} >>> 0)`,
   [Op.Bgeu]: (a, b) => `(${a} >>> 0) >= (${b} >>> 0)`,
-});
+};
 
 /** Register-writing operations as int32 expressions of the sources a, b and the immediate. */
-const ALU = (): Tables['alu'] => ({
+const ALU: { readonly [op: number]: (a: string, b: string, imm: number, pc: number) => string } = {
   [Op.Lui]: (_a, _b, imm) => `${imm}`,
   [Op.Auipc]: (_a, _b, imm, pc) => `${(pc + imm) | 0}`,
   [Op.Addi]: (a, _b, imm) => (a === '0' ? `${imm}` : `(${a} + ${imm}) | 0`),
@@ -452,7 +436,7 @@ const ALU = (): Tables['alu'] => ({
   [Op.Divu]: (a, b) => `(${b} === 0 ? -1 : ((${a} >>> 0) / (${b} >>> 0)) | 0)`,
   [Op.Rem]: (a, b) => `(${b} === 0 ? ${a} : ${b} === -1 ? 0 : (${a} % ${b}) | 0)`,
   [Op.Remu]: (a, b) => `(${b} === 0 ? ${a} : ((${a} >>> 0) % (${b} >>> 0)) | 0)`,
-});
+};
 
 /** JavaScript for one instruction; `done` is the number of the unit's steps completed before it. */
 function emit(instruction: BlockInstruction, done: number, context: EmitContext): string {
@@ -470,15 +454,14 @@ function emit(instruction: BlockInstruction, done: number, context: EmitContext)
   }
   exitPc = target; break out; }`;
   }
-  tables ??= buildTables();
-  const condition = tables.branches[op];
+  const condition = BRANCH_CONDITIONS[op];
   if (condition !== undefined)
     return `if (${condition(a, b)}) { ${jump((pc + imm) | 0, done + 1, context)} }`;
-  const loadAccess = tables.loads[op];
+  const loadAccess = LOADS[op];
   if (loadAccess !== undefined) return load(loadAccess, instruction, done);
-  const storeAccess = tables.stores[op];
+  const storeAccess = STORES[op];
   if (storeAccess !== undefined) return store(storeAccess, instruction, done);
-  const alu = tables.alu[op];
+  const alu = ALU[op];
   if (alu === undefined || rd === 0) return ''; // Op.Nop
   return `${r(rd)} = ${alu(a, b, imm, pc)};`;
 }

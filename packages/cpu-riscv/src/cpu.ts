@@ -11,88 +11,8 @@ import {
   newCounter,
 } from './counter.js';
 import { DECODED_PAGE_WORDS, decode16, decode32, SCRATCH_SLOT } from './decode.js';
+import { Op } from './op.js';
 import { PhysicalMemoryProtection, PMP_ENTRIES, PMP_R, PMP_W, PMP_X } from './pmp.js';
-
-/**
- * Operation numbers of decoded instructions (decode.ts has the slot layout). Dense from 1, so the
- * interpreter's switch compiles to a jump table; defined here, beside that switch, so that a
- * per-file TypeScript transform (vitest, the `@ftvm/source` condition) still inlines them.
- */
-export const enum Op {
-  Lui = 1,
-  Auipc,
-  Jal,
-  Jalr,
-  Beq,
-  Bne,
-  Blt,
-  Bge,
-  Bltu,
-  Bgeu,
-  Lb,
-  Lh,
-  Lw,
-  Lbu,
-  Lhu,
-  Sb,
-  Sh,
-  Sw,
-  Addi,
-  Slti,
-  Sltiu,
-  Xori,
-  Ori,
-  Andi,
-  Slli,
-  Srli,
-  Srai,
-  Add,
-  Sub,
-  Sll,
-  Slt,
-  Sltu,
-  Xor,
-  Srl,
-  Sra,
-  Or,
-  And,
-  Mul,
-  Mulh,
-  Mulhsu,
-  Mulhu,
-  Div,
-  Divu,
-  Rem,
-  Remu,
-  /** An instruction with no architectural effect here: FENCE, and ALU operations writing x0. */
-  Nop,
-  FenceI,
-  Ecall,
-  Ebreak,
-  Mret,
-  Sret,
-  Wfi,
-  SfenceVma,
-  Csrrw,
-  Csrrs,
-  Csrrc,
-  Csrrwi,
-  Csrrsi,
-  Csrrci,
-  LrW,
-  ScW,
-  AmoswapW,
-  AmoaddW,
-  AmoxorW,
-  AmoandW,
-  AmoorW,
-  AmominW,
-  AmomaxW,
-  AmominuW,
-  AmomaxuW,
-  /** Illegal or unsupported: raises an illegal-instruction exception with the bits in tval. */
-  Illegal,
-}
 
 /** Options of {@link RiscvCpu}. */
 export interface RiscvCpuOptions {

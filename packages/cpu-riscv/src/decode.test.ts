@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Op } from './cpu.js';
 import { decode16, decode32, META_LONG } from './decode.js';
+import { Op } from './op.js';
 
 /** Decodes one instruction into a fresh slot; returns [meta, imm]. */
 function decode(bits: number, compressed: boolean): [number, number] {

@@ -13,9 +13,7 @@
  * knows one set of operations; only their length differs.
  */
 
-// The operation numbers live beside the interpreter's switch, so that a per-file TypeScript
-// transform (vitest, the @ftvm/source condition) still inlines them into a jump table.
-import { Op } from './cpu.js';
+import { Op } from './op.js';
 
 /** Bit 23 of meta: the instruction is 4 bytes long. */
 export const META_LONG = 1 << 23;
