@@ -208,11 +208,12 @@ export class GuestTime {
     if (afterIdle || speed === undefined || stalled) {
       // Guest time resumes at the lag it keeps while running, or at the deadline of a timer due
       // by then (it fires there). Small steps are not worth an entry, unless a timer falls due.
+      // (Resuming at host time itself would leave no room to run: every round until the lag
+      // is rebuilt would stop after the minimum, about 20 rounds per kv request.)
       const deadline = this.earliestTimerDeadlineNs() ?? Infinity;
+      const behind = sample - HOST_CLOCK_LAG_TARGET_NS;
       const resumeAt =
-        speed === undefined
-          ? sample
-          : Math.max(sample - HOST_CLOCK_LAG_TARGET_NS, Math.min(deadline, sample));
+        speed === undefined ? sample : deadline <= sample ? Math.max(behind, deadline) : behind;
       const step = resumeAt - now;
       if (step >= HOST_CLOCK_SAMPLE_NS_MIN || (step > 0 && deadline <= sample)) {
         const rate =

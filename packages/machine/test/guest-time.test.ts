@@ -1,9 +1,10 @@
-import type { EventEntry, LogEntry } from '@ftvm/core';
+import type { Device, DeviceEnv, EventEntry, LogEntry, StateSection } from '@ftvm/core';
 import { describe, expect, it } from 'vitest';
 import { HOST_CLOCK_LAG_TARGET_NS, HOST_CLOCK_RESYNC_LAG_NS } from '../src/guest-time.js';
 import type { HostClock } from '../src/host.js';
 import { Machine } from '../src/machine.js';
 import { MemoryLog } from '../src/replay-cursor.js';
+import { program } from './helpers.js';
 
 /** An endless loop: `addi t0, t0, 1; j .-4`, as a raw image. */
 const busyLoop = new Uint8Array(new Uint32Array([0x00128293, 0xffdff06f]).buffer);
@@ -239,4 +240,84 @@ describe('a timer armed 2 ms ahead is still pending right after', () => {
       expect(console).toBe(`${'ca'.repeat(20)}\n`);
     });
   }
+});
+
+/**
+ * Runs 200,000 steps (so the guest's speed is known), lets PLIC source 64 wake it (priority 1,
+ * enabled for hart 0's M-mode context, mie.MEIE; no trap is taken), waits in wfi, then counts
+ * in a0 for ever.
+ */
+const idleUntilWoken = [
+  0x000185b7, // lui   a1, 0x18
+  0x6a058593, // addi  a1, a1, 1696      a1 = 100,000
+  0xfff58593, // addi  a1, a1, -1
+  0xfe059ee3, // bnez  a1, .-4
+  0x0c0002b7, // lui   t0, 0xc000        the PLIC
+  0x00100313, // li    t1, 1
+  0x1062a023, // sw    t1, 256(t0)       priority of source 64
+  0x0c0023b7, // lui   t2, 0xc002
+  0x0063a423, // sw    t1, 8(t2)         enable source 64 for context 0
+  0x00001337, // lui   t1, 0x1
+  0x80030313, // addi  t1, t1, -2048     t1 = MEIE
+  0x30431073, // csrw  mie, t1
+  0x10500073, // wfi
+  0x00150513, // addi  a0, a0, 1
+  0xffdff06f, // j     .-4
+];
+
+/** A device whose interrupt the host raises through the event door: a packet, say. */
+function doorbell(): Device & { ring(): void } {
+  let env: DeviceEnv;
+  return {
+    kind: 'doorbell',
+    mmioSize: 0x1000,
+    attach(deviceEnv) {
+      env = deviceEnv;
+    },
+    ring: () => env.inject({ type: 'ring' }),
+    readMmio: () => 0,
+    writeMmio() {},
+    applyEvent: () => env.irq.set(true),
+    reset() {},
+    saveState: (): StateSection => ({ kind: 'doorbell', version: 1, state: null }),
+    restoreState() {},
+  };
+}
+
+describe('guest time when a device wakes an idle hart', () => {
+  it('resumes 300 µs behind host time, as while running (at host time itself, every round after the wake was cut to the minimum)', () => {
+    /** The guest at 3 ns a step, and host time that passes while it idles. */
+    class IdlingClock extends GuestSpeedClock {
+      idleNs = 0;
+      override monotonicNs(): number {
+        return super.monotonicNs() + this.idleNs;
+      }
+    }
+    const clock = new IdlingClock([[0, 3]]);
+    const bell = doorbell();
+    const log = new MemoryLog();
+    const machine = new Machine({
+      clock: 'host',
+      hostClock: clock,
+      mode: 'record',
+      log,
+      devices: [{ name: 'bell', device: bell }],
+    });
+    clock.machine = machine;
+    machine.loadImage(program(idleUntilWoken), 'idle-until-woken.bin');
+    let outcome = machine.runSlice(1_000_000);
+    while (outcome.end !== 'waiting') outcome = machine.runSlice(1_000_000);
+    clock.idleNs += 20_000_000;
+    bell.ring();
+    const wokenAt = machine.cpu.icount;
+    machine.runSlice(10_000);
+    const ran = machine.cpu.icount - wokenAt;
+    expect(ran).toBe(10_000);
+    // Guest time resumed 300 µs behind host time and ran on at the guest's speed since.
+    const behindNs = clock.monotonicNs() - HOST_ZERO_NS - machine.guestTimeNs;
+    expect(behindNs).toBeGreaterThan(HOST_CLOCK_LAG_TARGET_NS - 3 * ran);
+    expect(behindNs).toBeLessThanOrEqual(HOST_CLOCK_LAG_TARGET_NS);
+    const wake = clockTracks(log.entries).find((track) => track.icount >= wokenAt);
+    expect(wake?.baseNs).toBe(clock.monotonicNs() - HOST_ZERO_NS - 3 * ran - HOST_CLOCK_LAG_TARGET_NS);
+  });
 });
