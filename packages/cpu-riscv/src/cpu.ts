@@ -13,6 +13,7 @@ import {
 import { DECODED_PAGE_WORDS, decode16, decode32, SCRATCH_SLOT } from './decode.js';
 import { Op } from './op.js';
 import { PhysicalMemoryProtection, PMP_ENTRIES, PMP_R, PMP_W, PMP_X } from './pmp.js';
+import { ACCESS_FETCH, ACCESS_LOAD, ACCESS_STORE, type TranslationHost, translate } from './translation.js';
 
 /** Options of {@link RiscvCpu}. */
 export interface RiscvCpuOptions {
@@ -34,18 +35,8 @@ export interface RiscvCpuOptions {
 
 const TLB_ENTRIES = 256;
 const TLB_MASK = TLB_ENTRIES - 1;
-const ACCESS_FETCH = 0;
-const ACCESS_LOAD = 1;
-const ACCESS_STORE = 2;
 /** Returned by instruction helpers instead of a next pc when they took a trap (pcs are even). */
 const TRAPPED = 1;
-const PTE_V = 1;
-const PTE_R = 2;
-const PTE_W = 4;
-const PTE_X = 8;
-const PTE_U = 16;
-const PTE_A = 64;
-const PTE_D = 128;
 const TWO_POW_32 = 0x1_0000_0000;
 /** Interrupts in the order the privileged spec takes them (3.1.9), with LCOFI last. */
 const INTERRUPT_PRIORITY = [
@@ -96,6 +87,17 @@ const SAVED_CSR_NAMES = [
   'tselect',
 ] as const;
 type SavedCsrName = (typeof SAVED_CSR_NAMES)[number];
+
+/**
+ * The hart as the cold code kept in modules of its own (translation.ts) sees it: RiscvCpu's
+ * private members that their host interfaces name, reached through this cast, as the block
+ * compiler reaches BlockHost. Private, they stay off the class's public type and declaration.
+ */
+type Hart = TranslationHost;
+
+function hart(cpu: RiscvCpu): Hart {
+  return cpu as unknown as Hart;
+}
 
 /**
  * An RV32IMAC hart with M, S and U modes, Sv32 paging and PMP, behaving as QEMU 7.2's `rv32` CPU
@@ -922,7 +924,7 @@ export class RiscvCpu implements Cpu {
     if (this.tlbFetchTag[entry] === vpn) {
       pageIndex = this.tlbFetchPage[entry] as number;
     } else {
-      const physical = this.translate(pc, ACCESS_FETCH, this.privilege);
+      const physical = translate(hart(this), pc, ACCESS_FETCH, this.privilege);
       if (physical < 0) return null;
       const pageStart = physical - (physical % 4096);
       const offset = pageStart - this.ramBase;
@@ -1046,7 +1048,7 @@ export class RiscvCpu implements Cpu {
    */
   private fetchHalfword(va: number, physical: number): number {
     if (physical < 0) {
-      physical = this.translate(va, ACCESS_FETCH, this.privilege);
+      physical = translate(hart(this), va, ACCESS_FETCH, this.privilege);
       if (physical < 0) return -1;
     }
     if (!this.pmp.allows(physical, 2, this.privilege, PMP_X)) {
@@ -1062,7 +1064,7 @@ export class RiscvCpu implements Cpu {
   }
 
   // ======================================================================================
-  // Loads and stores (slow path), address translation, TLBs
+  // Loads and stores (slow path), physical memory, TLBs (translation.ts walks the page tables)
   // ======================================================================================
 
   /**
@@ -1081,7 +1083,7 @@ export class RiscvCpu implements Cpu {
       return value;
     }
     const privilege = this.dataPrivilege;
-    const physical = this.translate(va, ACCESS_LOAD, privilege);
+    const physical = translate(hart(this), va, ACCESS_LOAD, privilege);
     if (physical < 0) return 0;
     const pageStart = physical - (physical % 4096);
     const offset = pageStart - this.ramBase;
@@ -1120,9 +1122,9 @@ export class RiscvCpu implements Cpu {
     if ((va & 0xfff) + width > 0x1000) {
       // Crosses a page: both pages must be writable before any byte is written.
       const secondVa = (va + width) & ~0xfff;
-      const firstPhysical = this.translate(va, ACCESS_STORE, privilege);
+      const firstPhysical = translate(hart(this), va, ACCESS_STORE, privilege);
       if (firstPhysical < 0) return;
-      const secondPhysical = this.translate(secondVa, ACCESS_STORE, privilege);
+      const secondPhysical = translate(hart(this), secondVa, ACCESS_STORE, privilege);
       if (secondPhysical < 0) return;
       const firstWidth = 0x1000 - (va & 0xfff);
       if (!this.pmp.allows(firstPhysical, firstWidth, privilege, PMP_W)) {
@@ -1142,7 +1144,7 @@ export class RiscvCpu implements Cpu {
       }
       return;
     }
-    const physical = this.translate(va, ACCESS_STORE, privilege);
+    const physical = translate(hart(this), va, ACCESS_STORE, privilege);
     if (physical < 0) return;
     if (!this.pmp.allows(physical, width, privilege, PMP_W)) {
       this.raiseException(riscv.CAUSE_STORE_ACCESS, va);
@@ -1167,87 +1169,6 @@ export class RiscvCpu implements Cpu {
         }
       }
     }
-  }
-
-  /**
-   * Translates `va` for an access of `accessType` at `privilege`, setting A/D bits. Returns the
-   * physical address (a number up to 2^34), or -1 after raising the exception.
-   */
-  private translate(va: number, accessType: number, privilege: number): number {
-    if (privilege === riscv.PRIVILEGE_MACHINE || this.satp >= 0) return va >>> 0;
-    const vpn1 = va >>> 22;
-    const vpn0 = (va >>> 12) & 0x3ff;
-    let pteAddress = (this.satp & 0x3fffff) * 4096 + vpn1 * 4;
-    let pte = this.readPte(pteAddress, accessType, va);
-    if (this.trapRaised) return -1;
-    let superpage = true;
-    if ((pte & PTE_V) === 0 || ((pte & PTE_R) === 0 && (pte & PTE_W) !== 0))
-      return this.pageFault(va, accessType);
-    if ((pte & (PTE_R | PTE_X)) === 0) {
-      superpage = false;
-      pteAddress = (pte >>> 10) * 4096 + vpn0 * 4;
-      pte = this.readPte(pteAddress, accessType, va);
-      if (this.trapRaised) return -1;
-      if ((pte & PTE_V) === 0 || ((pte & PTE_R) === 0 && (pte & PTE_W) !== 0))
-        return this.pageFault(va, accessType);
-      if ((pte & (PTE_R | PTE_X)) === 0) return this.pageFault(va, accessType);
-    } else if (((pte >>> 10) & 0x3ff) !== 0) {
-      return this.pageFault(va, accessType); // misaligned superpage
-    }
-    if ((pte & PTE_U) !== 0) {
-      if (
-        privilege === riscv.PRIVILEGE_SUPERVISOR &&
-        (accessType === ACCESS_FETCH || (this.mstatus & riscv.MSTATUS_SUM) === 0)
-      ) {
-        return this.pageFault(va, accessType);
-      }
-    } else if (privilege === riscv.PRIVILEGE_USER) {
-      return this.pageFault(va, accessType);
-    }
-    if (accessType === ACCESS_FETCH) {
-      if ((pte & PTE_X) === 0) return this.pageFault(va, accessType);
-    } else if (accessType === ACCESS_LOAD) {
-      if ((pte & PTE_R) === 0 && ((this.mstatus & riscv.MSTATUS_MXR) === 0 || (pte & PTE_X) === 0)) {
-        return this.pageFault(va, accessType);
-      }
-    } else if ((pte & PTE_W) === 0) {
-      return this.pageFault(va, accessType);
-    }
-    // As QEMU: the hardware sets A (and D on a store) instead of faulting.
-    const wanted = pte | PTE_A | (accessType === ACCESS_STORE ? PTE_D : 0);
-    if (wanted !== pte) {
-      if (!this.writePhysical(pteAddress, 4, wanted)) return this.pageFault(va, accessType);
-    }
-    if (superpage) return (pte >>> 20) * 0x400000 + (va & 0x3fffff);
-    return (pte >>> 10) * 4096 + (va & 0xfff);
-  }
-
-  /** Reads a page-table entry (as an S-mode access for PMP); sets trapRaised after an access fault. */
-  private readPte(address: number, accessType: number, va: number): number {
-    let value: number | undefined;
-    if (this.pmp.allows(address, 4, riscv.PRIVILEGE_SUPERVISOR, PMP_R)) value = this.readPhysical(address, 4);
-    if (value === undefined || address >= TWO_POW_32) {
-      const cause =
-        accessType === ACCESS_FETCH
-          ? riscv.CAUSE_FETCH_ACCESS
-          : accessType === ACCESS_LOAD
-            ? riscv.CAUSE_LOAD_ACCESS
-            : riscv.CAUSE_STORE_ACCESS;
-      this.raiseException(cause, va);
-      return 0;
-    }
-    return value | 0;
-  }
-
-  private pageFault(va: number, accessType: number): number {
-    const cause =
-      accessType === ACCESS_FETCH
-        ? riscv.CAUSE_FETCH_PAGE_FAULT
-        : accessType === ACCESS_LOAD
-          ? riscv.CAUSE_LOAD_PAGE_FAULT
-          : riscv.CAUSE_STORE_PAGE_FAULT;
-    this.raiseException(cause, va);
-    return -1;
   }
 
   /** Reads RAM (any region) at a physical address; -1 when not RAM. Values are unsigned. */
@@ -1408,7 +1329,7 @@ export class RiscvCpu implements Cpu {
         return nextPc;
       }
       this.reservationValid = false;
-      const physical = this.translate(address, ACCESS_STORE, privilege);
+      const physical = translate(hart(this), address, ACCESS_STORE, privilege);
       if (physical < 0) return TRAPPED;
       if (!this.pmp.allows(physical, 4, privilege, PMP_R | PMP_W)) {
         this.raiseException(riscv.CAUSE_STORE_ACCESS, address);
@@ -1432,7 +1353,7 @@ export class RiscvCpu implements Cpu {
       return nextPc;
     }
     const accessType = isLoadReserved ? ACCESS_LOAD : ACCESS_STORE;
-    const physical = this.translate(address, accessType, privilege);
+    const physical = translate(hart(this), address, accessType, privilege);
     if (physical < 0) return TRAPPED;
     const accessCause = isLoadReserved ? riscv.CAUSE_LOAD_ACCESS : riscv.CAUSE_STORE_ACCESS;
     if (!this.pmp.allows(physical, 4, privilege, isLoadReserved ? PMP_R : PMP_R | PMP_W)) {
