@@ -2,14 +2,8 @@ import type { Bus, Cpu, CpuInterruptLine, PlainValue, RamRegion, RunOutcome, Sta
 import { ConfigError, SnapshotError } from '@ftvm/core';
 import { type BlockEnvironment, type BlockHost, type CompiledBlock, compileBlock } from './block-compiler.js';
 import * as riscv from './constants.js';
-import {
-  type CounterState,
-  counterHigh,
-  counterInhibit,
-  counterLow,
-  counterSet,
-  newCounter,
-} from './counter.js';
+import type { CounterState } from './counter.js';
+import { CsrFile, type CsrHost, csrRead, executeCsr } from './csr.js';
 import { DECODED_PAGE_WORDS, decode16, decode32, SCRATCH_SLOT } from './decode.js';
 import { Op } from './op.js';
 import { PhysicalMemoryProtection, PMP_ENTRIES, PMP_R, PMP_W, PMP_X } from './pmp.js';
@@ -89,11 +83,11 @@ const SAVED_CSR_NAMES = [
 type SavedCsrName = (typeof SAVED_CSR_NAMES)[number];
 
 /**
- * The hart as the cold code kept in modules of its own (translation.ts) sees it: RiscvCpu's
+ * The hart as the cold code kept in modules of its own (translation.ts, csr.ts) sees it: RiscvCpu's
  * private members that their host interfaces name, reached through this cast, as the block
  * compiler reaches BlockHost. Private, they stay off the class's public type and declaration.
  */
-type Hart = TranslationHost;
+type Hart = TranslationHost & CsrHost;
 
 function hart(cpu: RiscvCpu): Hart {
   return cpu as unknown as Hart;
@@ -128,39 +122,10 @@ export class RiscvCpu implements Cpu {
   private reservationValid = false;
   private reservationAddress = 0;
   private reservationValue = 0;
-  private mstatus = 0;
-  private mstatush = 0;
-  private medeleg = 0;
-  private mideleg = 0;
-  private mie = 0;
-  /** The software-writable bits of mip. */
-  private mipSoftware = 0;
   /** The interrupt lines driven by devices (MSIP, MTIP, MEIP, SEIP). */
   private mipLines = 0;
-  private mtvec = 0;
-  private mcounteren = 0;
-  private mcountinhibit = 0;
-  private menvcfg = 0;
-  private menvcfgh = 0;
-  private mscratch = 0;
-  private mepc = 0;
-  private mcause = 0;
-  private mtval = 0;
-  private stvec = 0;
-  private scounteren = 0;
-  private senvcfg = 0;
-  private sscratch = 0;
-  private sepc = 0;
-  private scause = 0;
-  private stval = 0;
-  private satp = 0;
-  private tselect = 0;
-  private readonly tdata2 = new Int32Array(2);
-  private readonly mhpmcounter = new Float64Array(32);
-  private readonly mhpmcounterh = new Float64Array(32);
-  private readonly mhpmevent = new Float64Array(32);
-  private readonly cycleCounter: CounterState = newCounter();
-  private readonly instretCounter: CounterState = newCounter();
+  /** What the CSRs hold (csr.ts), but for the PMP's registers (pmp) and mip's lines (mipLines). */
+  private readonly csrs = new CsrFile();
   private readonly pmp = new PhysicalMemoryProtection();
 
   // ---- run control ----
@@ -312,7 +277,7 @@ export class RiscvCpu implements Cpu {
    * debuggers.
    */
   readCsr(csr: number): number | undefined {
-    const value = this.csrRead(csr & 0xfff);
+    const value = csrRead(hart(this), csr & 0xfff);
     return value === undefined ? undefined : value >>> 0;
   }
 
@@ -324,39 +289,7 @@ export class RiscvCpu implements Cpu {
     this.privilege = riscv.PRIVILEGE_MACHINE;
     this.waitingForInterrupt = false;
     this.reservationValid = false;
-    this.mstatus = 0;
-    this.mstatush = 0;
-    this.medeleg = 0;
-    this.mideleg = 0;
-    this.mie = 0;
-    this.mipSoftware = 0;
-    this.mtvec = 0;
-    this.mcounteren = 0;
-    this.mcountinhibit = 0;
-    this.menvcfg = 0;
-    this.menvcfgh = 0;
-    this.mscratch = 0;
-    this.mepc = 0;
-    this.mcause = 0;
-    this.mtval = 0;
-    this.stvec = 0;
-    this.scounteren = 0;
-    this.senvcfg = 0;
-    this.sscratch = 0;
-    this.sepc = 0;
-    this.scause = 0;
-    this.stval = 0;
-    this.satp = 0;
-    this.tselect = 0;
-    this.tdata2.fill(0);
-    this.mhpmcounter.fill(0);
-    this.mhpmcounterh.fill(0);
-    this.mhpmevent.fill(0);
-    const retired = this.retired();
-    this.cycleCounter.inhibited = false;
-    this.instretCounter.inhibited = false;
-    counterSet(this.cycleCounter, retired, 0, 0);
-    counterSet(this.instretCounter, retired, 0, 0);
+    this.csrs.reset(this.retired());
     this.pmp.reset();
     this.breakLoop = true;
     this.trapRaised = false;
@@ -417,7 +350,7 @@ export class RiscvCpu implements Cpu {
     let done = 0;
     while (done < budget) {
       if (this.waitingForInterrupt) {
-        if ((this.mipValue() & this.mie) === 0) return { steps: done, reason: 'wfi' };
+        if ((this.mipValue() & this.csrs.mie) === 0) return { steps: done, reason: 'wfi' };
         this.waitingForInterrupt = false;
       }
       if (this.takePendingInterrupt()) {
@@ -870,7 +803,7 @@ export class RiscvCpu implements Cpu {
       case Op.SfenceVma:
         if (
           this.privilege === riscv.PRIVILEGE_USER ||
-          (this.privilege === riscv.PRIVILEGE_SUPERVISOR && (this.mstatus & riscv.MSTATUS_TVM) !== 0)
+          (this.privilege === riscv.PRIVILEGE_SUPERVISOR && (this.csrs.mstatus & riscv.MSTATUS_TVM) !== 0)
         ) {
           return this.illegalInstruction(0x12000073 | (rs1 << 15) | (rs2 << 20));
         }
@@ -880,11 +813,11 @@ export class RiscvCpu implements Cpu {
       case Op.Csrrw:
       case Op.Csrrs:
       case Op.Csrrc:
-        return this.executeCsr(op, imm, rd, rs1, x[rs1] as number, nextPc);
+        return executeCsr(hart(this), op, imm, rd, rs1, x[rs1] as number, nextPc);
       case Op.Csrrwi:
       case Op.Csrrsi:
       case Op.Csrrci:
-        return this.executeCsr(op, imm, rd, rs1, rs1, nextPc);
+        return executeCsr(hart(this), op, imm, rd, rs1, rs1, nextPc);
       case Op.LrW:
       case Op.ScW:
       case Op.AmoswapW:
@@ -1291,7 +1224,7 @@ export class RiscvCpu implements Cpu {
    * translation or protection depends on changed (privilege, MPRV/MPP, SUM, MXR, satp mode).
    */
   private updateTranslation(force = false): void {
-    const mstatus = this.mstatus;
+    const mstatus = this.csrs.mstatus;
     this.dataPrivilege =
       this.privilege === riscv.PRIVILEGE_MACHINE && (mstatus & riscv.MSTATUS_MPRV) !== 0
         ? (mstatus >>> riscv.MSTATUS_MPP_SHIFT) & 3
@@ -1300,7 +1233,7 @@ export class RiscvCpu implements Cpu {
       this.privilege |
       (this.dataPrivilege << 2) |
       (mstatus & (riscv.MSTATUS_SUM | riscv.MSTATUS_MXR)) |
-      (this.satp < 0 ? 1 << 30 : 0);
+      (this.csrs.satp < 0 ? 1 << 30 : 0);
     if (force || key !== this.translationKey) {
       this.translationKey = key;
       this.flushTlb();
@@ -1427,52 +1360,58 @@ export class RiscvCpu implements Cpu {
 
   private enterTrap(cause: number, interrupt: boolean, tval: number): void {
     const privilege = this.privilege;
-    const delegation = interrupt ? this.mideleg : this.medeleg;
+    const delegation = interrupt ? this.csrs.mideleg : this.csrs.medeleg;
     this.trapCount++;
     if (privilege <= riscv.PRIVILEGE_SUPERVISOR && ((delegation >>> cause) & 1) !== 0) {
-      this.scause = interrupt ? cause | 0x80000000 | 0 : cause;
-      this.sepc = this.pcValue;
-      this.stval = tval | 0;
-      let status = this.mstatus;
+      this.csrs.scause = interrupt ? cause | 0x80000000 | 0 : cause;
+      this.csrs.sepc = this.pcValue;
+      this.csrs.stval = tval | 0;
+      let status = this.csrs.mstatus;
       status =
         (status & riscv.MSTATUS_SIE) !== 0 ? status | riscv.MSTATUS_SPIE : status & ~riscv.MSTATUS_SPIE;
       status =
         privilege === riscv.PRIVILEGE_SUPERVISOR ? status | riscv.MSTATUS_SPP : status & ~riscv.MSTATUS_SPP;
-      this.mstatus = status & ~riscv.MSTATUS_SIE;
+      this.csrs.mstatus = status & ~riscv.MSTATUS_SIE;
       this.privilege = riscv.PRIVILEGE_SUPERVISOR;
-      this.pcValue = trapVector(this.stvec, cause, interrupt);
+      this.pcValue = trapVector(this.csrs.stvec, cause, interrupt);
     } else {
-      this.mcause = interrupt ? cause | 0x80000000 | 0 : cause;
-      this.mepc = this.pcValue;
-      this.mtval = tval | 0;
-      let status = this.mstatus;
+      this.csrs.mcause = interrupt ? cause | 0x80000000 | 0 : cause;
+      this.csrs.mepc = this.pcValue;
+      this.csrs.mtval = tval | 0;
+      let status = this.csrs.mstatus;
       status =
         (status & riscv.MSTATUS_MIE) !== 0 ? status | riscv.MSTATUS_MPIE : status & ~riscv.MSTATUS_MPIE;
       status = (status & ~riscv.MSTATUS_MPP) | (privilege << riscv.MSTATUS_MPP_SHIFT);
-      this.mstatus = status & ~riscv.MSTATUS_MIE;
+      this.csrs.mstatus = status & ~riscv.MSTATUS_MIE;
       this.privilege = riscv.PRIVILEGE_MACHINE;
-      this.pcValue = trapVector(this.mtvec, cause, interrupt);
+      this.pcValue = trapVector(this.csrs.mtvec, cause, interrupt);
     }
     this.breakLoop = true;
     this.updateTranslation();
   }
 
+  /** Instructions retired before the current one. */
+  private retired(): number {
+    return this.icountValue - this.trapCount;
+  }
+
   private mipValue(): number {
-    return this.mipSoftware | this.mipLines;
+    return this.csrs.mipSoftware | this.mipLines;
   }
 
   /** Takes the highest-priority pending and enabled interrupt, if any (one step). */
   private takePendingInterrupt(): boolean {
-    const pending = this.mipValue() & this.mie;
+    const pending = this.mipValue() & this.csrs.mie;
     if (pending === 0) return false;
     const privilege = this.privilege;
-    const machineEnabled = privilege < riscv.PRIVILEGE_MACHINE || (this.mstatus & riscv.MSTATUS_MIE) !== 0;
+    const machineEnabled =
+      privilege < riscv.PRIVILEGE_MACHINE || (this.csrs.mstatus & riscv.MSTATUS_MIE) !== 0;
     const supervisorEnabled =
       privilege < riscv.PRIVILEGE_SUPERVISOR ||
-      (privilege === riscv.PRIVILEGE_SUPERVISOR && (this.mstatus & riscv.MSTATUS_SIE) !== 0);
+      (privilege === riscv.PRIVILEGE_SUPERVISOR && (this.csrs.mstatus & riscv.MSTATUS_SIE) !== 0);
     let takeable = 0;
-    if (machineEnabled) takeable |= pending & ~this.mideleg;
-    if (supervisorEnabled) takeable |= pending & this.mideleg;
+    if (machineEnabled) takeable |= pending & ~this.csrs.mideleg;
+    if (supervisorEnabled) takeable |= pending & this.csrs.mideleg;
     if (takeable === 0) return false;
     for (const cause of INTERRUPT_PRIORITY) {
       if (((takeable >>> cause) & 1) !== 0) {
@@ -1486,7 +1425,7 @@ export class RiscvCpu implements Cpu {
 
   private executeMret(): number {
     if (this.privilege !== riscv.PRIVILEGE_MACHINE) return this.illegalInstruction(0x30200073);
-    const status = this.mstatus;
+    const status = this.csrs.mstatus;
     const previous = (status >>> riscv.MSTATUS_MPP_SHIFT) & 3;
     // QEMU 7.2: returning to S or U mode with no PMP entry active is an illegal instruction.
     if (previous !== riscv.PRIVILEGE_MACHINE && this.pmp.activeCount === 0)
@@ -1494,30 +1433,30 @@ export class RiscvCpu implements Cpu {
     let next = (status & riscv.MSTATUS_MPIE) !== 0 ? status | riscv.MSTATUS_MIE : status & ~riscv.MSTATUS_MIE;
     next = (next | riscv.MSTATUS_MPIE) & ~riscv.MSTATUS_MPP;
     if (previous !== riscv.PRIVILEGE_MACHINE) next &= ~riscv.MSTATUS_MPRV;
-    this.mstatus = next;
+    this.csrs.mstatus = next;
     this.privilege = previous === 2 ? riscv.PRIVILEGE_USER : previous;
     this.breakLoop = true;
     this.updateTranslation();
-    return this.mepc & ~1;
+    return this.csrs.mepc & ~1;
   }
 
   private executeSret(): number {
     const privilege = this.privilege;
     if (
       privilege === riscv.PRIVILEGE_USER ||
-      (privilege === riscv.PRIVILEGE_SUPERVISOR && (this.mstatus & riscv.MSTATUS_TSR) !== 0)
+      (privilege === riscv.PRIVILEGE_SUPERVISOR && (this.csrs.mstatus & riscv.MSTATUS_TSR) !== 0)
     ) {
       return this.illegalInstruction(0x10200073);
     }
-    const status = this.mstatus;
+    const status = this.csrs.mstatus;
     const previous = (status & riscv.MSTATUS_SPP) !== 0 ? riscv.PRIVILEGE_SUPERVISOR : riscv.PRIVILEGE_USER;
     let next = (status & riscv.MSTATUS_SPIE) !== 0 ? status | riscv.MSTATUS_SIE : status & ~riscv.MSTATUS_SIE;
     next = (next | riscv.MSTATUS_SPIE) & ~riscv.MSTATUS_SPP & ~riscv.MSTATUS_MPRV;
-    this.mstatus = next;
+    this.csrs.mstatus = next;
     this.privilege = previous;
     this.breakLoop = true;
     this.updateTranslation();
-    return this.sepc & ~1;
+    return this.csrs.sepc & ~1;
   }
 
   private executeWfi(nextPc: number): number {
@@ -1525,349 +1464,13 @@ export class RiscvCpu implements Cpu {
     // As QEMU 7.2: U mode may never wait; S mode may not when TW is set.
     if (
       privilege === riscv.PRIVILEGE_USER ||
-      (privilege === riscv.PRIVILEGE_SUPERVISOR && (this.mstatus & riscv.MSTATUS_TW) !== 0)
+      (privilege === riscv.PRIVILEGE_SUPERVISOR && (this.csrs.mstatus & riscv.MSTATUS_TW) !== 0)
     ) {
       return this.illegalInstruction(0x10500073);
     }
-    if ((this.mipValue() & this.mie) === 0) this.waitingForInterrupt = true;
+    if ((this.mipValue() & this.csrs.mie) === 0) this.waitingForInterrupt = true;
     this.breakLoop = true;
     return nextPc;
-  }
-
-  // ======================================================================================
-  // CSRs
-  // ======================================================================================
-
-  /** Instructions retired before the current one. */
-  private retired(): number {
-    return this.icountValue - this.trapCount;
-  }
-
-  private executeCsr(
-    op: number,
-    csr: number,
-    rd: number,
-    rs1: number,
-    source: number,
-    nextPc: number,
-  ): number {
-    const funct3 =
-      op === Op.Csrrw
-        ? 1
-        : op === Op.Csrrs
-          ? 2
-          : op === Op.Csrrc
-            ? 3
-            : op === Op.Csrrwi
-              ? 5
-              : op === Op.Csrrsi
-                ? 6
-                : 7;
-    const bits = (csr << 20) | (rs1 << 15) | (funct3 << 12) | (rd << 7) | 0x73;
-    const isWrite = funct3 === 1 || funct3 === 5;
-    const writes = isWrite || rs1 !== 0;
-    const privilege = this.privilege;
-    if (privilege < ((csr >>> 8) & 3)) return this.illegalInstruction(bits);
-    if (writes && csr >>> 10 === 3) return this.illegalInstruction(bits);
-    if (!this.csrAccessible(csr)) return this.illegalInstruction(bits);
-    let old = 0;
-    if (!(isWrite && rd === 0)) {
-      const value = this.csrRead(csr);
-      if (value === undefined) return this.illegalInstruction(bits);
-      old = value;
-    } else if (this.csrRead(csr) === undefined) {
-      return this.illegalInstruction(bits);
-    }
-    if (writes) {
-      // mip's SEIP reads as the software-writable bit OR the PLIC's signal, but only the software
-      // bit takes part in a CSRRS/CSRRC's read-modify-write (privileged spec, mip): a firmware's
-      // `csrs mip, STIP` must not latch a pending external interrupt for ever.
-      const base =
-        csr === riscv.CSR_MIP ? (old & ~riscv.MIP_SEIP) | (this.mipSoftware & riscv.MIP_SEIP) : old;
-      const value = isWrite ? source : funct3 === 2 || funct3 === 6 ? base | source : base & ~source;
-      this.csrWrite(csr, value | 0);
-    }
-    if (rd !== 0) this.x[rd] = old;
-    // A write may change the privilege, the translation or what interrupts are enabled: the loop
-    // must look again. Reading a counter changes nothing, and delay loops read `time` millions of
-    // times (Linux's udelay): those go on without leaving the loop.
-    if (writes || !isCounterCsr(csr)) this.breakLoop = true;
-    return nextPc;
-  }
-
-  /** Privilege-dependent access rules beyond the CSR number's privilege field. */
-  private csrAccessible(csr: number): boolean {
-    const privilege = this.privilege;
-    if (csr === riscv.CSR_SATP) {
-      return !(privilege === riscv.PRIVILEGE_SUPERVISOR && (this.mstatus & riscv.MSTATUS_TVM) !== 0);
-    }
-    if ((csr >= 0xc00 && csr <= 0xc1f) || (csr >= 0xc80 && csr <= 0xc9f)) {
-      const bit = 1 << (csr & 31);
-      if (privilege < riscv.PRIVILEGE_MACHINE && (this.mcounteren & bit) === 0) return false;
-      if (privilege === riscv.PRIVILEGE_USER && (this.scounteren & bit) === 0) return false;
-    }
-    return true;
-  }
-
-  /** Reads a CSR (int32), or undefined when it does not exist. No privilege checks. */
-  private csrRead(csr: number): number | undefined {
-    switch (csr) {
-      case riscv.CSR_SSTATUS:
-        return this.readMstatus() & riscv.SSTATUS_MASK;
-      case riscv.CSR_SIE:
-        return this.mie & this.mideleg & riscv.S_INTERRUPTS;
-      case riscv.CSR_STVEC:
-        return this.stvec;
-      case riscv.CSR_SCOUNTEREN:
-        return this.scounteren;
-      case riscv.CSR_SENVCFG:
-        return this.senvcfg;
-      case riscv.CSR_SSCRATCH:
-        return this.sscratch;
-      case riscv.CSR_SEPC:
-        return this.sepc;
-      case riscv.CSR_SCAUSE:
-        return this.scause;
-      case riscv.CSR_STVAL:
-        return this.stval;
-      case riscv.CSR_SIP:
-        return this.mipValue() & this.mideleg & riscv.S_INTERRUPTS;
-      case riscv.CSR_SATP:
-        return this.satp;
-      case riscv.CSR_MSTATUS:
-        return this.readMstatus();
-      case riscv.CSR_MISA:
-        return riscv.MISA_VALUE;
-      case riscv.CSR_MEDELEG:
-        return this.medeleg;
-      case riscv.CSR_MIDELEG:
-        return this.mideleg;
-      case riscv.CSR_MIE:
-        return this.mie;
-      case riscv.CSR_MTVEC:
-        return this.mtvec;
-      case riscv.CSR_MCOUNTEREN:
-        return this.mcounteren;
-      case riscv.CSR_MENVCFG:
-        return this.menvcfg;
-      case riscv.CSR_MSTATUSH:
-        return this.mstatush;
-      case riscv.CSR_MENVCFGH:
-        return this.menvcfgh;
-      case riscv.CSR_MCOUNTINHIBIT:
-        return this.mcountinhibit;
-      case riscv.CSR_MSCRATCH:
-        return this.mscratch;
-      case riscv.CSR_MEPC:
-        return this.mepc;
-      case riscv.CSR_MCAUSE:
-        return this.mcause;
-      case riscv.CSR_MTVAL:
-        return this.mtval;
-      case riscv.CSR_MIP:
-        return this.mipValue();
-      case riscv.CSR_TSELECT:
-        return this.tselect;
-      case riscv.CSR_TDATA1:
-        return 0x20000000; // an mcontrol trigger that is never armed (triggers are not modelled)
-      case riscv.CSR_TDATA2:
-        return this.tdata2[this.tselect] as number;
-      case riscv.CSR_TDATA3:
-        return 0;
-      case riscv.CSR_TINFO:
-        return 0x44;
-      case riscv.CSR_MCYCLE:
-      case riscv.CSR_CYCLE:
-        return counterLow(this.cycleCounter, this.retired()) | 0;
-      case riscv.CSR_MCYCLEH:
-      case riscv.CSR_CYCLEH:
-        return counterHigh(this.cycleCounter, this.retired()) | 0;
-      case riscv.CSR_MINSTRET:
-      case riscv.CSR_INSTRET:
-        return counterLow(this.instretCounter, this.retired()) | 0;
-      case riscv.CSR_MINSTRETH:
-      case riscv.CSR_INSTRETH:
-        return counterHigh(this.instretCounter, this.retired()) | 0;
-      case riscv.CSR_TIME:
-      case riscv.CSR_TIMEH: {
-        if (this.readTime === undefined) return undefined;
-        const time = this.readTime();
-        return csr === riscv.CSR_TIME ? (time % TWO_POW_32) | 0 : Math.floor(time / TWO_POW_32) | 0;
-      }
-      case riscv.CSR_MVENDORID:
-      case riscv.CSR_MARCHID:
-      case riscv.CSR_MIMPID:
-      case riscv.CSR_MCONFIGPTR:
-        return 0;
-      case riscv.CSR_MHARTID:
-        return this.hartId | 0;
-      default:
-        break;
-    }
-    if (csr >= riscv.CSR_PMPCFG0 && csr < riscv.CSR_PMPCFG0 + 4)
-      return this.pmp.readConfigRegister(csr - riscv.CSR_PMPCFG0) | 0;
-    if (csr >= riscv.CSR_PMPADDR0 && csr < riscv.CSR_PMPADDR0 + PMP_ENTRIES) {
-      return (this.pmp.address[csr - riscv.CSR_PMPADDR0] as number) | 0;
-    }
-    if (csr >= riscv.CSR_MHPMEVENT3 && csr <= riscv.CSR_MHPMEVENT31)
-      return (this.mhpmevent[csr & 31] as number) | 0;
-    const counter = csr & 31;
-    if (counter >= riscv.HPM_COUNTER_FIRST && counter <= riscv.HPM_COUNTER_LAST) {
-      const base = csr & ~31;
-      if (base === 0xb00 || base === 0xc00) return (this.mhpmcounter[counter] as number) | 0;
-      if (base === 0xb80 || base === 0xc80) return (this.mhpmcounterh[counter] as number) | 0;
-    }
-    return undefined;
-  }
-
-  private readMstatus(): number {
-    const status = this.mstatus;
-    return (status & riscv.MSTATUS_VS) === riscv.MSTATUS_VS ? status | riscv.MSTATUS_SD : status;
-  }
-
-  /** Writes a CSR that exists (checked by csrRead before). `value` is int32. */
-  private csrWrite(csr: number, value: number): void {
-    switch (csr) {
-      case riscv.CSR_SSTATUS:
-        this.writeMstatus((this.mstatus & ~riscv.SSTATUS_WRITABLE) | (value & riscv.SSTATUS_WRITABLE));
-        return;
-      case riscv.CSR_SIE: {
-        const mask = this.mideleg & riscv.S_INTERRUPTS;
-        this.mie = (this.mie & ~mask) | (value & mask);
-        return;
-      }
-      case riscv.CSR_STVEC:
-        if ((value & 3) < 2) this.stvec = value;
-        return;
-      case riscv.CSR_SCOUNTEREN:
-        this.scounteren = value;
-        return;
-      case riscv.CSR_SENVCFG:
-        this.senvcfg = value & 0xf1;
-        return;
-      case riscv.CSR_SSCRATCH:
-        this.sscratch = value;
-        return;
-      case riscv.CSR_SEPC:
-        this.sepc = value;
-        return;
-      case riscv.CSR_SCAUSE:
-        this.scause = value;
-        return;
-      case riscv.CSR_STVAL:
-        this.stval = value;
-        return;
-      case riscv.CSR_SIP: {
-        const mask = this.mideleg & riscv.MIP_SSIP;
-        this.mipSoftware = (this.mipSoftware & ~mask) | (value & mask);
-        return;
-      }
-      case riscv.CSR_SATP:
-        this.satp = value;
-        this.flushTlb();
-        this.updateTranslation(true);
-        return;
-      case riscv.CSR_MSTATUS:
-        this.writeMstatus((this.mstatus & ~riscv.MSTATUS_WRITABLE) | (value & riscv.MSTATUS_WRITABLE));
-        return;
-      case riscv.CSR_MEDELEG:
-        this.medeleg = value & riscv.MEDELEG_WRITABLE;
-        return;
-      case riscv.CSR_MIDELEG:
-        this.mideleg = value & riscv.MIDELEG_WRITABLE;
-        return;
-      case riscv.CSR_MIE:
-        this.mie = value & riscv.MIE_WRITABLE;
-        return;
-      case riscv.CSR_MTVEC:
-        if ((value & 3) < 2) this.mtvec = value;
-        return;
-      case riscv.CSR_MCOUNTEREN:
-        this.mcounteren = value;
-        return;
-      case riscv.CSR_MENVCFG:
-        this.menvcfg = value & 0xf1;
-        return;
-      case riscv.CSR_MSTATUSH:
-        this.mstatush = value & 0xc0;
-        return;
-      case riscv.CSR_MENVCFGH:
-        this.menvcfgh = value & (0xc0000000 | 0);
-        return;
-      case riscv.CSR_MCOUNTINHIBIT: {
-        // The new setting applies from the next instruction on.
-        const retiredAfter = this.retired() + 1;
-        this.mcountinhibit = value;
-        counterInhibit(this.cycleCounter, retiredAfter, (value & 1) !== 0);
-        counterInhibit(this.instretCounter, retiredAfter, (value & 4) !== 0);
-        return;
-      }
-      case riscv.CSR_MSCRATCH:
-        this.mscratch = value;
-        return;
-      case riscv.CSR_MEPC:
-        this.mepc = value;
-        return;
-      case riscv.CSR_MCAUSE:
-        this.mcause = value;
-        return;
-      case riscv.CSR_MTVAL:
-        this.mtval = value;
-        return;
-      case riscv.CSR_MIP:
-        this.mipSoftware = (this.mipSoftware & ~riscv.MIP_WRITABLE) | (value & riscv.MIP_WRITABLE);
-        return;
-      case riscv.CSR_TSELECT:
-        if (value >>> 0 < 2) this.tselect = value;
-        return;
-      case riscv.CSR_TDATA2:
-        this.tdata2[this.tselect] = value;
-        return;
-      case riscv.CSR_MCYCLE:
-      case riscv.CSR_MCYCLEH:
-      case riscv.CSR_MINSTRET:
-      case riscv.CSR_MINSTRETH: {
-        // The value written is what the next instruction reads: this one's retirement is not added.
-        const counter =
-          csr === riscv.CSR_MCYCLE || csr === riscv.CSR_MCYCLEH ? this.cycleCounter : this.instretCounter;
-        const retiredAfter = this.retired() + 1;
-        const high =
-          csr === riscv.CSR_MCYCLEH || csr === riscv.CSR_MINSTRETH
-            ? value
-            : counterHigh(counter, retiredAfter - 1);
-        const low =
-          csr === riscv.CSR_MCYCLE || csr === riscv.CSR_MINSTRET
-            ? value
-            : counterLow(counter, retiredAfter - 1);
-        counterSet(counter, retiredAfter, high, low);
-        return;
-      }
-      default:
-        break;
-    }
-    if (csr >= riscv.CSR_PMPCFG0 && csr < riscv.CSR_PMPCFG0 + 4) {
-      this.pmp.writeConfigRegister(csr - riscv.CSR_PMPCFG0, value);
-      this.flushTlb();
-      return;
-    }
-    if (csr >= riscv.CSR_PMPADDR0 && csr < riscv.CSR_PMPADDR0 + PMP_ENTRIES) {
-      this.pmp.writeAddressRegister(csr - riscv.CSR_PMPADDR0, value);
-      this.flushTlb();
-      return;
-    }
-    if (csr >= riscv.CSR_MHPMEVENT3 && csr <= riscv.CSR_MHPMEVENT31) {
-      this.mhpmevent[csr & 31] = value >>> 0;
-      return;
-    }
-    const base = csr & ~31;
-    if (base === 0xb00) this.mhpmcounter[csr & 31] = value >>> 0;
-    else if (base === 0xb80) this.mhpmcounterh[csr & 31] = value >>> 0;
-    // Everything else that exists is read-only to writes that reach here (misa, tdata1/3, tinfo).
-  }
-
-  private writeMstatus(value: number): void {
-    this.mstatus = value & ~riscv.MSTATUS_SD;
-    this.updateTranslation();
   }
 
   // ======================================================================================
@@ -1876,7 +1479,7 @@ export class RiscvCpu implements Cpu {
 
   saveState(): StateSection {
     const csrs: Record<string, PlainValue> = {};
-    for (const name of SAVED_CSR_NAMES) csrs[name] = (this[name] as number) >>> 0;
+    for (const name of SAVED_CSR_NAMES) csrs[name] = (this.csrs[name] as number) >>> 0;
     const state: { [key: string]: PlainValue } = {
       x: Array.from(this.x, (value) => value >>> 0),
       pc: this.pcValue >>> 0,
@@ -1891,12 +1494,12 @@ export class RiscvCpu implements Cpu {
       },
       mipLines: this.mipLines >>> 0,
       csrs,
-      tdata2: Array.from(this.tdata2, (value) => value >>> 0),
-      mhpmcounter: Array.from(this.mhpmcounter),
-      mhpmcounterh: Array.from(this.mhpmcounterh),
-      mhpmevent: Array.from(this.mhpmevent),
-      cycle: { ...this.cycleCounter },
-      instret: { ...this.instretCounter },
+      tdata2: Array.from(this.csrs.tdata2, (value) => value >>> 0),
+      mhpmcounter: Array.from(this.csrs.mhpmcounter),
+      mhpmcounterh: Array.from(this.csrs.mhpmcounterh),
+      mhpmevent: Array.from(this.csrs.mhpmevent),
+      cycle: { ...this.csrs.cycleCounter },
+      instret: { ...this.csrs.instretCounter },
       pmpConfig: Array.from(this.pmp.config),
       pmpAddress: Array.from(this.pmp.address),
     };
@@ -1949,14 +1552,14 @@ export class RiscvCpu implements Cpu {
     this.reservationValue = reservationValue | 0;
     this.mipLines = mipLines | 0;
     SAVED_CSR_NAMES.forEach((name: SavedCsrName, index) => {
-      this[name] = (csrValues[index] as number) | 0;
+      this.csrs[name] = (csrValues[index] as number) | 0;
     });
-    this.tdata2.set(tdata2);
-    this.mhpmcounter.set(mhpmcounter);
-    this.mhpmcounterh.set(mhpmcounterh);
-    this.mhpmevent.set(mhpmevent);
-    Object.assign(this.cycleCounter, cycle);
-    Object.assign(this.instretCounter, instret);
+    this.csrs.tdata2.set(tdata2);
+    this.csrs.mhpmcounter.set(mhpmcounter);
+    this.csrs.mhpmcounterh.set(mhpmcounterh);
+    this.csrs.mhpmevent.set(mhpmevent);
+    Object.assign(this.csrs.cycleCounter, cycle);
+    Object.assign(this.csrs.instretCounter, instret);
     this.pmp.load(pmpConfig, pmpAddress);
     this.trapRaised = false;
     this.breakLoop = true;
@@ -2038,9 +1641,4 @@ function readCounter(value: unknown, name: string): CounterState {
     offsetLow: readInteger(record.offsetLow, `${name}.offsetLow`, TWO_POW_32),
     inhibited: readBoolean(record.inhibited, `${name}.inhibited`),
   };
-}
-
-/** The unprivileged counters (cycle, time, instret, hpmcounterN, and their high halves). */
-function isCounterCsr(csr: number): boolean {
-  return (csr >= 0xc00 && csr <= 0xc1f) || (csr >= 0xc80 && csr <= 0xc9f);
 }

@@ -8,6 +8,7 @@
  */
 
 import * as riscv from './constants.js';
+import type { CsrFile } from './csr.js';
 import { type PhysicalMemoryProtection, PMP_R } from './pmp.js';
 
 /**
@@ -15,8 +16,7 @@ import { type PhysicalMemoryProtection, PMP_R } from './pmp.js';
  * cast (cpu.ts's `hart`), as the block compiler reaches BlockHost.
  */
 export interface TranslationHost {
-  readonly mstatus: number;
-  readonly satp: number;
+  readonly csrs: CsrFile;
   readonly trapRaised: boolean;
   readonly pmp: PhysicalMemoryProtection;
   readPhysical(physical: number, width: number): number | undefined;
@@ -41,10 +41,10 @@ const TWO_POW_32 = 0x1_0000_0000;
  * physical address (a number up to 2^34), or -1 after raising the exception.
  */
 export function translate(hart: TranslationHost, va: number, accessType: number, privilege: number): number {
-  if (privilege === riscv.PRIVILEGE_MACHINE || hart.satp >= 0) return va >>> 0;
+  if (privilege === riscv.PRIVILEGE_MACHINE || hart.csrs.satp >= 0) return va >>> 0;
   const vpn1 = va >>> 22;
   const vpn0 = (va >>> 12) & 0x3ff;
-  let pteAddress = (hart.satp & 0x3fffff) * 4096 + vpn1 * 4;
+  let pteAddress = (hart.csrs.satp & 0x3fffff) * 4096 + vpn1 * 4;
   let pte = readPte(hart, pteAddress, accessType, va);
   if (hart.trapRaised) return -1;
   let superpage = true;
@@ -64,7 +64,7 @@ export function translate(hart: TranslationHost, va: number, accessType: number,
   if ((pte & PTE_U) !== 0) {
     if (
       privilege === riscv.PRIVILEGE_SUPERVISOR &&
-      (accessType === ACCESS_FETCH || (hart.mstatus & riscv.MSTATUS_SUM) === 0)
+      (accessType === ACCESS_FETCH || (hart.csrs.mstatus & riscv.MSTATUS_SUM) === 0)
     ) {
       return pageFault(hart, va, accessType);
     }
@@ -74,7 +74,7 @@ export function translate(hart: TranslationHost, va: number, accessType: number,
   if (accessType === ACCESS_FETCH) {
     if ((pte & PTE_X) === 0) return pageFault(hart, va, accessType);
   } else if (accessType === ACCESS_LOAD) {
-    if ((pte & PTE_R) === 0 && ((hart.mstatus & riscv.MSTATUS_MXR) === 0 || (pte & PTE_X) === 0)) {
+    if ((pte & PTE_R) === 0 && ((hart.csrs.mstatus & riscv.MSTATUS_MXR) === 0 || (pte & PTE_X) === 0)) {
       return pageFault(hart, va, accessType);
     }
   } else if ((pte & PTE_W) === 0) {
