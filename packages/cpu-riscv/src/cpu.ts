@@ -1,11 +1,12 @@
 import type { Bus, Cpu, CpuInterruptLine, PlainValue, RamRegion, RunOutcome, StateSection } from '@ftvm/core';
 import { ConfigError, SnapshotError } from '@ftvm/core';
+import { type AtomicsHost, executeAtomic, Reservation } from './atomics.js';
 import { type BlockEnvironment, type BlockHost, type CompiledBlock, compileBlock } from './block-compiler.js';
 import * as riscv from './constants.js';
 import type { CounterState } from './counter.js';
 import { CsrFile, type CsrHost, csrRead, executeCsr } from './csr.js';
 import { DECODED_PAGE_WORDS, decode16, decode32, SCRATCH_SLOT } from './decode.js';
-import { Op } from './op.js';
+import { Op, TRAPPED } from './op.js';
 import { PhysicalMemoryProtection, PMP_ENTRIES, PMP_R, PMP_W, PMP_X } from './pmp.js';
 import { ACCESS_FETCH, ACCESS_LOAD, ACCESS_STORE, type TranslationHost, translate } from './translation.js';
 
@@ -29,8 +30,6 @@ export interface RiscvCpuOptions {
 
 const TLB_ENTRIES = 256;
 const TLB_MASK = TLB_ENTRIES - 1;
-/** Returned by instruction helpers instead of a next pc when they took a trap (pcs are even). */
-const TRAPPED = 1;
 const TWO_POW_32 = 0x1_0000_0000;
 /** Interrupts in the order the privileged spec takes them (3.1.9), with LCOFI last. */
 const INTERRUPT_PRIORITY = [
@@ -83,11 +82,12 @@ const SAVED_CSR_NAMES = [
 type SavedCsrName = (typeof SAVED_CSR_NAMES)[number];
 
 /**
- * The hart as the cold code kept in modules of its own (translation.ts, csr.ts) sees it: RiscvCpu's
- * private members that their host interfaces name, reached through this cast, as the block
- * compiler reaches BlockHost. Private, they stay off the class's public type and declaration.
+ * The hart as the cold code kept in modules of its own sees it (translation.ts, csr.ts,
+ * atomics.ts): RiscvCpu's private members that their host interfaces name, reached through this
+ * cast, as the block compiler reaches BlockHost. Private, they stay off the class's public type
+ * and declaration.
  */
-type Hart = TranslationHost & CsrHost;
+type Hart = TranslationHost & CsrHost & AtomicsHost;
 
 function hart(cpu: RiscvCpu): Hart {
   return cpu as unknown as Hart;
@@ -119,9 +119,7 @@ export class RiscvCpu implements Cpu {
   /** Traps taken since boot: icount minus this is the number of instructions retired. */
   private trapCount = 0;
   private waitingForInterrupt = false;
-  private reservationValid = false;
-  private reservationAddress = 0;
-  private reservationValue = 0;
+  private readonly reservation = new Reservation();
   /** The interrupt lines driven by devices (MSIP, MTIP, MEIP, SEIP). */
   private mipLines = 0;
   /** What the CSRs hold (csr.ts), but for the PMP's registers (pmp) and mip's lines (mipLines). */
@@ -288,7 +286,7 @@ export class RiscvCpu implements Cpu {
     this.pcValue = pc | 0;
     this.privilege = riscv.PRIVILEGE_MACHINE;
     this.waitingForInterrupt = false;
-    this.reservationValid = false;
+    this.reservation.valid = false;
     this.csrs.reset(this.retired());
     this.pmp.reset();
     this.breakLoop = true;
@@ -829,7 +827,7 @@ export class RiscvCpu implements Cpu {
       case Op.AmomaxW:
       case Op.AmominuW:
       case Op.AmomaxuW:
-        return this.executeAtomic(op, rd, x[rs1] as number, x[rs2] as number, nextPc);
+        return executeAtomic(hart(this), op, rd, x[rs1] as number, x[rs2] as number, nextPc);
       default:
         // Op.Illegal carries the instruction bits in imm.
         return this.illegalInstruction(imm);
@@ -1241,111 +1239,6 @@ export class RiscvCpu implements Cpu {
   }
 
   // ======================================================================================
-  // Atomics
-  // ======================================================================================
-
-  private executeAtomic(op: number, rd: number, address: number, source: number, nextPc: number): number {
-    const isLoadReserved = op === Op.LrW;
-    if ((address & 3) !== 0) {
-      this.raiseException(
-        isLoadReserved ? riscv.CAUSE_LOAD_MISALIGNED : riscv.CAUSE_STORE_MISALIGNED,
-        address,
-      );
-      return TRAPPED;
-    }
-    const privilege = this.dataPrivilege;
-    if (op === Op.ScW) {
-      // As QEMU: succeeds when the reserved address still holds the value LR read.
-      if (!this.reservationValid || this.reservationAddress !== address) {
-        this.reservationValid = false;
-        if (rd !== 0) this.x[rd] = 1;
-        return nextPc;
-      }
-      this.reservationValid = false;
-      const physical = translate(hart(this), address, ACCESS_STORE, privilege);
-      if (physical < 0) return TRAPPED;
-      if (!this.pmp.allows(physical, 4, privilege, PMP_R | PMP_W)) {
-        this.raiseException(riscv.CAUSE_STORE_ACCESS, address);
-        return TRAPPED;
-      }
-      const current = this.readPhysical(physical, 4);
-      if (current === undefined) {
-        this.raiseException(riscv.CAUSE_STORE_ACCESS, address);
-        return TRAPPED;
-      }
-      if ((current | 0) !== this.reservationValue) {
-        if (rd !== 0) this.x[rd] = 1;
-        return nextPc;
-      }
-      if (!this.writePhysical(physical, 4, source)) {
-        this.raiseException(riscv.CAUSE_STORE_ACCESS, address);
-        return TRAPPED;
-      }
-      if (rd !== 0) this.x[rd] = 0;
-      this.breakLoop = true; // the store may have hit decoded code
-      return nextPc;
-    }
-    const accessType = isLoadReserved ? ACCESS_LOAD : ACCESS_STORE;
-    const physical = translate(hart(this), address, accessType, privilege);
-    if (physical < 0) return TRAPPED;
-    const accessCause = isLoadReserved ? riscv.CAUSE_LOAD_ACCESS : riscv.CAUSE_STORE_ACCESS;
-    if (!this.pmp.allows(physical, 4, privilege, isLoadReserved ? PMP_R : PMP_R | PMP_W)) {
-      this.raiseException(accessCause, address);
-      return TRAPPED;
-    }
-    const loaded = this.readPhysical(physical, 4);
-    if (loaded === undefined) {
-      this.raiseException(accessCause, address);
-      return TRAPPED;
-    }
-    const old = loaded | 0;
-    if (isLoadReserved) {
-      this.reservationValid = true;
-      this.reservationAddress = address;
-      this.reservationValue = old;
-      if (rd !== 0) this.x[rd] = old;
-      return nextPc;
-    }
-    let result: number;
-    switch (op) {
-      case Op.AmoswapW:
-        result = source;
-        break;
-      case Op.AmoaddW:
-        result = (old + source) | 0;
-        break;
-      case Op.AmoxorW:
-        result = old ^ source;
-        break;
-      case Op.AmoandW:
-        result = old & source;
-        break;
-      case Op.AmoorW:
-        result = old | source;
-        break;
-      case Op.AmominW:
-        result = Math.min(old, source);
-        break;
-      case Op.AmomaxW:
-        result = Math.max(old, source);
-        break;
-      case Op.AmominuW:
-        result = old >>> 0 < source >>> 0 ? old : source;
-        break;
-      default:
-        result = old >>> 0 > source >>> 0 ? old : source;
-        break;
-    }
-    if (!this.writePhysical(physical, 4, result)) {
-      this.raiseException(riscv.CAUSE_STORE_ACCESS, address);
-      return TRAPPED;
-    }
-    if (rd !== 0) this.x[rd] = old;
-    this.breakLoop = true;
-    return nextPc;
-  }
-
-  // ======================================================================================
   // Traps, interrupts, xRET, WFI
   // ======================================================================================
 
@@ -1488,9 +1381,9 @@ export class RiscvCpu implements Cpu {
       trapCount: this.trapCount,
       waiting: this.waitingForInterrupt,
       reservation: {
-        valid: this.reservationValid,
-        address: this.reservationAddress >>> 0,
-        value: this.reservationValue >>> 0,
+        valid: this.reservation.valid,
+        address: this.reservation.address >>> 0,
+        value: this.reservation.value >>> 0,
       },
       mipLines: this.mipLines >>> 0,
       csrs,
@@ -1547,9 +1440,9 @@ export class RiscvCpu implements Cpu {
     this.icountValue = icount;
     this.trapCount = trapCount;
     this.waitingForInterrupt = waiting;
-    this.reservationValid = reservationValid;
-    this.reservationAddress = reservationAddress | 0;
-    this.reservationValue = reservationValue | 0;
+    this.reservation.valid = reservationValid;
+    this.reservation.address = reservationAddress | 0;
+    this.reservation.value = reservationValue | 0;
     this.mipLines = mipLines | 0;
     SAVED_CSR_NAMES.forEach((name: SavedCsrName, index) => {
       this.csrs[name] = (csrValues[index] as number) | 0;

@@ -1,7 +1,8 @@
 /**
  * Operation numbers of decoded instructions (decode.ts has the slot layout). Dense from 1, so the
- * interpreter's switch compiles to a jump table. A leaf module: the decoder, the interpreter and
- * the block compiler all use it. The bundled build (tsup) inlines the values into each of them.
+ * interpreter's switch compiles to a jump table. A leaf module: the decoder, the interpreter, the
+ * block compiler and the modules of rare operations (csr.ts, atomics.ts) all use it. The bundled
+ * build (tsup) inlines the values into each of them.
  */
 export const enum Op {
   Lui = 1,
@@ -78,3 +79,9 @@ export const enum Op {
   /** Illegal or unsupported: raises an illegal-instruction exception with the bits in tval. */
   Illegal,
 }
+
+/**
+ * Returned instead of a next pc by the helpers that execute operations off the interpreter's fast
+ * path (executeRare and what it calls: csr.ts, atomics.ts) when they took a trap (pcs are even).
+ */
+export const TRAPPED = 1;
