@@ -1,13 +1,13 @@
-import type { Bus, Cpu, CpuInterruptLine, PlainValue, RamRegion, RunOutcome, StateSection } from '@ftvm/core';
-import { ConfigError, SnapshotError } from '@ftvm/core';
+import type { Bus, Cpu, CpuInterruptLine, RamRegion, RunOutcome, StateSection } from '@ftvm/core';
+import { ConfigError } from '@ftvm/core';
 import { type AtomicsHost, executeAtomic, Reservation } from './atomics.js';
 import { type BlockEnvironment, type BlockHost, type CompiledBlock, compileBlock } from './block-compiler.js';
 import * as riscv from './constants.js';
-import type { CounterState } from './counter.js';
 import { CsrFile, type CsrHost, csrRead, executeCsr } from './csr.js';
 import { DECODED_PAGE_WORDS, decode16, decode32, SCRATCH_SLOT } from './decode.js';
 import { Op, TRAPPED } from './op.js';
-import { PhysicalMemoryProtection, PMP_ENTRIES, PMP_R, PMP_W, PMP_X } from './pmp.js';
+import { PhysicalMemoryProtection, PMP_R, PMP_W, PMP_X } from './pmp.js';
+import { restoreHartState, type SnapshotHost, saveHartState } from './snapshot.js';
 import { ACCESS_FETCH, ACCESS_LOAD, ACCESS_STORE, type TranslationHost, translate } from './translation.js';
 
 /** Options of {@link RiscvCpu}. */
@@ -49,45 +49,14 @@ const INTERRUPT_LINE_BITS: Record<CpuInterruptLine, number> = {
 };
 /** Executions of an instruction by the interpreter before a block is compiled starting there. */
 const BLOCK_COMPILE_THRESHOLD = 40;
-const STATE_KIND = 'riscv-cpu';
-const STATE_VERSION = 1;
-
-/** Names of the plain CSR fields saved in a snapshot, in a fixed order. */
-const SAVED_CSR_NAMES = [
-  'mstatus',
-  'mstatush',
-  'medeleg',
-  'mideleg',
-  'mie',
-  'mipSoftware',
-  'mtvec',
-  'mcounteren',
-  'mcountinhibit',
-  'menvcfg',
-  'menvcfgh',
-  'mscratch',
-  'mepc',
-  'mcause',
-  'mtval',
-  'stvec',
-  'scounteren',
-  'senvcfg',
-  'sscratch',
-  'sepc',
-  'scause',
-  'stval',
-  'satp',
-  'tselect',
-] as const;
-type SavedCsrName = (typeof SAVED_CSR_NAMES)[number];
 
 /**
- * The hart as the cold code kept in modules of its own sees it (translation.ts, csr.ts,
- * atomics.ts): RiscvCpu's private members that their host interfaces name, reached through this
- * cast, as the block compiler reaches BlockHost. Private, they stay off the class's public type
- * and declaration.
+ * The hart as the cold code kept in modules of its own (translation.ts, csr.ts, atomics.ts,
+ * snapshot.ts) sees it: RiscvCpu's private members that their host interfaces name, reached
+ * through this cast, as the block compiler reaches BlockHost. Private, they stay off the class's
+ * public type and declaration.
  */
-type Hart = TranslationHost & CsrHost & AtomicsHost;
+type Hart = TranslationHost & CsrHost & AtomicsHost & SnapshotHost;
 
 function hart(cpu: RiscvCpu): Hart {
   return cpu as unknown as Hart;
@@ -1367,93 +1336,15 @@ export class RiscvCpu implements Cpu {
   }
 
   // ======================================================================================
-  // Snapshots
+  // Snapshots (snapshot.ts)
   // ======================================================================================
 
   saveState(): StateSection {
-    const csrs: Record<string, PlainValue> = {};
-    for (const name of SAVED_CSR_NAMES) csrs[name] = (this.csrs[name] as number) >>> 0;
-    const state: { [key: string]: PlainValue } = {
-      x: Array.from(this.x, (value) => value >>> 0),
-      pc: this.pcValue >>> 0,
-      privilege: this.privilege,
-      icount: this.icountValue,
-      trapCount: this.trapCount,
-      waiting: this.waitingForInterrupt,
-      reservation: {
-        valid: this.reservation.valid,
-        address: this.reservation.address >>> 0,
-        value: this.reservation.value >>> 0,
-      },
-      mipLines: this.mipLines >>> 0,
-      csrs,
-      tdata2: Array.from(this.csrs.tdata2, (value) => value >>> 0),
-      mhpmcounter: Array.from(this.csrs.mhpmcounter),
-      mhpmcounterh: Array.from(this.csrs.mhpmcounterh),
-      mhpmevent: Array.from(this.csrs.mhpmevent),
-      cycle: { ...this.csrs.cycleCounter },
-      instret: { ...this.csrs.instretCounter },
-      pmpConfig: Array.from(this.pmp.config),
-      pmpAddress: Array.from(this.pmp.address),
-    };
-    return { kind: STATE_KIND, version: STATE_VERSION, state };
+    return saveHartState(hart(this));
   }
 
   restoreState(section: StateSection): void {
-    if (section.kind !== STATE_KIND)
-      throw new SnapshotError(`expected a ${STATE_KIND} section, got ${section.kind}`);
-    if (section.version !== STATE_VERSION) {
-      throw new SnapshotError(`${STATE_KIND} state version ${section.version} is not supported`);
-    }
-    const state = readRecord(section.state, 'state');
-    const x = readNumberArray(state.x, 'x', 32, TWO_POW_32);
-    const pc = readInteger(state.pc, 'pc', TWO_POW_32);
-    const privilege = readInteger(state.privilege, 'privilege', 4);
-    if (privilege === 2) throw new SnapshotError('riscv-cpu state: privilege 2 does not exist');
-    const icount = readInteger(state.icount, 'icount', 2 ** 53);
-    const trapCount = readInteger(state.trapCount, 'trapCount', icount + 1);
-    const waiting = readBoolean(state.waiting, 'waiting');
-    const reservation = readRecord(state.reservation, 'reservation');
-    const reservationValid = readBoolean(reservation.valid, 'reservation.valid');
-    const reservationAddress = readInteger(reservation.address, 'reservation.address', TWO_POW_32);
-    const reservationValue = readInteger(reservation.value, 'reservation.value', TWO_POW_32);
-    const mipLines = readInteger(state.mipLines, 'mipLines', TWO_POW_32);
-    const csrRecord = readRecord(state.csrs, 'csrs');
-    const csrValues = SAVED_CSR_NAMES.map((name) => readInteger(csrRecord[name], `csrs.${name}`, TWO_POW_32));
-    const tdata2 = readNumberArray(state.tdata2, 'tdata2', 2, TWO_POW_32);
-    const mhpmcounter = readNumberArray(state.mhpmcounter, 'mhpmcounter', 32, TWO_POW_32);
-    const mhpmcounterh = readNumberArray(state.mhpmcounterh, 'mhpmcounterh', 32, TWO_POW_32);
-    const mhpmevent = readNumberArray(state.mhpmevent, 'mhpmevent', 32, TWO_POW_32);
-    const cycle = readCounter(state.cycle, 'cycle');
-    const instret = readCounter(state.instret, 'instret');
-    const pmpConfig = readNumberArray(state.pmpConfig, 'pmpConfig', PMP_ENTRIES, 256);
-    const pmpAddress = readNumberArray(state.pmpAddress, 'pmpAddress', PMP_ENTRIES, TWO_POW_32);
-    if ((csrValues[SAVED_CSR_NAMES.indexOf('tselect')] as number) >= 2) {
-      throw new SnapshotError('riscv-cpu state: tselect out of range');
-    }
-
-    // Everything is valid: apply.
-    for (let i = 0; i < 32; i++) this.x[i] = x[i] as number;
-    this.x[0] = 0;
-    this.pcValue = pc & ~1;
-    this.privilege = privilege;
-    this.icountValue = icount;
-    this.trapCount = trapCount;
-    this.waitingForInterrupt = waiting;
-    this.reservation.valid = reservationValid;
-    this.reservation.address = reservationAddress | 0;
-    this.reservation.value = reservationValue | 0;
-    this.mipLines = mipLines | 0;
-    SAVED_CSR_NAMES.forEach((name: SavedCsrName, index) => {
-      this.csrs[name] = (csrValues[index] as number) | 0;
-    });
-    this.csrs.tdata2.set(tdata2);
-    this.csrs.mhpmcounter.set(mhpmcounter);
-    this.csrs.mhpmcounterh.set(mhpmcounterh);
-    this.csrs.mhpmevent.set(mhpmevent);
-    Object.assign(this.csrs.cycleCounter, cycle);
-    Object.assign(this.csrs.instretCounter, instret);
-    this.pmp.load(pmpConfig, pmpAddress);
+    restoreHartState(hart(this), section); // checks the whole section before it changes anything
     this.trapRaised = false;
     this.breakLoop = true;
     this.updateTranslation(true);
@@ -1499,39 +1390,4 @@ export function multiplyHighSignedUnsigned(a: number, b: number): number {
   let high = multiplyHighUnsigned(a, b);
   if (a < 0) high = (high - b) | 0;
   return high;
-}
-
-function readRecord(value: unknown, name: string): { readonly [key: string]: PlainValue } {
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) {
-    throw new SnapshotError(`riscv-cpu state: ${name} is not a record`);
-  }
-  return value as { readonly [key: string]: PlainValue };
-}
-
-function readInteger(value: unknown, name: string, limit: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value >= limit) {
-    throw new SnapshotError(`riscv-cpu state: ${name} is not an integer in [0, ${limit})`);
-  }
-  return value;
-}
-
-function readBoolean(value: unknown, name: string): boolean {
-  if (typeof value !== 'boolean') throw new SnapshotError(`riscv-cpu state: ${name} is not a boolean`);
-  return value;
-}
-
-function readNumberArray(value: unknown, name: string, length: number, limit: number): number[] {
-  if (!Array.isArray(value) || value.length !== length) {
-    throw new SnapshotError(`riscv-cpu state: ${name} is not an array of ${length} numbers`);
-  }
-  return value.map((item, index) => readInteger(item, `${name}[${index}]`, limit));
-}
-
-function readCounter(value: unknown, name: string): CounterState {
-  const record = readRecord(value, name);
-  return {
-    offsetHigh: readInteger(record.offsetHigh, `${name}.offsetHigh`, TWO_POW_32),
-    offsetLow: readInteger(record.offsetLow, `${name}.offsetLow`, TWO_POW_32),
-    inhibited: readBoolean(record.inhibited, `${name}.inhibited`),
-  };
 }
