@@ -1,6 +1,7 @@
-// I/O benchmarks, ftvm vs QEMU on the same image, side by side: the kv service through the
+// The `ftvm` command vs QEMU on the same images, side by side: the kv service through the
 // gateway (requests per second and latency p50/p99 with closed-loop clients), the log rate of a
-// recording idle and under that load, and disk throughput (diskbench.elf on a 16 MiB disk).
+// recording idle and under that load, disk throughput (diskbench.elf on a 16 MiB disk), and
+// bench.elf (CPU-bound) wall time and iterations per second, start-up included.
 // Run: npm run bench -w @ftvm/cli   (uses the built packages: npm run build first)
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
@@ -148,6 +149,37 @@ if (referenceQemuAvailable()) {
     referenceQemuBinary,
     referenceQemuArgs('diskbench', { diskPath: blankDiskOf('disk-qemu.img', 16 << 20) }),
   );
+}
+
+// CPU-bound, the whole command as a user runs it (start-up included): bench.elf, a CoreMark-class
+// workload whose iteration count is fixed by the image, on `ftvm run` and on QEMU, alternating.
+function benchElf(command, args) {
+  const started = process.hrtime.bigint();
+  const result = spawnSync(command, args, { encoding: 'utf8' });
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const iterations = Number(/bench: (\d+) iterations/.exec(result.stdout)?.[1]);
+  if (result.status !== 0 || !/bench: ok/.test(result.stdout)) {
+    throw new Error(`bench.elf failed: ${result.stdout}${result.stderr}`);
+  }
+  return { seconds, iterationsPerSecond: iterations / seconds };
+}
+if (referenceQemuAvailable()) {
+  const ftvmRuns = [];
+  const qemuRuns = [];
+  for (let round = 0; round < 3; round++) {
+    ftvmRuns.push(benchElf(process.execPath, [bin, 'run', '--kernel', imagePath('bench')]));
+    qemuRuns.push(benchElf(referenceQemuBinary, referenceQemuArgs('bench')));
+  }
+  const middle = (runs) => [...runs].sort((a, b) => a.seconds - b.seconds)[1];
+  results.benchElfFtvm = {
+    wallSeconds: +middle(ftvmRuns).seconds.toFixed(2),
+    iterationsPerSecond: +middle(ftvmRuns).iterationsPerSecond.toFixed(1),
+  };
+  results.benchElfQemu = {
+    wallSeconds: +middle(qemuRuns).seconds.toFixed(2),
+    iterationsPerSecond: +middle(qemuRuns).iterationsPerSecond.toFixed(1),
+  };
+  results.benchElfFtvmToQemuSpeed = +(middle(qemuRuns).seconds / middle(ftvmRuns).seconds).toFixed(2);
 }
 
 results.requests = REQUESTS;

@@ -114,6 +114,10 @@ if (referenceQemuAvailable()) {
   results.qemuSeconds = +qemuSeconds.toFixed(2);
   results.ftvmSeconds = +(steps / median(mips.standalone) / 1e6).toFixed(2);
   results.ftvmTimeToQemuTimeRatio = +(results.ftvmSeconds / qemuSeconds).toFixed(2);
+  // CoreMark-style figures: the image's iterations (it prints how many) per second of wall time.
+  const iterations = Number(/bench: (\d+) iterations/.exec(qemu.stdout)?.[1] ?? Number.NaN);
+  results.qemuIterationsPerSecond = +(iterations / qemuSeconds).toFixed(1);
+  results.ftvmIterationsPerSecond = +(iterations / results.ftvmSeconds).toFixed(1);
 }
 
 // The log rate of a guest that mostly sleeps in wfi on timer interrupts (clock.elf), with the host
