@@ -33,13 +33,13 @@ import { Op } from './op.js';
 
 /** What a region function can see of the CPU: the slow paths and the fields they share. */
 export interface BlockHost {
-  pcValue: number;
-  icountValue: number;
   blockNextPc: number;
   trapRaised: boolean;
   breakLoop: boolean;
-  loadSlow(va: number, width: number): number;
-  storeSlow(va: number, width: number, value: number): void;
+  /** The slow load path for the instruction at `pc`, the `icount`-th step (both for a trap). */
+  regionLoad(va: number, width: number, pc: number, icount: number): number;
+  /** The slow store path for the instruction at `pc`, the `icount`-th step. */
+  regionStore(va: number, width: number, value: number, pc: number, icount: number): void;
 }
 
 /**
@@ -232,9 +232,11 @@ export function compileBlock(
   written.delete(0);
   const declare = [...used].map((index) => `r${index} = x[${index}]`).join(', ');
   const writeBack = [...written].map((index) => `x[${index}] = r${index};`).join(' ');
-  // Named by its first pc, so a profile (node --cpu-prof) tells the regions apart.
+  // Named by its first pc, so a profile (node --cpu-prof) tells the regions apart. In
+  // parentheses, so V8 compiles it with the factory (it runs at once) instead of pre-parsing it
+  // now and parsing it again on the first call.
   const source = `"use strict";
-return function region_${(pc >>> 0).toString(16)}(icountBase, budget, pc) {
+return (function region_${(pc >>> 0).toString(16)}(icountBase, budget, pc) {
 ${declare === '' ? '' : `let ${declare};`}
 let steps = 0;
 let exitPc = pc;
@@ -251,7 +253,7 @@ break out;
 ${writeBack}
 cpu.blockNextPc = exitPc;
 return steps;
-};`;
+});`;
   const names = Object.keys(environment) as (keyof BlockEnvironment)[];
   const factory = new Function(...names, 'ids', 'longest', source) as (...values: unknown[]) => BlockFunction;
   const run = factory(...names.map((name) => environment[name]), ids, longest);
@@ -333,7 +335,7 @@ function emitUnit(unit: Unit, id: number, next: Unit | undefined, context: EmitC
 interface Access {
   readonly view: string;
   readonly shift: number;
-  /** Sign extension of loadSlow's zero-extended value, when the load is signed. */
+  /** Sign extension of the slow path's zero-extended value, when the load is signed. */
   readonly extend?: string;
 }
 
@@ -367,32 +369,23 @@ function load(access: Access, instruction: BlockInstruction, done: number): stri
   const { element, aligned } = ramElement(access, 'tlbLoadOffset');
   const write = rd === 0 ? '' : `${r(rd)} = value;`;
   const extend = access.extend === undefined ? '' : ` value = ${access.extend};`;
-  return `{
-  const va = (${r(rs1)} + ${imm}) | 0; const e = (va >>> 12) & 255; let value;
-  if (tlbLoadTag[e] === (va >>> 12)${aligned}) value = ${element};
-  else {
-    cpu.pcValue = ${pc}; cpu.icountValue = icountBase + steps + ${done};
-    value = cpu.loadSlow(va, ${1 << access.shift});${extend}
-    if (cpu.trapRaised) { steps += ${done}; break out; }
-    if (cpu.breakLoop) { ${write} steps += ${done + 1}; exitPc = ${nextPc}; break out; }
-  }
-  ${write}
-}`;
+  // Compact: V8 parses every region's source, and loads and stores are most of it.
+  return `{ const va = (${r(rs1)} + ${imm}) | 0, e = (va >>> 12) & 255; let value;
+if (tlbLoadTag[e] === va >>> 12${aligned}) value = ${element};
+else { value = cpu.regionLoad(va, ${1 << access.shift}, ${pc}, icountBase + steps + ${done});${extend}
+if (cpu.trapRaised) { steps += ${done}; break out; }
+if (cpu.breakLoop) { ${write} steps += ${done + 1}; exitPc = ${nextPc}; break out; } }
+${write} }`;
 }
 
 function store(access: Access, instruction: BlockInstruction, done: number): string {
   const { rs1, rs2, imm, pc, nextPc } = instruction;
   const { element, aligned } = ramElement(access, 'tlbStoreOffset');
-  return `{
-  const va = (${r(rs1)} + ${imm}) | 0; const e = (va >>> 12) & 255;
-  if (tlbStoreTag[e] === (va >>> 12)${aligned}) ${element} = ${r(rs2)};
-  else {
-    cpu.pcValue = ${pc}; cpu.icountValue = icountBase + steps + ${done};
-    cpu.storeSlow(va, ${1 << access.shift}, ${r(rs2)});
-    if (cpu.trapRaised) { steps += ${done}; break out; }
-    if (cpu.breakLoop) { steps += ${done + 1}; exitPc = ${nextPc}; break out; }
-  }
-}`;
+  return `{ const va = (${r(rs1)} + ${imm}) | 0, e = (va >>> 12) & 255;
+if (tlbStoreTag[e] === va >>> 12${aligned}) ${element} = ${r(rs2)};
+else { cpu.regionStore(va, ${1 << access.shift}, ${r(rs2)}, ${pc}, icountBase + steps + ${done});
+if (cpu.trapRaised) { steps += ${done}; break out; }
+if (cpu.breakLoop) { steps += ${done + 1}; exitPc = ${nextPc}; break out; } } }`;
 }
 
 const BRANCH_CONDITIONS: { readonly [op: number]: (a: string, b: string) => string } = {

@@ -967,6 +967,22 @@ export class RiscvCpu implements Cpu {
   // Loads and stores (slow path), physical memory, TLBs (translation.ts walks the page tables)
   // ======================================================================================
 
+  /** A compiled region's slow load ({@link BlockHost}): the instruction's pc and icount first, for a trap. */
+  // biome-ignore lint/correctness/noUnusedPrivateClassMembers: compiled regions call it, through BlockHost
+  private regionLoad(va: number, width: number, pc: number, icount: number): number {
+    this.pcValue = pc;
+    this.icountValue = icount;
+    return this.loadSlow(va, width);
+  }
+
+  /** A compiled region's slow store ({@link BlockHost}). */
+  // biome-ignore lint/correctness/noUnusedPrivateClassMembers: compiled regions call it, through BlockHost
+  private regionStore(va: number, width: number, value: number, pc: number, icount: number): void {
+    this.pcValue = pc;
+    this.icountValue = icount;
+    this.storeSlow(va, width, value);
+  }
+
   /**
    * A load the TLB did not serve: any alignment, MMIO, page crossing. Returns the value
    * zero-extended (as int32 for width 4); on an exception sets trapRaised and returns 0.
