@@ -112,8 +112,9 @@ type MultiplyHigh = (a: number, b: number) => number;
 
 /**
  * Compiles the region starting at `pc` (slot `slot` of `decoded`), or returns undefined when the
- * first instruction cannot start one. `decodeAt(slot)` returns the meta word of a slot, decoding
- * it first when needed, or 0 when the instruction crosses the page end.
+ * first instruction cannot start one, or (`loopsOnly`) when the region would not loop.
+ * `decodeAt(slot)` returns the meta word of a slot, decoding it first when needed, or 0 when the
+ * instruction crosses the page end.
  */
 export function compileBlock(
   decoded: Int32Array,
@@ -123,6 +124,7 @@ export function compileBlock(
   heat: Uint8Array,
   blocks: readonly (CompiledBlock | undefined)[],
   environment: BlockEnvironment,
+  loopsOnly = false,
 ): CompiledBlock | undefined {
   const pageVa = pc & ~0xfff;
   const read = (offset: number): BlockInstruction | undefined => {
@@ -202,6 +204,19 @@ export function compileBlock(
   units.forEach((unit, id) => {
     ids[unit.offset >>> 1] = id;
   });
+  // `loopsOnly`: only a region that loops (a static edge back to one of its units) is worth
+  // compiling this early; straight-line code waits until it is hotter.
+  if (
+    loopsOnly &&
+    !units.some((unit, id) =>
+      staticTargets(unit, pageVa).some((target) => {
+        const to = (target & ~0xfff) === pageVa ? (ids[(target & 0xfff) >>> 1] as number) : -1;
+        return to >= 0 && to <= id;
+      }),
+    )
+  ) {
+    return undefined;
+  }
   // The budget is checked where a path can come back (a backward or dynamic jump) and on entry,
   // for the longest path to the next such check: the units reached by forward edges alone.
   const longest = new Int32Array(units.length);

@@ -47,8 +47,14 @@ const INTERRUPT_LINE_BITS: Record<CpuInterruptLine, number> = {
   'machine-external': riscv.MIP_MEIP,
   'supervisor-external': riscv.MIP_SEIP,
 };
-/** Executions of an instruction by the interpreter before a block is compiled starting there. */
-const BLOCK_COMPILE_THRESHOLD = 40;
+/**
+ * Executions of an instruction by the interpreter before a region is compiled starting there: a
+ * region that loops pays back its compile time (about half a millisecond of V8's) at once; a
+ * straight-line one only if it runs often (Linux boots through some 5,000 such paths, most of
+ * them run a few dozen times: compiling them at 40 took a third of the boot).
+ */
+const LOOP_COMPILE_THRESHOLD = 40;
+const STRAIGHT_COMPILE_THRESHOLD = 250;
 
 /**
  * The hart as the cold code kept in modules of its own (translation.ts, csr.ts, atomics.ts,
@@ -401,8 +407,10 @@ export class RiscvCpu implements Cpu {
           const count = (heat as Uint8Array)[slot >>> 1] as number;
           if (count < 255) {
             (heat as Uint8Array)[slot >>> 1] = count + 1;
-            if (count + 1 === BLOCK_COMPILE_THRESHOLD) {
-              if (this.compileBlockAt(decoded, slot, pc, blocks)) continue; // run it
+            if (count + 1 === LOOP_COMPILE_THRESHOLD) {
+              if (this.compileBlockAt(decoded, slot, pc, blocks, true)) continue; // run it
+            } else if (count + 1 === STRAIGHT_COMPILE_THRESHOLD) {
+              if (this.compileBlockAt(decoded, slot, pc, blocks, false)) continue;
             }
           }
         }
@@ -898,13 +906,15 @@ export class RiscvCpu implements Cpu {
 
   /**
    * Compiles the region starting at `pc` (slot `slot` of the current cached page) and enters it in
-   * `blocks` at every unit start no other region holds. Returns whether it compiled one.
+   * `blocks` at every unit start no other region holds (`loopsOnly`: only if the region loops).
+   * Returns whether it compiled one.
    */
   private compileBlockAt(
     decoded: Int32Array,
     slot: number,
     pc: number,
     blocks: (CompiledBlock | undefined)[],
+    loopsOnly: boolean,
   ): boolean {
     const pageOffset = this.fetchedPageOffset;
     const ram16 = this.ram16;
@@ -923,6 +933,7 @@ export class RiscvCpu implements Cpu {
       this.pageHeat[pageOffset >>> 12] as Uint8Array,
       blocks,
       this.blockEnvironment,
+      loopsOnly,
     );
     if (block === undefined) return false;
     for (const entry of block.entries) blocks[entry >>> 1] ??= block;
