@@ -119,10 +119,14 @@ if (referenceQemuAvailable()) {
 }
 
 // Disk throughput: diskbench.elf reports KiB/s as the guest measures it (guest time).
-function diskbench(command, args) {
+/** Runs a guest to its end: what it printed and the wall time, start-up included. */
+function runTimed(command, args) {
   const started = process.hrtime.bigint();
   const result = spawnSync(command, args, { encoding: 'utf8' });
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  return { result, seconds: Number(process.hrtime.bigint() - started) / 1e9 };
+}
+function diskbench(command, args) {
+  const { result, seconds } = runTimed(command, args);
   const match = /write (\d+) KiB\/s, read (\d+) KiB\/s/.exec(result.stdout);
   if (result.status !== 0 || !match) throw new Error(`diskbench failed: ${result.stdout}${result.stderr}`);
   return {
@@ -154,9 +158,7 @@ if (referenceQemuAvailable()) {
 // CPU-bound, the whole command as a user runs it (start-up included): bench.elf, a CoreMark-class
 // workload whose iteration count is fixed by the image, on `ftvm run` and on QEMU, alternating.
 function benchElf(command, args) {
-  const started = process.hrtime.bigint();
-  const result = spawnSync(command, args, { encoding: 'utf8' });
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const { result, seconds } = runTimed(command, args);
   const iterations = Number(/bench: (\d+) iterations/.exec(result.stdout)?.[1]);
   if (result.status !== 0 || !/bench: ok/.test(result.stdout)) {
     throw new Error(`bench.elf failed: ${result.stdout}${result.stderr}`);

@@ -146,6 +146,8 @@ export function compileBlock(
   const leaders = new Set<number>([slot]);
   const queue = [slot];
   let scanned = 0;
+  /** Where branches and jumps go back to (a region can loop only through one of them). */
+  const backwardTargets: number[] = [];
   const addLeader = (offset: number) => {
     if (offset < 0 || offset >= 4096 || leaders.has(offset)) return;
     // Code the interpreter never ran stays out: V8 would optimise it without type feedback and
@@ -167,19 +169,25 @@ export function compileBlock(
       scanned++;
       const end = offset + (instruction.nextPc - instruction.pc);
       const { op, rd, imm } = instruction;
-      if (isBranch(op)) {
+      if (isBranch(op) || op === Op.Jal) {
+        if (imm <= 0) backwardTargets.push(offset + imm);
         addLeader(offset + imm);
+      }
+      if (isBranch(op)) {
         addLeader(end);
         break;
       }
       if (op === Op.Jal || op === Op.Jalr) {
-        if (op === Op.Jal) addLeader(offset + imm);
         if (rd !== 0) addLeader(end); // where the call returns to
         break;
       }
       offset = end;
     }
   }
+
+  // `loopsOnly`: a region none of whose backward edges stays in it cannot loop, and pass 2 is
+  // not worth doing (most attempts at 40 runs end here; the exact test follows the units).
+  if (loopsOnly && !backwardTargets.some((target) => leaders.has(target))) return undefined;
 
   // Pass 2: each unit runs from its first instruction to a branch or jump or the next unit.
   const units: Unit[] = [];
@@ -204,31 +212,27 @@ export function compileBlock(
   units.forEach((unit, id) => {
     ids[unit.offset >>> 1] = id;
   });
-  // `loopsOnly`: only a region that loops (a static edge back to one of its units) is worth
-  // compiling this early; straight-line code waits until it is hotter.
-  if (
-    loopsOnly &&
-    !units.some((unit, id) =>
-      staticTargets(unit, pageVa).some((target) => {
-        const to = (target & ~0xfff) === pageVa ? (ids[(target & 0xfff) >>> 1] as number) : -1;
-        return to >= 0 && to <= id;
-      }),
-    )
-  ) {
-    return undefined;
-  }
+  /** The unit starting at `target`, or -1 (outside the page, or no unit starts there). */
+  const unitAt = (target: number) =>
+    (target & ~0xfff) === pageVa ? (ids[(target & 0xfff) >>> 1] as number) : -1;
   // The budget is checked where a path can come back (a backward or dynamic jump) and on entry,
   // for the longest path to the next such check: the units reached by forward edges alone.
+  // Also whether the region loops: a static edge back to one of its units.
   const longest = new Int32Array(units.length);
+  let loops = false;
   for (let id = units.length - 1; id >= 0; id--) {
     const unit = units[id] as Unit;
     let after = 0;
     for (const target of staticTargets(unit, pageVa)) {
-      const to = (target & ~0xfff) === pageVa ? (ids[(target & 0xfff) >>> 1] as number) : -1;
+      const to = unitAt(target);
       if (to > id) after = Math.max(after, longest[to] as number);
+      else if (to >= 0) loops = true;
     }
     longest[id] = unit.instructions.length + after;
   }
+  // `loopsOnly`: only a region that loops is worth compiling this early; straight-line code
+  // waits until it is hotter.
+  if (loopsOnly && !loops) return undefined;
   const context: EmitContext = { pageVa, ids, longest, from: 0 };
   const cases = units.map((unit, id) => emitUnit(unit, id, units[id + 1], { ...context, from: id }));
   const used = new Set<number>();

@@ -54,7 +54,7 @@ const INTERRUPT_LINE_BITS: Record<CpuInterruptLine, number> = {
  * them run a few dozen times: compiling them at 40 took a third of the boot).
  */
 const LOOP_COMPILE_THRESHOLD = 40;
-const STRAIGHT_COMPILE_THRESHOLD = 250;
+export const STRAIGHT_COMPILE_THRESHOLD = 250;
 
 /**
  * The hart as the cold code kept in modules of its own (translation.ts, csr.ts, atomics.ts,

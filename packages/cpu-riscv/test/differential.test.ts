@@ -6,6 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { STRAIGHT_COMPILE_THRESHOLD } from '../src/cpu.js';
 import { generateProgram } from './support/random-program.js';
 import { createTestMachine, loadElf } from './support/test-machine.js';
 import { buildGuest, missingTools, runOnQemu, skipMessage, temporaryDirectory } from './support/toolchain.js';
@@ -15,6 +16,8 @@ const LINK_SCRIPT = join(GUEST_DIRECTORY, 'link.ld');
 const toolsMissing = missingTools().length > 0;
 const PROGRAM_COUNT = 16;
 const BODY_LENGTH = 300;
+/** Iterations of the looping programs: just past the straight-line compile threshold (260). */
+const LOOPS = STRAIGHT_COMPILE_THRESHOLD + 10;
 
 function runOnRiscvCpu(image: string, compileBlocks = true): { output: string; compiledBlocks: number } {
   const machine = createTestMachine({ compileBlocks });
@@ -58,9 +61,9 @@ describe('differential against QEMU 7.2', () => {
       const source = join(directory!.path, `random-${seed}.S`);
       const image = join(directory!.path, `random-${seed}.elf`);
       // Half of the programs loop over their body, so that compiled blocks run too: more often
-      // than the CPU's threshold for straight-line code (250), since a random body is longer than
-      // a region and most of its regions do not loop themselves.
-      writeFileSync(source, generateProgram(seed, BODY_LENGTH, seed % 2 === 0 ? 260 : 1));
+      // than the CPU's threshold for straight-line code, since a random body is longer than a
+      // region and most of its regions do not loop themselves.
+      writeFileSync(source, generateProgram(seed, BODY_LENGTH, seed % 2 === 0 ? LOOPS : 1));
       buildGuest([source, report], LINK_SCRIPT, image);
       const expected = runOnQemu(image);
       expect(expected, `seed ${seed}: QEMU output`).toMatch(/scratch=[0-9a-f]{8}\n$/);

@@ -236,7 +236,7 @@ export class VirtioNet implements VirtioDevice {
       if (frameBytes === 0 || frameBytes > VIRTIO_NET_FRAME_BYTES_MAX) {
         this.#statistics.transmitFramesDropped++;
       } else {
-        const frame = queue.readReadable(chain).subarray(VIRTIO_NET_HEADER_BYTES);
+        const frame = queue.readReadable(chain, frameBytes, VIRTIO_NET_HEADER_BYTES);
         context.env.output(NET_FRAME_OUTPUT, frame);
         this.#statistics.framesTransmitted++;
       }
