@@ -32,6 +32,11 @@ export type BackupState =
   | 'suspecting'
   /** Won the arbiter: the driver consumes the rest of the log and goes live. */
   | 'going-live'
+  /**
+   * The primary said goodbye (it stopped on purpose, or its guest powered off): the driver
+   * replays the log it holds to its end, then ends; nothing is asked or sent any more.
+   */
+  | 'finishing'
   /** Lost the arbiter, diverged, or was told to stop: does nothing more. */
   | 'halted';
 
@@ -41,7 +46,8 @@ export type BackupState =
  * (a clone's last step), then append `logEntries` to the log the machine follows, then send
  * `messages`, then start `arbiterRequest` (answer with {@link BackupCore.arbiterAnswered}), then
  * act on `goLive` (end the machine's log where it is, run it to there, go live as the primary of
- * `epoch`) or `halt` (stop; nothing more is sent).
+ * `epoch`), `finish` (end the log where it is, run the machine to there, then end: powered off
+ * if the guest did, otherwise halted for the reason given) or `halt` (stop; nothing more is sent).
  */
 export interface BackupEffects {
   readonly pages: readonly TransferPagesMessage[];
@@ -52,6 +58,7 @@ export interface BackupEffects {
   readonly messages: readonly FtMessage[];
   readonly arbiterRequest: { readonly fromEpoch: number } | undefined;
   readonly goLive: { readonly epoch: number } | undefined;
+  readonly finish: string | undefined;
   readonly halt: string | undefined;
 }
 
@@ -88,6 +95,7 @@ export class BackupCore {
   #messages: FtMessage[] = [];
   #arbiterRequest: { fromEpoch: number } | undefined;
   #goLive: { epoch: number } | undefined;
+  #finish: string | undefined;
   #halt: string | undefined;
 
   constructor(options: {
@@ -141,7 +149,7 @@ export class BackupCore {
   // ---- inputs ----
 
   messageReceived(message: FtMessage, nowMs: number): void {
-    if (this.#state === 'halted' || this.#state === 'going-live') return;
+    if (this.#state === 'halted' || this.#state === 'going-live' || this.#state === 'finishing') return;
     this.#watch.heard(nowMs);
     switch (message.type) {
       case 'log':
@@ -176,8 +184,16 @@ export class BackupCore {
         this.#sendAck(nowMs);
         break;
       case 'goodbye':
-        // The primary stops on purpose (the guest powered off, or it halted): nothing to take over.
-        this.#haltBecause(`the primary said goodbye: ${message.reason}`);
+        // The primary stops on purpose (the guest powered off, or it was stopped): nothing to take
+        // over, but the log received before the goodbye is the primary's own run to its end (a
+        // guest's power-off included), so it is replayed rather than dropped.
+        if (this.#state === 'receiving-state') {
+          this.#haltBecause(`the primary said goodbye: ${message.reason}`);
+          return;
+        }
+        this.#state = 'finishing';
+        this.#finish = `the primary said goodbye: ${message.reason}`;
+        this.#messages = [];
         break;
       default:
         break;
@@ -204,6 +220,7 @@ export class BackupCore {
   }
 
   channelClosed(nowMs: number): void {
+    if (this.#state === 'finishing') return;
     if (this.#state === 'receiving-state') {
       // A clone that never got the whole state has nothing to go live with.
       this.#haltBecause('the primary went away during the state transfer');
@@ -215,7 +232,7 @@ export class BackupCore {
   tick(nowMs: number): void {
     // Paused ourselves: the silence we would see is our own (the primary gets a fresh timeout).
     this.#watch.noticePause(nowMs);
-    if (this.#state === 'halted' || this.#state === 'going-live') return;
+    if (this.#state === 'halted' || this.#state === 'going-live' || this.#state === 'finishing') return;
     const silent = this.#watch.isSilent(nowMs);
     if (this.#state === 'receiving-state' && silent) {
       this.#haltBecause('the primary went quiet during the state transfer');
@@ -251,7 +268,9 @@ export class BackupCore {
   /** The machine found the log and its own execution disagree: report and stop. */
   diverged(reason: string, nowMs: number): void {
     if (this.#state === 'halted') return;
-    this.#messages.push({ type: 'goodbye', reason: `the backup diverged: ${reason}` });
+    // A finishing backup's primary has gone: there is nobody to tell.
+    if (this.#state !== 'finishing')
+      this.#messages.push({ type: 'goodbye', reason: `the backup diverged: ${reason}` });
     this.#lastSentMs = nowMs;
     this.#haltBecause(`diverged: ${reason}`, true);
   }
@@ -259,7 +278,7 @@ export class BackupCore {
   /** The driver stops the backup on purpose. */
   stop(reason: string, nowMs: number): void {
     if (this.#state === 'halted') return;
-    this.#messages.push({ type: 'goodbye', reason });
+    if (this.#state !== 'finishing') this.#messages.push({ type: 'goodbye', reason });
     this.#lastSentMs = nowMs;
     this.#state = 'halted';
     this.#logEntries = [];
@@ -274,6 +293,7 @@ export class BackupCore {
       messages: this.#messages,
       arbiterRequest: this.#arbiterRequest,
       goLive: this.#goLive,
+      finish: this.#finish,
       halt: this.#halt,
     };
     this.#pages = [];
@@ -283,6 +303,7 @@ export class BackupCore {
     this.#messages = [];
     this.#arbiterRequest = undefined;
     this.#goLive = undefined;
+    this.#finish = undefined;
     this.#halt = undefined;
     return effects;
   }

@@ -83,6 +83,8 @@ export class FtBackup {
   #killed = false;
   #halted: string | undefined;
   #goLive: { epoch: number; wonMs: number } | undefined;
+  /** The primary said goodbye: replay the log held, then end (the reason, if the guest runs on). */
+  #finishing: string | undefined;
 
   constructor(options: FtBackupOptions) {
     this.#options = options;
@@ -152,6 +154,7 @@ export class FtBackup {
           return { end: 'stopped' };
         }
         if (this.#goLive) return this.#takeOver(this.#goLive);
+        if (this.#finishing !== undefined) return this.#finish(this.#finishing);
         if (this.#core.state === 'receiving-state') {
           await this.#sleepMs(this.#config.heartbeatIntervalMs);
           continue;
@@ -208,6 +211,38 @@ export class FtBackup {
         this.#core.stop('the backup finished', this.#nowMs());
       this.#core.takeEffects();
     }
+  }
+
+  /**
+   * The primary said goodbye: replay the log this backup holds to its end. A primary whose guest
+   * powered off logged the power-off, so the backup's guest powers off at the same point; one that
+   * was stopped leaves the backup where its log ends.
+   */
+  async #finish(reason: string): Promise<BackupEnd> {
+    this.log.endHere();
+    try {
+      while (!this.machine.isStopped) {
+        if (this.#killed) return { end: 'killed' };
+        const outcome = this.machine.runSlice(SLICE_STEPS_MAX);
+        if (outcome.end !== 'log-starved') continue;
+        const deviceWait = this.machine.deviceWait;
+        if (deviceWait === undefined) break; // the end of what the primary logged
+        await deviceWait;
+      }
+    } catch (error) {
+      if (!DivergenceError.is(error)) throw error;
+      this.#core.diverged(error.message, this.#nowMs());
+      this.#apply();
+      this.#emit({ type: 'backup-halted', epoch: this.#core.epoch, reason: error.message });
+      return { end: 'diverged', error };
+    } finally {
+      this.#options.channel.close();
+    }
+    if (this.machine.exitStatus !== undefined) {
+      return { end: 'powered-off', exitStatus: this.machine.exitStatus };
+    }
+    this.#emit({ type: 'backup-halted', epoch: this.#core.epoch, reason });
+    return { end: 'halted', reason };
   }
 
   /**
@@ -286,6 +321,10 @@ export class FtBackup {
     if (effects.arbiterRequest) this.#askArbiter(effects.arbiterRequest.fromEpoch);
     if (effects.goLive) {
       this.#goLive = { epoch: effects.goLive.epoch, wonMs: this.#nowMs() };
+      this.#wake();
+    }
+    if (effects.finish !== undefined) {
+      this.#finishing = effects.finish;
       this.#wake();
     }
     if (effects.halt !== undefined) this.#haltFor(effects.halt);

@@ -180,6 +180,27 @@ describe('§2.3 detecting failure, and the arbiter against split brain', () => {
     expect(backup.state).toBe('going-live');
   });
 
+  it('a primary that says goodbye is not taken over: the backup replays what it holds, then ends (found by a pair test)', () => {
+    const backup = new BackupCore({ epoch: 1, config, cloning: false, nowMs: 0 });
+    backup.messageReceived({ type: 'log', entries: [event(0, 5), progress(1, 9)] }, 10);
+    backup.takeEffects();
+    backup.messageReceived({ type: 'goodbye', reason: 'the guest powered off' }, 11);
+    const effects = backup.takeEffects();
+    // The entries before the goodbye were handed over with their message; nothing is dropped.
+    expect(effects.finish).toBe('the primary said goodbye: the guest powered off');
+    expect(effects.halt).toBeUndefined();
+    expect(backup.state).toBe('finishing');
+    // The channel closing after the goodbye and the silence after it are no failure to act on.
+    backup.channelClosed(12);
+    backup.tick(1000);
+    backup.messageReceived({ type: 'log', entries: [progress(2, 12)] }, 1001);
+    const later = backup.takeEffects();
+    expect(later.arbiterRequest).toBeUndefined();
+    expect(later.messages).toEqual([]);
+    expect(later.logEntries).toEqual([]);
+    expect(backup.state).toBe('finishing');
+  });
+
   it('both sides of a partition ask; the arbiter lets exactly one win', async () => {
     const { MemoryArbiter } = await import('@ftvm/arbiter');
     const arbiter = new MemoryArbiter();

@@ -110,6 +110,19 @@ describe('a primary and a backup in lockstep', () => {
     for (const event of events)
       expect(event).toMatchObject({ reason: 'the backup left: the guest powered off' });
   });
+
+  it('paging.elf: a backup far behind when the primary powers off still replays to the power-off (found under load)', async () => {
+    const arbiter = arbiterAtEpochOne();
+    const events: FtEvent[] = [];
+    const { primary, backup } = await pair('paging', arbiter, events);
+    // The backup's thread is busy elsewhere: the whole log and the goodbye arrive before it runs.
+    const primaryEnd = await primary.run();
+    const backupEnd = await backup.run();
+    const reference = standaloneConsole('paging');
+    expect(primaryEnd).toEqual({ end: 'powered-off', exitStatus: reference.exitStatus });
+    expect(backupEnd).toEqual({ end: 'powered-off', exitStatus: reference.exitStatus });
+    expect(backup.machine.stateHash()).toEqual(primary.machine.stateHash());
+  });
 });
 
 /** Resolves after `ms` of host time. */
