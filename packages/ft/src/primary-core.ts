@@ -20,7 +20,9 @@ import { PeerWatch } from './peer-watch.js';
  *   goes on alone only when it wins; it halts when it loses; it keeps waiting, its outputs held,
  *   while the arbiter cannot be reached.
  * - §2.4 execution lag: the lag is how long the oldest entry the backup has not applied has
- *   waited; above `executionLagMsMax` the primary's CPU share drops, below half of it it recovers.
+ *   waited. A feedback loop aims it at half of `executionLagMsMax`: the primary's CPU share drops
+ *   in proportion to the lag above that, and further the longer the backup stays behind (it
+ *   learns how much slower the backup runs); it comes back as the backup catches up.
  *   Unacknowledged log past `logBufferBytesMax` makes the log full: the machine stops until acks
  *   make room.
  * - A primary that finds it was paused (its ticks stopped for longer than half the failure
@@ -102,6 +104,16 @@ interface Held<Output> {
 /** The lowest CPU share lag control goes down to. */
 export const CPU_SHARE_MIN = 0.05;
 
+/**
+ * Lag control's gains. The lag's error is measured in limits from the setpoint (half the limit):
+ * at the limit it is 0.5, and the proportional part cuts the CPU share by a quarter there. The
+ * integral part grows by the error every `LAG_INTEGRAL_MS` of host time, so a backup that runs a
+ * tenth slower than its primary for good costs the primary a tenth of its CPU, not more, once the
+ * loop has settled (within a second or two).
+ */
+const LAG_PROPORTIONAL_GAIN = 0.5;
+const LAG_INTEGRAL_MS = 1000;
+
 export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
   #state: PrimaryState;
   #epoch: number;
@@ -121,8 +133,10 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
   #lastSentMs: number;
   #heartbeats = 0;
   #cpuShare = 1;
-  /** When lag control last changed the CPU share. */
-  #lagChangedMs = Number.NEGATIVE_INFINITY;
+  /** Lag control's integral part: the CPU share the backup's slowness has cost so far. */
+  #lagIntegral = 0;
+  /** When lag control last looked. */
+  #lagControlMs: number | undefined;
   /** A pause was detected: nothing is released until the arbiter confirms the epoch. */
   #verifying = false;
   #arbiterReadInFlight = false;
@@ -352,6 +366,7 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
     this.#watch.restart(nowMs);
     this.#lastSentMs = nowMs;
     this.#cpuShare = 1;
+    this.#lagIntegral = 0;
   }
 
   /** The driver is stopping the primary on purpose (the guest powered off, an operator). */
@@ -454,6 +469,7 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
     this.#unackedHead = 0;
     this.#logBufferBytes = 0;
     this.#cpuShare = 1;
+    this.#lagIntegral = 0;
     this.#releaseCovered();
   }
 
@@ -467,24 +483,32 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
     this.#messages = [];
   }
 
-  /** Multiplicative decrease above the lag limit, recovery below half of it. */
+  /**
+   * The paper's feedback loop (§2.4) "gradually pinpoints the CPU limit that lets the backup
+   * match the primary": a proportional-integral controller on the lag, aimed at half the limit.
+   * A lag under the setpoint (a healthy pair's, one slice or two) never slows the primary; a short
+   * stall of the backup slows it a little while it lasts; a backup slower for good is matched.
+   */
   #controlLag(nowMs: number): void {
+    const last = this.#lagControlMs;
+    this.#lagControlMs = nowMs;
     if (this.#state !== 'replicating') {
       this.#cpuShare = 1;
+      this.#lagIntegral = 0;
       return;
     }
-    // One change per half the limit, so the last one shows in the lag before the next is made
-    // (changed every tick, a short stall of the backup cut the primary to a third).
     const limit = this.#config.executionLagMsMax;
-    if (nowMs - this.#lagChangedMs < limit / 2) return;
-    const lag = this.executionLagMs(nowMs);
-    if (lag > limit) {
-      // In proportion to the excess, at most halved.
-      this.#cpuShare = Math.max(CPU_SHARE_MIN, this.#cpuShare * Math.max(0.5, limit / lag));
-      this.#lagChangedMs = nowMs;
-    } else if (lag < limit * 0.75 && this.#cpuShare < 1) {
-      this.#cpuShare = Math.min(1, this.#cpuShare * 1.25);
-      this.#lagChangedMs = nowMs;
-    }
+    // A long gap between looks (a pause of this host) is not the backup's doing: it counts no more
+    // than one limit's worth.
+    const elapsedMs = last === undefined ? 0 : Math.min(Math.max(0, nowMs - last), limit);
+    const error = (this.executionLagMs(nowMs) - limit / 2) / limit;
+    this.#lagIntegral = Math.min(
+      1 - CPU_SHARE_MIN,
+      Math.max(0, this.#lagIntegral + (error * elapsedMs) / LAG_INTEGRAL_MS),
+    );
+    this.#cpuShare = Math.min(
+      1,
+      Math.max(CPU_SHARE_MIN, 1 - LAG_PROPORTIONAL_GAIN * error - this.#lagIntegral),
+    );
   }
 }

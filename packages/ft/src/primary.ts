@@ -12,6 +12,8 @@ import { diskRunPieces, type TrackedDisk } from './tracked-disk.js';
 const DISK_RUN_BYTES = 1 << 20;
 /** A clone's last copy waits for at most about this much written disk (more: another round). */
 const CLONE_FINAL_DISK_BYTES_MAX = 4 << 20;
+/** Lag control sleeps once it owes the guest's CPU this much (host timers are no finer). */
+const THROTTLE_SLEEP_MS_MIN = 2;
 
 /** What the driver hands the machine it builds: spread these into the machine's options. */
 export type PrimaryMachineHooks = Required<Pick<MachineOptions, 'mode' | 'log' | 'onOutput' | 'holdOutputs'>>;
@@ -115,6 +117,8 @@ export class FtPrimary {
   /** The run loop's waits: I/O first, no wake-up lost (an acknowledgement, an input, the arbiter). */
   readonly #waiter: Waiter;
   #stopRequested = false;
+  /** Host time lag control still owes: the guest sleeps it off once it reaches a few ms. */
+  #throttleOwedMs = 0;
   #killed = false;
   #halted: string | undefined;
   #nowMs: number;
@@ -297,11 +301,22 @@ export class FtPrimary {
         // The first checkpoint's hash of all RAM, built ahead a little per slice.
         this.machine.prepareStateHash(STATE_HASH_PAGES_PER_SLICE);
         const share = this.#core.cpuShare;
-        if (share < 1 && outcome.steps > 0) {
-          // Lag control: the guest gets `share` of the CPU while the backup catches up.
+        if (share >= 1) this.#throttleOwedMs = 0;
+        else if (outcome.steps > 0) {
+          // Lag control: the guest gets `share` of the CPU while the backup catches up. The time
+          // owed adds up over slices, so a share close to 1 costs a short sleep now and then, not
+          // none (a wait under a millisecond only yields) and not a whole millisecond every slice.
           const ranMs = (scheduler.monotonicNs() - startNs) / 1e6;
-          await this.#sleepMs(ranMs * (1 / share - 1));
-          continue;
+          this.#throttleOwedMs += ranMs * (1 / share - 1);
+          if (this.#throttleOwedMs >= THROTTLE_SLEEP_MS_MIN) {
+            const sleptFromNs = scheduler.monotonicNs();
+            await this.#sleepMs(this.#throttleOwedMs);
+            this.#throttleOwedMs = Math.max(
+              0,
+              this.#throttleOwedMs - (scheduler.monotonicNs() - sleptFromNs) / 1e6,
+            );
+            continue;
+          }
         }
         switch (outcome.end) {
           case 'waiting': {
