@@ -14,7 +14,7 @@ import { PeerWatch } from './peer-watch.js';
  * The backup's side of the protocol as an I/O-free state machine (see {@link PrimaryCore} for the
  * style). The backup replays the primary's log on its own machine and never runs past the last
  * logged point; it acknowledges every log message at once with the highest sequence number
- * received (the output rule's half, §2.2) and, at most every `appliedAckIntervalMs`, how far it
+ * received (the output rule's half, §2.2; messages taken in one go get one acknowledgement) and, at most every `appliedAckIntervalMs`, how far it
  * executed (the primary's lag control, §2.4). When the primary goes quiet for `failureTimeoutMs`
  * or the channel closes, it asks the arbiter for the next epoch (§2.3): it goes live only when it
  * wins, halts when it loses, and keeps waiting while the arbiter cannot be reached.
@@ -327,12 +327,17 @@ export class BackupCore {
   }
 
   #sendAck(nowMs: number): void {
-    this.#messages.push({
+    const ack: FtMessage = {
       type: 'ack',
       receivedSeq: this.receivedSeq,
       appliedSeq: this.#appliedSeq,
       appliedIcount: this.#appliedIcount,
-    });
+    };
+    // Acknowledgements are cumulative: one not sent yet says less than this one, which replaces
+    // it (log messages that arrived together are acknowledged with one message).
+    const last = this.#messages.length - 1;
+    if (last >= 0 && (this.#messages[last] as FtMessage).type === 'ack') this.#messages[last] = ack;
+    else this.#messages.push(ack);
     this.#ackedAppliedSeq = this.#appliedSeq;
     this.#lastAppliedAckMs = nowMs;
     this.#lastSentMs = nowMs;

@@ -85,6 +85,8 @@ export class FtBackup {
   #goLive: { epoch: number; wonMs: number } | undefined;
   /** The primary said goodbye: replay the log held, then end (the reason, if the guest runs on). */
   #finishing: string | undefined;
+  /** A microtask will carry out the effects of the messages received since the last one. */
+  #applyQueued = false;
 
   constructor(options: FtBackupOptions) {
     this.#options = options;
@@ -107,7 +109,14 @@ export class FtBackup {
     });
     options.channel.onMessage((message: FtMessage) => {
       this.#core.messageReceived(message, this.#nowMs());
-      this.#apply();
+      // The effects wait until the channel has handed over what it received in one go (a TCP read
+      // holding several log messages): one acknowledgement, one socket write, covers them all.
+      if (this.#applyQueued) return;
+      this.#applyQueued = true;
+      queueMicrotask(() => {
+        this.#applyQueued = false;
+        this.#apply();
+      });
     });
     options.channel.onClose(() => {
       this.#core.channelClosed(this.#nowMs());

@@ -454,6 +454,16 @@ describe('§3.1 restoring redundancy', () => {
     expect(effects.halt).toMatch(/pages outside a state transfer/);
   });
 
+  it('log messages taken in one go get one acknowledgement, of the last', () => {
+    const backup = new BackupCore({ epoch: 1, config, cloning: false, nowMs: 0 });
+    backup.messageReceived({ type: 'log', entries: [event(0, 5)] }, 1);
+    backup.messageReceived({ type: 'heartbeat', counter: 1 }, 1);
+    backup.messageReceived({ type: 'log', entries: [progress(1, 9), progress(2, 12)] }, 2);
+    const effects = backup.takeEffects();
+    expect(effects.messages).toEqual([{ type: 'ack', receivedSeq: 2, appliedSeq: -1, appliedIcount: 0 }]);
+    expect(effects.logEntries.map((entry) => entry.seq)).toEqual([0, 1, 2]);
+  });
+
   it('a backup refuses a log with a gap', () => {
     const backup = new BackupCore({ epoch: 1, config, cloning: false, nowMs: 0 });
     backup.messageReceived({ type: 'log', entries: [progress(1, 5)] }, 1);

@@ -101,8 +101,10 @@ describe('a primary and a backup in lockstep', () => {
     const { primary, backup, primaryConsole } = await pair('paging', arbiter, events);
     const [primaryEnd, backupEnd] = await Promise.all([primary.run(), backup.run()]);
     const reference = standaloneConsole('paging');
-    expect(primaryEnd).toEqual({ end: 'powered-off', exitStatus: reference.exitStatus });
-    expect(backupEnd).toEqual({ end: 'powered-off', exitStatus: reference.exitStatus });
+    // The events say why, should either side end otherwise (a failure detected under load).
+    const why = `events: ${JSON.stringify(events)}`;
+    expect(primaryEnd, why).toEqual({ end: 'powered-off', exitStatus: reference.exitStatus });
+    expect(backupEnd, why).toEqual({ end: 'powered-off', exitStatus: reference.exitStatus });
     expect(primaryConsole.text).toBe(reference.console);
     expect(backup.machine.stateHash()).toEqual(primary.machine.stateHash());
     // Nobody suspected anybody: at most the backup, done first, said goodbye.
