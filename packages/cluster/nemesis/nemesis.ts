@@ -368,6 +368,8 @@ async function inject(
       // The primary's host holds its proxy of the logging channel (hosts run with --fault-injection).
       // Its address comes from the orchestrator, which a fault of the same step may be killing.
       let host: HostView | undefined;
+      // A restarted orchestrator answers before the hosts have registered again: ask until it
+      // knows the host (about 10 s at most).
       for (let attempt = 0; host === undefined && attempt < 100; attempt++) {
         try {
           host = (await (await cluster.client()).call<HostView[]>('GET', '/v1/hosts')).find(
@@ -375,8 +377,8 @@ async function inject(
           );
         } catch {
           cluster.forgetClient();
-          await sleep(100);
         }
+        if (host === undefined) await sleep(100);
       }
       if (!host) throw new Error(`host ${entry.target} is not known`);
       const client = new ApiClient(loadCredentials(cluster.certs, 'operator'), host.address);
