@@ -310,7 +310,10 @@ export class FtPrimary {
           this.#throttleOwedMs += ranMs * (1 / share - 1);
           if (this.#throttleOwedMs >= THROTTLE_SLEEP_MS_MIN) {
             const sleptFromNs = scheduler.monotonicNs();
-            await this.#sleepMs(this.#throttleOwedMs);
+            // No longer than a heartbeat interval at a time: the loop's tick sends the heartbeats,
+            // and a backup that heard nothing for the failure timeout would take over (a slice
+            // slowed to 20 ms at the lowest share owed 380 ms).
+            await this.#sleepMs(Math.min(this.#throttleOwedMs, this.#config.heartbeatIntervalMs));
             this.#throttleOwedMs = Math.max(
               0,
               this.#throttleOwedMs - (scheduler.monotonicNs() - sleptFromNs) / 1e6,
