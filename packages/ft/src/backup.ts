@@ -245,7 +245,8 @@ export class FtBackup {
       this.#emit({ type: 'backup-halted', epoch: this.#core.epoch, reason: error.message });
       return { end: 'diverged', error };
     } finally {
-      this.#options.channel.close();
+      // A killed host leaves its channel as it is (see kill()).
+      if (!this.#killed) this.#options.channel.close();
     }
     if (this.machine.exitStatus !== undefined) {
       return { end: 'powered-off', exitStatus: this.machine.exitStatus };
