@@ -176,10 +176,9 @@ export class FtBackup {
           );
         } catch (error) {
           if (!DivergenceError.is(error)) throw error;
+          // The core halts: `#apply` reports it (`backup-halted`) and closes the channel.
           this.#core.diverged(error.message, this.#nowMs());
           this.#apply();
-          this.#options.channel.close();
-          this.#emit({ type: 'backup-halted', epoch: this.#core.epoch, reason: error.message });
           return { end: 'diverged', error };
         }
         // Progress is reported no further than this backup's own reads of shared state that are
@@ -242,7 +241,6 @@ export class FtBackup {
       if (!DivergenceError.is(error)) throw error;
       this.#core.diverged(error.message, this.#nowMs());
       this.#apply();
-      this.#emit({ type: 'backup-halted', epoch: this.#core.epoch, reason: error.message });
       return { end: 'diverged', error };
     } finally {
       // A killed host leaves its channel as it is (see kill()).

@@ -127,6 +127,59 @@ describe('a primary and a backup in lockstep', () => {
   });
 });
 
+describe('divergence: a backup whose replay disagrees with the log', () => {
+  it('ends diverged, names where, says so once; the primary goes on alone and finishes', async () => {
+    const arbiter = arbiterAtEpochOne();
+    const events: FtEvent[] = [];
+    const roles: Roles = { arbiter, events, scheduler: createNodeHost() };
+    const link = await memoryLink();
+    // A corrupted log, as a bug or bad memory would make it: the first checkpoint's hash altered
+    // on its way to the backup.
+    let altered = false;
+    const corrupting: LogChannel = {
+      get peer() {
+        return link.backup.peer;
+      },
+      get bufferedBytes() {
+        return link.backup.bufferedBytes;
+      },
+      get closed() {
+        return link.backup.closed;
+      },
+      send: (message) => link.backup.send(message),
+      onClose: (listener) => link.backup.onClose(listener),
+      close: (options) => link.backup.close(options),
+      onMessage: (listener) =>
+        link.backup.onMessage((message) => {
+          if (message.type !== 'log' || altered) return listener(message);
+          const entries = message.entries.map((entry) => {
+            if (entry.kind !== 'checkpoint' || altered) return entry;
+            altered = true;
+            return { ...entry, stateHash: entry.stateHash.map((byte) => byte ^ 0xff) };
+          });
+          listener({ ...message, entries });
+        }),
+    };
+    const primaryConsole = new ConsoleCapture();
+    const primary = makePrimary(roles, primaryConsole.deliver, bootMachine('paging', 20_000));
+    const backup = makeBackup(roles, 'host-b', corrupting, false, () => {}, bootMachine('paging', 20_000));
+    primary.attachBackup(link.primary);
+    const [primaryEnd, backupEnd] = await Promise.all([primary.run(), backup.run()]);
+    const reference = standaloneConsole('paging');
+    expect(altered).toBe(true);
+    expect(backupEnd.end).toBe('diverged');
+    const halted = events.filter((event) => event.type === 'backup-halted');
+    expect(halted).toHaveLength(1);
+    expect(halted[0]).toMatchObject({
+      reason: expect.stringMatching(/^diverged: replay diverged at icount 20000 \(state-hash\)/),
+    });
+    // The backup told its primary, which went on alone (no arbiter needed) and finished the run.
+    expect(events.some((event) => event.type === 'backup-dropped')).toBe(true);
+    expect(primaryEnd).toEqual({ end: 'powered-off', exitStatus: reference.exitStatus });
+    expect(primaryConsole.text).toBe(reference.console);
+  });
+});
+
 /** Resolves after `ms` of host time. */
 const after = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
