@@ -7,7 +7,7 @@
 //
 // Prints each figure and writes them all to packages/ft/bench/results.json.
 import { createSocket } from 'node:dgram';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -356,6 +356,19 @@ if (parts.has('failover')) await failover();
 if (parts.has('restore')) await restoreRedundancy();
 const out = join(dirname(fileURLToPath(import.meta.url)), 'results.json');
 mkdirSync(dirname(out), { recursive: true });
-writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+// A run of some parts replaces those parts' figures and keeps the others (each part says when it
+// was measured).
+let previous: Record<string, unknown> = {};
+try {
+  previous = JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>;
+} catch {
+  // No figures yet, or unreadable ones: start afresh.
+}
+const { date, windowSeconds, ...measured } = results;
+const merged: Record<string, unknown> = { ...previous, date, windowSeconds };
+for (const [part, figures] of Object.entries(measured)) {
+  merged[part] = { measuredAt: date, windowSeconds, figures };
+}
+writeFileSync(out, `${JSON.stringify(merged, null, 2)}\n`);
 console.log(`figures written to ${out}`);
 process.exit(0);
