@@ -121,37 +121,25 @@ async function cpuBound(): Promise<void> {
   const off: number[] = [];
   const offBesideTwin: number[] = [];
   const on: number[] = [];
+  const standalone = {
+    image: 'bench' as const,
+    clock: 'host' as const,
+    checkpointIntervalSteps: CHECKPOINT_INTERVAL_STEPS,
+  };
   for (let round = 0; round < 2; round++) {
-    off.push(
-      await withCluster(
-        { image: 'bench', clock: 'host', checkpointIntervalSteps: CHECKPOINT_INTERVAL_STEPS },
-        (cluster) => measureMips(cluster.startStandalone()),
-      ),
-    );
+    off.push(await withCluster(standalone, (cluster) => measureMips(cluster.startStandalone())));
     on.push(
-      await withCluster(
-        {
-          image: 'bench',
-          clock: 'host',
-          transport: 'tcp',
-          config,
-          checkpointIntervalSteps: CHECKPOINT_INTERVAL_STEPS,
-        },
-        async (cluster) => {
-          const { primary } = await cluster.startPair();
-          return measureMips(primary);
-        },
-      ),
+      await withCluster({ ...standalone, transport: 'tcp', config }, async (cluster) => {
+        const { primary } = await cluster.startPair();
+        return measureMips(primary);
+      }),
     );
     offBesideTwin.push(
-      await withCluster(
-        { image: 'bench', clock: 'host', checkpointIntervalSteps: CHECKPOINT_INTERVAL_STEPS },
-        (cluster) => {
-          const measured = cluster.startStandalone();
-          cluster.startStandalone('host-twin');
-          return measureMips(measured);
-        },
-      ),
+      await withCluster(standalone, (cluster) => {
+        const measured = cluster.startStandalone();
+        cluster.startStandalone('host-twin');
+        return measureMips(measured);
+      }),
     );
   }
   const ratio = median(on) / median(off);
@@ -170,12 +158,14 @@ async function cpuBound(): Promise<void> {
   );
 }
 
+/** The kv service's VM, as the kv and failover parts run it. */
+const KV_VM = {
+  image: 'kv' as const,
+  diskBytes: 4 * 1024 * 1024,
+  checkpointIntervalSteps: CHECKPOINT_INTERVAL_STEPS,
+};
+
 async function kv(): Promise<void> {
-  const options = {
-    image: 'kv' as const,
-    diskBytes: 4 * 1024 * 1024,
-    checkpointIntervalSteps: CHECKPOINT_INTERVAL_STEPS,
-  };
   type Load = Awaited<ReturnType<typeof kvLoad>>;
   const rounds: { off: Load; on: Load; offOneClient: Load; onOneClient: Load }[] = [];
   let idleLogBytesPerSecond = 0;
@@ -183,14 +173,14 @@ async function kv(): Promise<void> {
   for (let round = 0; round < 2; round++) {
     let offOneClient: Load | undefined;
     let onOneClient: Load | undefined;
-    const off = await withCluster(options, async (cluster) => {
+    const off = await withCluster(KV_VM, async (cluster) => {
       cluster.startStandalone();
       await kvLoad(cluster.port, 4, KV_WARM_UP_MS); // warm-up: compiled paths
       const measured = await kvLoad(cluster.port, 4, seconds * 1000);
       offOneClient = await kvLoad(cluster.port, 1, 2000); // latency without queueing
       return measured;
     });
-    const on = await withCluster({ ...options, transport: 'tcp', config }, async (cluster) => {
+    const on = await withCluster({ ...KV_VM, transport: 'tcp', config }, async (cluster) => {
       const { primary } = await cluster.startPair();
       await kvLoad(cluster.port, 4, KV_WARM_UP_MS);
       idleLogBytesPerSecond = await logRate(primary, 2000);
@@ -246,54 +236,44 @@ async function failover(): Promise<void> {
   let spurious = 0;
   for (const fault of ['killed', 'paused'] as const) {
     for (let attempt = 0; (measured[fault]?.length ?? 0) < 3 && attempt < 8; attempt++) {
-      const transport = 'tcp';
-      const time = await withCluster(
-        {
-          image: 'kv',
-          diskBytes: 4 * 1024 * 1024,
-          transport,
-          config,
-          checkpointIntervalSteps: CHECKPOINT_INTERVAL_STEPS,
-        },
-        async (cluster) => {
-          const { primary, backup } = await cluster.startPair();
-          await kvLoad(cluster.port, 2, 1500);
-          const socket = createSocket('udp4');
-          let firstReplyAfterFault: number | undefined;
-          let faultAt = Number.POSITIVE_INFINITY;
-          socket.on('message', () => {
-            const now = performance.now();
-            // Only the new primary's replies count: the old one's still on their way when the
-            // fault came (a killed thread's last frames) would measure nothing. The backup's
-            // went-live event reaches this thread before any reply of the new primary (that
-            // crosses the gateway and a UDP socket), so it tells them apart.
-            if (
-              now > faultAt &&
-              firstReplyAfterFault === undefined &&
-              backup.events.some((event) => event.type === 'backup-went-live')
-            ) {
-              firstReplyAfterFault = now;
-            }
-          });
-          let id = 1;
-          const sender = setInterval(() => socket.send(`${id++} GET x`, cluster.port, '127.0.0.1'), 2);
-          await sleep(300);
-          if (primary.events.length > 0 || backup.events.length > 0) {
-            // A failover before the fault (a host starved of CPU past the failure timeout on
-            // this shared machine): this pair is not the one to measure.
-            clearInterval(sender);
-            socket.close();
-            return undefined;
+      const time = await withCluster({ ...KV_VM, transport: 'tcp', config }, async (cluster) => {
+        const { primary, backup } = await cluster.startPair();
+        await kvLoad(cluster.port, 2, 1500);
+        const socket = createSocket('udp4');
+        let firstReplyAfterFault: number | undefined;
+        let faultAt = Number.POSITIVE_INFINITY;
+        socket.on('message', () => {
+          const now = performance.now();
+          // Only the new primary's replies count: the old one's still on their way when the
+          // fault came (a killed thread's last frames) would measure nothing. The backup's
+          // went-live event reaches this thread before any reply of the new primary (that
+          // crosses the gateway and a UDP socket), so it tells them apart.
+          if (
+            now > faultAt &&
+            firstReplyAfterFault === undefined &&
+            backup.events.some((event) => event.type === 'backup-went-live')
+          ) {
+            firstReplyAfterFault = now;
           }
-          faultAt = performance.now();
-          if (fault === 'killed') await primary.handle.kill();
-          else primary.handle.pause(3000);
-          await until('a reply from the new primary', () => firstReplyAfterFault !== undefined, 10_000);
+        });
+        let id = 1;
+        const sender = setInterval(() => socket.send(`${id++} GET x`, cluster.port, '127.0.0.1'), 2);
+        await sleep(300);
+        if (primary.events.length > 0 || backup.events.length > 0) {
+          // A failover before the fault (a host starved of CPU past the failure timeout on
+          // this shared machine): this pair is not the one to measure.
           clearInterval(sender);
           socket.close();
-          return (firstReplyAfterFault as number) - faultAt;
-        },
-      );
+          return undefined;
+        }
+        faultAt = performance.now();
+        if (fault === 'killed') await primary.handle.kill();
+        else primary.handle.pause(3000);
+        await until('a reply from the new primary', () => firstReplyAfterFault !== undefined, 10_000);
+        clearInterval(sender);
+        socket.close();
+        return (firstReplyAfterFault as number) - faultAt;
+      });
       if (time === undefined) spurious++;
       else measured[fault]?.push(time);
     }

@@ -14,8 +14,8 @@ import { PeerWatch } from './peer-watch.js';
  * The backup's side of the protocol as an I/O-free state machine (see {@link PrimaryCore} for the
  * style). The backup replays the primary's log on its own machine and never runs past the last
  * logged point; it acknowledges every log message at once with the highest sequence number
- * received (the output rule's half, §2.2; messages taken in one go get one acknowledgement) and, at most every `appliedAckIntervalMs`, how far it
- * executed (the primary's lag control, §2.4). When the primary goes quiet for `failureTimeoutMs`
+ * received (the output rule's half, §2.2; messages taken in one go get one acknowledgement) and,
+ * at most every `appliedAckIntervalMs`, how far it executed (the primary's lag control, §2.4). When the primary goes quiet for `failureTimeoutMs`
  * or the channel closes, it asks the arbiter for the next epoch (§2.3): it goes live only when it
  * wins, halts when it loses, and keeps waiting while the arbiter cannot be reached.
  *
@@ -149,7 +149,7 @@ export class BackupCore {
   // ---- inputs ----
 
   messageReceived(message: FtMessage, nowMs: number): void {
-    if (this.#state === 'halted' || this.#state === 'going-live' || this.#state === 'finishing') return;
+    if (this.#doneWithPeer) return;
     this.#watch.heard(nowMs);
     switch (message.type) {
       case 'log':
@@ -232,7 +232,7 @@ export class BackupCore {
   tick(nowMs: number): void {
     // Paused ourselves: the silence we would see is our own (the primary gets a fresh timeout).
     this.#watch.noticePause(nowMs);
-    if (this.#state === 'halted' || this.#state === 'going-live' || this.#state === 'finishing') return;
+    if (this.#doneWithPeer) return;
     const silent = this.#watch.isSilent(nowMs);
     if (this.#state === 'receiving-state' && silent) {
       this.#haltBecause('the primary went quiet during the state transfer');
@@ -309,6 +309,11 @@ export class BackupCore {
   }
 
   // ---- internals ----
+
+  /** Halted, going live or finishing: the primary's messages and silence no longer matter. */
+  get #doneWithPeer(): boolean {
+    return this.#state === 'halted' || this.#state === 'going-live' || this.#state === 'finishing';
+  }
 
   #receiveLog(entries: readonly LogEntry[], nowMs: number): void {
     if (this.#state === 'receiving-state') {

@@ -227,16 +227,8 @@ export class FtBackup {
    * was stopped leaves the backup where its log ends.
    */
   async #finish(reason: string): Promise<BackupEnd> {
-    this.log.endHere();
     try {
-      while (!this.machine.isStopped) {
-        if (this.#killed) return { end: 'killed' };
-        const outcome = this.machine.runSlice(SLICE_STEPS_MAX);
-        if (outcome.end !== 'log-starved') continue;
-        const deviceWait = this.machine.deviceWait;
-        if (deviceWait === undefined) break; // the end of what the primary logged
-        await deviceWait;
-      }
+      if ((await this.#replayToLogEnd(() => this.#killed)) === 'abandoned') return { end: 'killed' };
     } catch (error) {
       if (!DivergenceError.is(error)) throw error;
       this.#core.diverged(error.message, this.#nowMs());
@@ -254,29 +246,41 @@ export class FtBackup {
   }
 
   /**
+   * Ends the log where it stands and runs the machine through it: to the guest's stop, or to the
+   * end of the log (`log-ended`), waiting for a device's own reads a logged completion needs.
+   * `abandon()` is asked before each slice. A divergence throws.
+   */
+  async #replayToLogEnd(abandon: () => boolean): Promise<'stopped' | 'log-ended' | 'abandoned'> {
+    this.log.endHere();
+    while (!this.machine.isStopped) {
+      if (abandon()) return 'abandoned';
+      const outcome = this.machine.runSlice(SLICE_STEPS_MAX);
+      if (outcome.end !== 'log-starved') continue;
+      const deviceWait = this.machine.deviceWait;
+      if (deviceWait === undefined) return 'log-ended';
+      await deviceWait; // a read of its own the next logged completion needs
+    }
+    return 'stopped';
+  }
+
+  /**
    * Go-live (§2.3): consume the rest of the log, then become a primary at exactly that point.
    * Devices reissue in-flight disk IO and announce the guest's MAC; outputs are no longer dropped.
    */
   async #takeOver(goLive: { epoch: number; wonMs: number }): Promise<BackupEnd> {
-    this.log.endHere();
     try {
-      while (!this.machine.isStopped) {
-        const outcome = this.machine.runSlice(SLICE_STEPS_MAX);
-        if (outcome.end !== 'log-starved') continue;
-        const deviceWait = this.machine.deviceWait;
-        if (deviceWait === undefined) throw new FtvmError('the log ended without its closing mark');
-        await deviceWait; // a read of its own the next logged completion needs
+      if ((await this.#replayToLogEnd(() => false)) === 'log-ended') {
+        throw new FtvmError('the log ended without its closing mark');
       }
     } catch (error) {
       if (!DivergenceError.is(error)) throw error;
       this.#emit({ type: 'backup-halted', epoch: this.#core.epoch, reason: error.message });
       return { end: 'diverged', error };
     }
+    this.#options.channel.close({ flush: false });
     if (this.machine.exitStatus !== undefined) {
-      this.#options.channel.close({ flush: false });
       return { end: 'powered-off', exitStatus: this.machine.exitStatus };
     }
-    this.#options.channel.close({ flush: false });
     const primaryOptions: FtPrimaryOptions = {
       vmId: this.#options.vmId,
       host: this.#options.host,

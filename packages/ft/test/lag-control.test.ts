@@ -1,13 +1,12 @@
 // Lag control on the real primary driver and machine, in the simulator's virtual time (no host
 // clock, no timing of this machine): a backup that receives the log but cannot execute it.
-import { MemoryArbiter, MemoryArbiterStore } from '@ftvm/arbiter';
 import type { FtMessage, LogEntry } from '@ftvm/core';
 import { Machine } from '@ftvm/machine';
 import { describe, expect, it } from 'vitest';
 import { FtPrimary } from '../src/primary.js';
 import { CPU_SHARE_MIN } from '../src/primary-core.js';
 import { EventLoop, Prng, SimHost, SimLink } from '../src/simulator/index.js';
-import { loadGuest } from './support.js';
+import { arbiterAtEpochOne, loadGuest } from './support.js';
 
 const config = { failureTimeoutMs: 300, heartbeatIntervalMs: 50, sliceTimeMsMax: 10 };
 const MS = 1e6;
@@ -26,15 +25,13 @@ describe('lag control (the paper §2.4) on the primary driver', () => {
       latencyNs: [50_000, 100_000],
       nsPerByte: 8,
     });
-    const store = new MemoryArbiterStore();
-    store.testAndSet('vm1', 0, 'host-a');
     const primary = new FtPrimary({
       vmId: 'vm1',
       host: 'host-a',
       epoch: 1,
       config,
       scheduler: primaryHost,
-      arbiter: new MemoryArbiter({ store }),
+      arbiter: arbiterAtEpochOne(),
       deliver: () => {},
       createMachine: (hooks) => {
         const machine = new Machine({

@@ -1,4 +1,3 @@
-import { MemoryArbiter, MemoryArbiterStore } from '@ftvm/arbiter';
 import type { Arbiter, LogChannel } from '@ftvm/core';
 import type { ImageName } from '@ftvm/guests';
 import { Machine } from '@ftvm/machine';
@@ -7,14 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { FtBackup } from '../src/backup.js';
 import type { FtEvent } from '../src/events.js';
 import { FtPrimary } from '../src/primary.js';
-import { ConsoleCapture, loadGuest, memoryLink, standaloneConsole } from './support.js';
-
-/** An in-memory arbiter where host-a owns epoch 1 of vm1. */
-function arbiterAtEpochOne(): MemoryArbiter {
-  const store = new MemoryArbiterStore();
-  store.testAndSet('vm1', 0, 'host-a');
-  return new MemoryArbiter({ store });
-}
+import { arbiterAtEpochOne, ConsoleCapture, loadGuest, memoryLink, standaloneConsole } from './support.js';
 
 const config = { failureTimeoutMs: 300, heartbeatIntervalMs: 30 };
 

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { MemoryArbiter, MemoryArbiterStore } from '@ftvm/arbiter';
 import type { Handshake, LogChannel } from '@ftvm/core';
 import { FT_PROTOCOL_VERSION } from '@ftvm/core';
 import { type ImageName, imagePath } from '@ftvm/guests';
@@ -60,4 +61,11 @@ export function standaloneConsole(
     if (outcome.end === 'waiting' && machine.nextTimerDelayNs() === undefined) break;
   }
   return { console: capture.text, exitStatus: machine.exitStatus };
+}
+
+/** An in-memory arbiter where host-a owns epoch 1 of vm1 (as a pair booted together starts). */
+export function arbiterAtEpochOne(): MemoryArbiter {
+  const store = new MemoryArbiterStore();
+  store.testAndSet('vm1', 0, 'host-a');
+  return new MemoryArbiter({ store });
 }
