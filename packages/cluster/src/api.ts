@@ -97,6 +97,10 @@ export const ROLE_STATUS = z.object({
   logBytesPerSecond: z.number().min(0),
   heldOutputs: z.number().int().min(0),
   oldestHeldOutputMs: z.number().min(0),
+  /** The VM thread's share of one core over the last interval (absent: the host cannot say). */
+  threadCpuShare: z.number().min(0).optional(),
+  /** The share of the last interval the VM thread was ready to run but waited for a core. */
+  runQueueWaitShare: z.number().min(0).optional(),
   failovers: z.number().int().min(0),
   clones: z.number().int().min(0),
   lastClone: z.object({ totalMs: z.number(), pauseMs: z.number() }).optional(),
@@ -141,6 +145,14 @@ export interface VmView {
     readonly logBytesPerSecond: number;
     readonly heldOutputs: number;
     readonly oldestHeldOutputMs: number;
+    /**
+     * Each side's VM thread: its share of one core, and of the time it waited for one (a host with
+     * more busy threads than cores). Absent where a host cannot say.
+     */
+    readonly threads: {
+      readonly primary?: { readonly cpuShare: number; readonly runQueueWaitShare?: number };
+      readonly backup?: { readonly cpuShare: number; readonly runQueueWaitShare?: number };
+    };
   } | null;
   readonly events: readonly ClusterEvent[];
 }

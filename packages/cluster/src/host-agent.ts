@@ -5,7 +5,14 @@ import { join } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
 import { EtcdArbiter, FileArbiter } from '@ftvm/arbiter/node';
 import type { Arbiter } from '@ftvm/core';
-import { serveArbiter, startVmWorker, type VmWorkerHandle, type VmWorkerMessage } from '@ftvm/ft/node';
+import {
+  serveArbiter,
+  startVmWorker,
+  type ThreadTimes,
+  threadShares,
+  type VmWorkerHandle,
+  type VmWorkerMessage,
+} from '@ftvm/ft/node';
 import { LinkProxy } from '@ftvm/transport/node';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Registry } from 'prom-client';
@@ -66,6 +73,8 @@ interface RunningRole {
   logBytesPerSecond: number;
   heldOutputs: number;
   oldestHeldOutputMs: number;
+  threadCpuShare?: number;
+  runQueueWaitShare?: number;
   failovers: number;
   clones: number;
   lastClone?: { totalMs: number; pauseMs: number };
@@ -74,7 +83,7 @@ interface RunningRole {
   /** Logs with the VM and its current epoch on every line. */
   logger: Logger;
   readonly release: () => void;
-  previous?: { atMs: number; icount: number; logBytes: number };
+  previous?: { atMs: number; icount: number; logBytes: number; thread: ThreadTimes | undefined };
   /** The role label its metrics carry now. */
   exportedRole?: RoleStatus['role'];
   listening: Promise<number>;
@@ -123,6 +132,11 @@ export class HostAgent {
       logBytes: gauge('ftvm_vm_log_bytes_per_second', 'Log bytes sent to the backup per second'),
       held: gauge('ftvm_vm_outputs_held', 'Outputs held until the backup acknowledges their log position'),
       heldWait: gauge('ftvm_vm_oldest_output_wait_ms', 'How long the oldest held output has waited, in ms'),
+      threadCpu: gauge('ftvm_vm_thread_cpu_share', "The VM thread's share of one CPU core"),
+      runQueueWait: gauge(
+        'ftvm_vm_thread_runqueue_wait_share',
+        'The share of time the VM thread was ready to run but waited for a core (the host is overcommitted)',
+      ),
       failovers: new Counter({
         name: 'ftvm_failovers_total',
         help: 'Backups on this host that went live',
@@ -498,8 +512,13 @@ export class HostAgent {
           const seconds = (now - running.previous.atMs) / 1000;
           running.mips = (message.icount - running.previous.icount) / seconds / 1e6;
           running.logBytesPerSecond = Math.max(0, (logBytes - running.previous.logBytes) / seconds);
+          if (running.previous.thread && message.thread) {
+            const shares = threadShares(running.previous.thread, message.thread, now - running.previous.atMs);
+            running.threadCpuShare = shares.cpu;
+            running.runQueueWaitShare = shares.runQueueWait;
+          }
         }
-        running.previous = { atMs: now, icount: message.icount, logBytes };
+        running.previous = { atMs: now, icount: message.icount, logBytes, thread: message.thread };
         if (message.epoch > running.epoch) {
           running.epoch = message.epoch;
           running.logger = this.#options.logger.child({ vm: running.vm, epoch: message.epoch });
@@ -567,6 +586,8 @@ export class HostAgent {
       this.#metrics.logBytes,
       this.#metrics.held,
       this.#metrics.heldWait,
+      this.#metrics.threadCpu,
+      this.#metrics.runQueueWait,
     ];
     if (running.exportedRole !== undefined && running.exportedRole !== running.role) {
       for (const gauge of gauges) gauge.remove({ vm: running.vm, role: running.exportedRole });
@@ -580,6 +601,9 @@ export class HostAgent {
     this.#metrics.logBytes.set(labels, running.logBytesPerSecond);
     this.#metrics.held.set(labels, running.heldOutputs);
     this.#metrics.heldWait.set(labels, running.oldestHeldOutputMs);
+    if (running.threadCpuShare !== undefined) this.#metrics.threadCpu.set(labels, running.threadCpuShare);
+    if (running.runQueueWaitShare !== undefined)
+      this.#metrics.runQueueWait.set(labels, running.runQueueWaitShare);
     running.exportedRole = running.role;
   }
 
@@ -612,6 +636,8 @@ export class HostAgent {
       logBytesPerSecond: running.logBytesPerSecond,
       heldOutputs: running.heldOutputs,
       oldestHeldOutputMs: running.oldestHeldOutputMs,
+      threadCpuShare: running.threadCpuShare,
+      runQueueWaitShare: running.runQueueWaitShare,
       failovers: running.failovers,
       clones: running.clones,
       lastClone: running.lastClone,

@@ -783,6 +783,10 @@ export class Orchestrator {
             logBytesPerSecond: primary.status.logBytesPerSecond,
             heldOutputs: primary.status.heldOutputs,
             oldestHeldOutputMs: primary.status.oldestHeldOutputMs,
+            threads: {
+              primary: threadFigures(primary.status),
+              backup: backup ? threadFigures(backup.status) : undefined,
+            },
           }
         : null,
       events: record.events.slice(-20),
@@ -822,4 +826,12 @@ export class Orchestrator {
       nowMs: Date.now(),
     };
   }
+}
+
+/** A role's VM thread figures for a view, when its host reported them. */
+function threadFigures(status: RoleStatus): { cpuShare: number; runQueueWaitShare?: number } | undefined {
+  if (status.threadCpuShare === undefined) return undefined;
+  return status.runQueueWaitShare === undefined
+    ? { cpuShare: status.threadCpuShare }
+    : { cpuShare: status.threadCpuShare, runQueueWaitShare: status.runQueueWaitShare };
 }

@@ -87,6 +87,20 @@ async function killThePrimarysHostUnderLoad(cluster: ProcessCluster, trial = KV_
     retries: 80,
   });
   await cluster.until(() => load.counters().acknowledged >= trial.perPhase, 60_000, 'serving clients');
+  if (process.platform === 'linux') {
+    // Each side's VM thread works under the load (the backup replays it), and its host says so.
+    await cluster.until(
+      async () => {
+        const threads = (await cluster.inspect(trial.vm)).figures?.threads;
+        return (threads?.primary?.cpuShare ?? 0) > 0 && (threads?.backup?.cpuShare ?? 0) > 0;
+      },
+      20_000,
+      'VM thread figures from both hosts',
+    );
+    const threads = (await cluster.inspect(trial.vm)).figures?.threads;
+    expect(threads?.primary?.runQueueWaitShare).toBeGreaterThanOrEqual(0);
+    expect(threads?.primary?.cpuShare).toBeLessThanOrEqual(1.5);
+  }
   const killed = view.primary.host as string;
   const survivor = view.backup.host as string;
   cluster.kill(killed);

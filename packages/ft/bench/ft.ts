@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { summarizeLatencies } from '@ftvm/kv-client';
 import { runKvLoad } from '@ftvm/kv-client/node';
+import { type ThreadShares, threadShares } from '../src/node/index.js';
 import { Cluster, type ClusterOptions, type Host, until } from '../test/cluster.js';
 
 const seconds = Number(process.env.FTVM_BENCH_SECONDS ?? 4);
@@ -52,24 +53,78 @@ async function withCluster<T>(options: ClusterOptions, body: (cluster: Cluster) 
   }
 }
 
-/** Guest MIPS of a host over the window (after a warm-up), from its statistics. */
-async function measureMips(host: Host): Promise<number> {
+/**
+ * What a VM thread did between now and when the returned function is called: its share of a core,
+ * its wait for one (the machine has more busy threads than cores), its CPU time. From the VM's
+ * statistics (every 100 ms in the test cluster), so the window's edges are that coarse.
+ */
+function watchThread(host: Host): () => (ThreadShares & { readonly cpuMs: number }) | undefined {
+  const start = host.statistics?.thread;
+  const startedAt = performance.now();
+  return () => {
+    const end = host.statistics?.thread;
+    if (!start || !end) return undefined;
+    return { ...threadShares(start, end, performance.now() - startedAt), cpuMs: end.cpuMs - start.cpuMs };
+  };
+}
+
+/** A VM thread over a CPU-bound window: its share of a core, its wait for one, its instructions per CPU-second. */
+interface CpuBoundThread {
+  readonly cpuShare: number;
+  readonly runQueueWaitShare: number | undefined;
+  /** Millions of guest instructions per second of the thread's CPU time: speed with a core of its own. */
+  readonly mipsPerCpuSecond: number;
+}
+
+/**
+ * Guest MIPS of a host over the window (after a warm-up), from its statistics; with its VM thread's
+ * figures (and those of `beside`, the backup or a twin).
+ */
+async function measureMips(
+  host: Host,
+  beside?: Host,
+): Promise<{ mips: number; thread?: CpuBoundThread; besideThread?: CpuBoundThread }> {
   await until('the guest to run', () => (host.statistics?.icount ?? 0) > 0);
   await sleep(1000);
   const first = { icount: host.statistics?.icount ?? 0, at: performance.now() };
+  const besideFirst = beside?.statistics?.icount ?? 0;
+  const thread = watchThread(host);
+  const besideThreadWatch = beside ? watchThread(beside) : undefined;
   await sleep(seconds * 1000);
   const last = { icount: host.statistics?.icount ?? 0, at: performance.now() };
-  return (last.icount - first.icount) / ((last.at - first.at) * 1000);
+  const figures = (shares: ReturnType<ReturnType<typeof watchThread>>, instructions: number) =>
+    shares && shares.cpuMs > 0
+      ? {
+          cpuShare: shares.cpu,
+          runQueueWaitShare: shares.runQueueWait,
+          mipsPerCpuSecond: instructions / (shares.cpuMs * 1000),
+        }
+      : undefined;
+  return {
+    mips: (last.icount - first.icount) / ((last.at - first.at) * 1000),
+    thread: figures(thread(), last.icount - first.icount),
+    besideThread:
+      beside && besideThreadWatch
+        ? figures(besideThreadWatch(), (beside.statistics?.icount ?? 0) - besideFirst)
+        : undefined,
+  };
 }
 
 /**
  * Closed-loop kv clients (`@ftvm/kv-client`): each sends the next PUT when the last was answered.
  * Requests per second count the answered ones; latency is from the first send to the answer.
  */
-async function kvLoad(port: number, clients: number, durationMs: number) {
+async function kvLoad(
+  port: number,
+  clients: number,
+  durationMs: number,
+  vms: { primary?: Host; backup?: Host } = {},
+) {
   // CPU time of the whole process (every thread: the hosts, the gateway, the clients).
   const cpuBefore = process.cpuUsage();
   const wallBefore = performance.now();
+  const primaryThread = vms.primary ? watchThread(vms.primary) : undefined;
+  const backupThread = vms.backup ? watchThread(vms.backup) : undefined;
   const { history } = await runKvLoad({
     target: { host: '127.0.0.1', port },
     clients,
@@ -89,6 +144,16 @@ async function kvLoad(port: number, clients: number, durationMs: number) {
   );
   const cpu = process.cpuUsage(cpuBefore);
   const cpuMs = (cpu.user + cpu.system) / 1000;
+  // The statistics that cover the end of the window.
+  if (primaryThread) await sleep(150);
+  const perRequest = (shares: ReturnType<ReturnType<typeof watchThread>>) =>
+    shares && answered.length > 0
+      ? {
+          cpuMsPerRequest: shares.cpuMs / answered.length,
+          cpuShare: shares.cpu,
+          runQueueWaitShare: shares.runQueueWait,
+        }
+      : undefined;
   return {
     requestsPerSecond: answered.length / (durationMs / 1000),
     p50Ms: latency?.p50 ?? Number.NaN,
@@ -96,6 +161,9 @@ async function kvLoad(port: number, clients: number, durationMs: number) {
     /** Cores the process kept busy on average (this machine has os.availableParallelism()). */
     coresBusy: cpuMs / (performance.now() - wallBefore),
     cpuMsPerRequest: answered.length > 0 ? cpuMs / answered.length : Number.NaN,
+    /** The VM threads: the primary's (or the standalone VM's) and the backup's. */
+    primaryThread: perRequest(primaryThread?.()),
+    backupThread: perRequest(backupThread?.()),
   };
 }
 
@@ -118,30 +186,39 @@ async function logRate(primary: Host, ms: number): Promise<number> {
  * figure on this machine.
  */
 async function cpuBound(): Promise<void> {
-  const off: number[] = [];
-  const offBesideTwin: number[] = [];
-  const on: number[] = [];
+  type Measured = Awaited<ReturnType<typeof measureMips>>;
+  const offRuns: Measured[] = [];
+  const offBesideTwinRuns: Measured[] = [];
+  const onRuns: Measured[] = [];
   const standalone = {
     image: 'bench' as const,
     clock: 'host' as const,
     checkpointIntervalSteps: CHECKPOINT_INTERVAL_STEPS,
   };
   for (let round = 0; round < 2; round++) {
-    off.push(await withCluster(standalone, (cluster) => measureMips(cluster.startStandalone())));
-    on.push(
+    offRuns.push(await withCluster(standalone, (cluster) => measureMips(cluster.startStandalone())));
+    onRuns.push(
       await withCluster({ ...standalone, transport: 'tcp', config }, async (cluster) => {
-        const { primary } = await cluster.startPair();
-        return measureMips(primary);
+        const { primary, backup } = await cluster.startPair();
+        return measureMips(primary, backup);
       }),
     );
-    offBesideTwin.push(
+    offBesideTwinRuns.push(
       await withCluster(standalone, (cluster) => {
         const measured = cluster.startStandalone();
-        cluster.startStandalone('host-twin');
-        return measureMips(measured);
+        const twin = cluster.startStandalone('host-twin');
+        return measureMips(measured, twin);
       }),
     );
   }
+  const off = offRuns.map((run) => run.mips);
+  const on = onRuns.map((run) => run.mips);
+  const offBesideTwin = offBesideTwinRuns.map((run) => run.mips);
+  // Speed per CPU-second: what each would do with a core of its own (the paper's two hosts).
+  const perCpuSecond = (runs: Measured[], side: 'thread' | 'besideThread') =>
+    median(runs.map((run) => run[side]?.mipsPerCpuSecond ?? Number.NaN));
+  const share = (runs: Measured[], side: 'thread' | 'besideThread', key: 'cpuShare' | 'runQueueWaitShare') =>
+    median(runs.map((run) => run[side]?.[key] ?? Number.NaN));
   const ratio = median(on) / median(off);
   const ratioToTwin = median(on) / median(offBesideTwin);
   results.cpuBound = {
@@ -151,10 +228,25 @@ async function cpuBound(): Promise<void> {
     mipsFtOffBesideTwin: offBesideTwin,
     ratio,
     ratioToFtOffBesideTwin: ratioToTwin,
+    threads: { ftOff: offRuns, ftOn: onRuns, ftOffBesideTwin: offBesideTwinRuns },
+    mipsPerCpuSecondRatio: perCpuSecond(onRuns, 'thread') / perCpuSecond(offRuns, 'thread'),
   };
   console.log(
     `cpu-bound (bench.elf): FT off ${median(off).toFixed(0)} MIPS, FT on ${median(on).toFixed(0)} MIPS, ratio ${ratio.toFixed(3)}; ` +
       `FT off beside a twin VM ${median(offBesideTwin).toFixed(0)} MIPS, FT on against it ${ratioToTwin.toFixed(3)}`,
+  );
+  const pct = (value: number) => (Number.isNaN(value) ? '?' : `${(value * 100).toFixed(0)} %`);
+  const describe = (runs: Measured[], side: 'thread' | 'besideThread') =>
+    `${share(runs, side, 'cpuShare').toFixed(2)} of a core, waited ${pct(share(runs, side, 'runQueueWaitShare'))} for one, ` +
+    `${perCpuSecond(runs, side).toFixed(0)} M instructions per CPU-second`;
+  console.log(
+    `cpu-bound, VM threads: FT off ${describe(offRuns, 'thread')}; FT on: primary ${describe(onRuns, 'thread')}, ` +
+      `backup ${describe(onRuns, 'besideThread')}; FT off beside a twin: ${describe(offBesideTwinRuns, 'thread')}`,
+  );
+  console.log(
+    `cpu-bound, FT on / FT off per CPU-second of the VM thread (each side with a core of its own): ${(
+      perCpuSecond(onRuns, 'thread') / perCpuSecond(offRuns, 'thread')
+    ).toFixed(3)}`,
   );
 }
 
@@ -174,17 +266,17 @@ async function kv(): Promise<void> {
     let offOneClient: Load | undefined;
     let onOneClient: Load | undefined;
     const off = await withCluster(KV_VM, async (cluster) => {
-      cluster.startStandalone();
+      const vm = cluster.startStandalone();
       await kvLoad(cluster.port, 4, KV_WARM_UP_MS); // warm-up: compiled paths
-      const measured = await kvLoad(cluster.port, 4, seconds * 1000);
+      const measured = await kvLoad(cluster.port, 4, seconds * 1000, { primary: vm });
       offOneClient = await kvLoad(cluster.port, 1, 2000); // latency without queueing
       return measured;
     });
     const on = await withCluster({ ...KV_VM, transport: 'tcp', config }, async (cluster) => {
-      const { primary } = await cluster.startPair();
+      const { primary, backup } = await cluster.startPair();
       await kvLoad(cluster.port, 4, KV_WARM_UP_MS);
       idleLogBytesPerSecond = await logRate(primary, 2000);
-      const measuring = kvLoad(cluster.port, 4, seconds * 1000);
+      const measuring = kvLoad(cluster.port, 4, seconds * 1000, { primary, backup });
       loadLogBytesPerSecond = await logRate(primary, seconds * 1000 - 200);
       const measured = await measuring;
       onOneClient = await kvLoad(cluster.port, 1, 2000);
@@ -195,6 +287,10 @@ async function kv(): Promise<void> {
   type Pick = 'off' | 'on' | 'offOneClient' | 'onOneClient';
   const rps = (pick: Pick) => median(rounds.map((round) => round[pick].requestsPerSecond));
   const p = (pick: Pick, key: 'p50Ms' | 'p99Ms') => median(rounds.map((round) => round[pick][key]));
+  const threadMs = (pick: 'off' | 'on', side: 'primaryThread' | 'backupThread') =>
+    median(rounds.map((round) => round[pick][side]?.cpuMsPerRequest ?? Number.NaN));
+  const threadWait = (pick: 'off' | 'on', side: 'primaryThread' | 'backupThread') =>
+    median(rounds.map((round) => round[pick][side]?.runQueueWaitShare ?? Number.NaN));
   results.kv = {
     clients: 4,
     rounds,
@@ -203,6 +299,7 @@ async function kv(): Promise<void> {
     addedLatencyP99Ms: p('on', 'p99Ms') - p('off', 'p99Ms'),
     oneClientAddedLatencyP50Ms: p('onOneClient', 'p50Ms') - p('offOneClient', 'p50Ms'),
     oneClientAddedLatencyP99Ms: p('onOneClient', 'p99Ms') - p('offOneClient', 'p99Ms'),
+    primaryThreadCpuMsPerRequestRatio: threadMs('off', 'primaryThread') / threadMs('on', 'primaryThread'),
     logBytesPerSecondIdle: idleLogBytesPerSecond,
     logBytesPerSecondUnderLoad: loadLogBytesPerSecond,
   };
@@ -215,6 +312,13 @@ async function kv(): Promise<void> {
   console.log(
     `kv, CPU (all threads, ${availableParallelism()} cores): FT off ${cpu('off', 'coresBusy').toFixed(2)} cores busy, ${cpu('off', 'cpuMsPerRequest').toFixed(3)} ms per request; ` +
       `FT on ${cpu('on', 'coresBusy').toFixed(2)} cores busy, ${cpu('on', 'cpuMsPerRequest').toFixed(3)} ms per request`,
+  );
+  const waited = (value: number) => (Number.isNaN(value) ? '?' : `${(value * 100).toFixed(0)} %`);
+  console.log(
+    `kv, VM threads: FT off ${threadMs('off', 'primaryThread').toFixed(3)} ms per request (waited ${waited(threadWait('off', 'primaryThread'))} for a core); ` +
+      `FT on: primary ${threadMs('on', 'primaryThread').toFixed(3)} ms (waited ${waited(threadWait('on', 'primaryThread'))}), ` +
+      `backup ${threadMs('on', 'backupThread').toFixed(3)} ms (waited ${waited(threadWait('on', 'backupThread'))}); ` +
+      `FT off / FT on for the primary's thread (the ratio with cores to spare) ${(threadMs('off', 'primaryThread') / threadMs('on', 'primaryThread')).toFixed(3)}`,
   );
   console.log(
     `kv, one client (latency without queueing): FT off p50 ${p('offOneClient', 'p50Ms').toFixed(3)} ms p99 ${p('offOneClient', 'p99Ms').toFixed(3)} ms, ` +

@@ -532,6 +532,16 @@ function vmDetails(vm: VmView): string {
     lines.push(
       `guest ${vm.figures.mips.toFixed(1)} MIPS, execution lag ${vm.figures.executionLagMs.toFixed(1)} ms, log ${(vm.figures.logBytesPerSecond / 1024).toFixed(1)} KiB/s, ${vm.figures.heldOutputs} outputs held`,
     );
+    const sides = (['primary', 'backup'] as const).flatMap((side) => {
+      const thread = vm.figures?.threads?.[side];
+      if (!thread) return [];
+      const wait =
+        thread.runQueueWaitShare === undefined
+          ? ''
+          : `, waited ${(thread.runQueueWaitShare * 100).toFixed(0)} % for a core`;
+      return [`${side} ${thread.cpuShare.toFixed(2)} of a core${wait}`];
+    });
+    if (sides.length > 0) lines.push(`VM threads: ${sides.join('; ')}`);
   }
   if (vm.lastClone)
     lines.push(`last clone: ${vm.lastClone.totalMs} ms, primary paused ${vm.lastClone.pauseMs} ms`);

@@ -4,6 +4,8 @@ export type { FrameSwitch } from './host-ports.js';
 export { hostPorts } from './host-ports.js';
 export type { SharedDiskBuffers } from './shared-disk.js';
 export { SharedMemoryDisk } from './shared-disk.js';
+export type { ThreadShares, ThreadTimes } from './thread-times.js';
+export { readThreadTimes, threadShares } from './thread-times.js';
 export type { VmWorkerHandle } from './vm-host.js';
 export { startVmWorker } from './vm-host.js';
 export type { DiskMode, VmWorkerCommand, VmWorkerMessage, VmWorkerSpec } from './vm-worker.js';

@@ -21,6 +21,7 @@ import { TrackedDisk } from '../tracked-disk.js';
 import { PortArbiter } from './arbiter-port.js';
 import { FencedFileDisk } from './fenced-file-disk.js';
 import { type SharedDiskBuffers, SharedMemoryDisk } from './shared-disk.js';
+import { readThreadTimes, type ThreadTimes } from './thread-times.js';
 
 /**
  * One VM role on one host, in a worker thread: what an `ftvm` host runs per VM. The thread builds
@@ -99,6 +100,8 @@ export type VmWorkerMessage =
       readonly icount: number;
       /** The primary's figures (lag, held outputs, log buffer) or the backup's (received, applied). */
       readonly figures: Readonly<Record<string, number | string | boolean>>;
+      /** The VM thread's CPU time and wait for a CPU so far (undefined where the system does not say). */
+      readonly thread: ThreadTimes | undefined;
     }
   | { readonly type: 'clone-finished'; readonly report: Readonly<Record<string, number>> }
   /** A backup listens for its primary's TCP logging channel on this port. */
@@ -238,6 +241,7 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
       state: String(figures.state),
       icount: source.machine.cpu.icount,
       figures,
+      thread: readThreadTimes(),
     });
   };
 
@@ -323,6 +327,7 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
           state: 'standalone',
           icount: machine.cpu.icount,
           figures: {},
+          thread: readThreadTimes(),
         }),
       spec.statisticsIntervalMs ?? 200,
     );
