@@ -831,7 +831,5 @@ export class Orchestrator {
 /** A role's VM thread figures for a view, when its host reported them. */
 function threadFigures(status: RoleStatus): { cpuShare: number; runQueueWaitShare?: number } | undefined {
   if (status.threadCpuShare === undefined) return undefined;
-  return status.runQueueWaitShare === undefined
-    ? { cpuShare: status.threadCpuShare }
-    : { cpuShare: status.threadCpuShare, runQueueWaitShare: status.runQueueWaitShare };
+  return { cpuShare: status.threadCpuShare, runQueueWaitShare: status.runQueueWaitShare };
 }

@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { summarizeLatencies } from '@ftvm/kv-client';
 import { runKvLoad } from '@ftvm/kv-client/node';
-import { type ThreadShares, threadShares } from '../src/node/index.js';
+import { threadShares } from '../src/node/index.js';
 import { Cluster, type ClusterOptions, type Host, until } from '../test/cluster.js';
 
 const seconds = Number(process.env.FTVM_BENCH_SECONDS ?? 4);
@@ -54,26 +54,66 @@ async function withCluster<T>(options: ClusterOptions, body: (cluster: Cluster) 
 }
 
 /**
- * What a VM thread did between now and when the returned function is called: its share of a core,
- * its wait for one (the machine has more busy threads than cores), its CPU time. From the VM's
- * statistics (every 100 ms in the test cluster), so the window's edges are that coarse.
+ * Statistics arrive every 100 ms in the test cluster: wait this long after a window for the
+ * figures that cover its end.
  */
-function watchThread(host: Host): () => (ThreadShares & { readonly cpuMs: number }) | undefined {
-  const start = host.statistics?.thread;
+const NEXT_STATISTICS_MS = 150;
+
+/** A share as a percentage, `?` where it is not known. */
+const percent = (value: number) => (Number.isNaN(value) ? '?' : `${(value * 100).toFixed(0)} %`);
+
+/** A VM thread over a window: its share of a core, its wait for one, its CPU time. */
+interface ThreadWindow {
+  readonly cpuShare: number;
+  /** Of the window, ready to run but waiting for a core (the machine has more busy threads than cores). */
+  readonly runQueueWaitShare: number | undefined;
+  readonly cpuMs: number;
+}
+
+/** What a VM did over a window. */
+interface VmWindow {
+  readonly instructions: number;
+  readonly wallMs: number;
+  /** Undefined where the host cannot say. */
+  readonly thread?: ThreadWindow;
+}
+
+/**
+ * What a VM did between now and when the returned function is called. From the VM's statistics,
+ * so the window's edges are as coarse as their interval.
+ */
+function watchVm(host: Host): () => VmWindow {
+  const icount = host.statistics?.icount ?? 0;
+  const thread = host.statistics?.thread;
   const startedAt = performance.now();
   return () => {
+    const wallMs = performance.now() - startedAt;
+    const instructions = (host.statistics?.icount ?? 0) - icount;
     const end = host.statistics?.thread;
-    if (!start || !end) return undefined;
-    return { ...threadShares(start, end, performance.now() - startedAt), cpuMs: end.cpuMs - start.cpuMs };
+    if (!thread || !end) return { instructions, wallMs };
+    const shares = threadShares(thread, end, wallMs);
+    return {
+      instructions,
+      wallMs,
+      thread: {
+        cpuShare: shares.cpu,
+        runQueueWaitShare: shares.runQueueWait,
+        cpuMs: end.cpuMs - thread.cpuMs,
+      },
+    };
   };
 }
 
-/** A VM thread over a CPU-bound window: its share of a core, its wait for one, its instructions per CPU-second. */
-interface CpuBoundThread {
-  readonly cpuShare: number;
-  readonly runQueueWaitShare: number | undefined;
+/** A VM thread over a CPU-bound window: its shares, and how fast the guest ran per CPU-second. */
+interface CpuBoundThread extends Omit<ThreadWindow, 'cpuMs'> {
   /** Millions of guest instructions per second of the thread's CPU time: speed with a core of its own. */
   readonly mipsPerCpuSecond: number;
+}
+
+function cpuBoundThread(window: VmWindow): CpuBoundThread | undefined {
+  if (!window.thread || window.thread.cpuMs <= 0) return undefined;
+  const { cpuMs, ...shares } = window.thread;
+  return { ...shares, mipsPerCpuSecond: window.instructions / (cpuMs * 1000) };
 }
 
 /**
@@ -86,27 +126,15 @@ async function measureMips(
 ): Promise<{ mips: number; thread?: CpuBoundThread; besideThread?: CpuBoundThread }> {
   await until('the guest to run', () => (host.statistics?.icount ?? 0) > 0);
   await sleep(1000);
-  const first = { icount: host.statistics?.icount ?? 0, at: performance.now() };
-  const besideFirst = beside?.statistics?.icount ?? 0;
-  const thread = watchThread(host);
-  const besideThreadWatch = beside ? watchThread(beside) : undefined;
+  const measuring = watchVm(host);
+  const besideMeasuring = beside ? watchVm(beside) : undefined;
   await sleep(seconds * 1000);
-  const last = { icount: host.statistics?.icount ?? 0, at: performance.now() };
-  const figures = (shares: ReturnType<ReturnType<typeof watchThread>>, instructions: number) =>
-    shares && shares.cpuMs > 0
-      ? {
-          cpuShare: shares.cpu,
-          runQueueWaitShare: shares.runQueueWait,
-          mipsPerCpuSecond: instructions / (shares.cpuMs * 1000),
-        }
-      : undefined;
+  const measured = measuring();
+  const besideMeasured = besideMeasuring?.();
   return {
-    mips: (last.icount - first.icount) / ((last.at - first.at) * 1000),
-    thread: figures(thread(), last.icount - first.icount),
-    besideThread:
-      beside && besideThreadWatch
-        ? figures(besideThreadWatch(), (beside.statistics?.icount ?? 0) - besideFirst)
-        : undefined,
+    mips: measured.instructions / (measured.wallMs * 1000),
+    thread: cpuBoundThread(measured),
+    besideThread: besideMeasured && cpuBoundThread(besideMeasured),
   };
 }
 
@@ -123,8 +151,8 @@ async function kvLoad(
   // CPU time of the whole process (every thread: the hosts, the gateway, the clients).
   const cpuBefore = process.cpuUsage();
   const wallBefore = performance.now();
-  const primaryThread = vms.primary ? watchThread(vms.primary) : undefined;
-  const backupThread = vms.backup ? watchThread(vms.backup) : undefined;
+  const primaryWatch = vms.primary ? watchVm(vms.primary) : undefined;
+  const backupWatch = vms.backup ? watchVm(vms.backup) : undefined;
   const { history } = await runKvLoad({
     target: { host: '127.0.0.1', port },
     clients,
@@ -144,26 +172,24 @@ async function kvLoad(
   );
   const cpu = process.cpuUsage(cpuBefore);
   const cpuMs = (cpu.user + cpu.system) / 1000;
-  // The statistics that cover the end of the window.
-  if (primaryThread) await sleep(150);
-  const perRequest = (shares: ReturnType<ReturnType<typeof watchThread>>) =>
-    shares && answered.length > 0
-      ? {
-          cpuMsPerRequest: shares.cpuMs / answered.length,
-          cpuShare: shares.cpu,
-          runQueueWaitShare: shares.runQueueWait,
-        }
-      : undefined;
+  const wallMs = performance.now() - wallBefore;
+  if (primaryWatch) await sleep(NEXT_STATISTICS_MS);
+  const perRequest = (watch: typeof primaryWatch) => {
+    const thread = watch?.().thread;
+    if (!thread || answered.length === 0) return undefined;
+    const { cpuMs, ...shares } = thread;
+    return { cpuMsPerRequest: cpuMs / answered.length, ...shares };
+  };
   return {
     requestsPerSecond: answered.length / (durationMs / 1000),
     p50Ms: latency?.p50 ?? Number.NaN,
     p99Ms: latency?.p99 ?? Number.NaN,
     /** Cores the process kept busy on average (this machine has os.availableParallelism()). */
-    coresBusy: cpuMs / (performance.now() - wallBefore),
+    coresBusy: cpuMs / wallMs,
     cpuMsPerRequest: answered.length > 0 ? cpuMs / answered.length : Number.NaN,
     /** The VM threads: the primary's (or the standalone VM's) and the backup's. */
-    primaryThread: perRequest(primaryThread?.()),
-    backupThread: perRequest(backupThread?.()),
+    primaryThread: perRequest(primaryWatch),
+    backupThread: perRequest(backupWatch),
   };
 }
 
@@ -173,7 +199,7 @@ async function logRate(primary: Host, ms: number): Promise<number> {
   const before = bytes();
   const started = performance.now();
   await sleep(ms);
-  await sleep(150); // the next statistics message
+  await sleep(NEXT_STATISTICS_MS);
   return ((bytes() - before) / (performance.now() - started)) * 1000;
 }
 
@@ -235,9 +261,8 @@ async function cpuBound(): Promise<void> {
     `cpu-bound (bench.elf): FT off ${median(off).toFixed(0)} MIPS, FT on ${median(on).toFixed(0)} MIPS, ratio ${ratio.toFixed(3)}; ` +
       `FT off beside a twin VM ${median(offBesideTwin).toFixed(0)} MIPS, FT on against it ${ratioToTwin.toFixed(3)}`,
   );
-  const pct = (value: number) => (Number.isNaN(value) ? '?' : `${(value * 100).toFixed(0)} %`);
   const describe = (runs: Measured[], side: 'thread' | 'besideThread') =>
-    `${share(runs, side, 'cpuShare').toFixed(2)} of a core, waited ${pct(share(runs, side, 'runQueueWaitShare'))} for one, ` +
+    `${share(runs, side, 'cpuShare').toFixed(2)} of a core, waited ${percent(share(runs, side, 'runQueueWaitShare'))} for one, ` +
     `${perCpuSecond(runs, side).toFixed(0)} M instructions per CPU-second`;
   console.log(
     `cpu-bound, VM threads: FT off ${describe(offRuns, 'thread')}; FT on: primary ${describe(onRuns, 'thread')}, ` +
@@ -313,11 +338,10 @@ async function kv(): Promise<void> {
     `kv, CPU (all threads, ${availableParallelism()} cores): FT off ${cpu('off', 'coresBusy').toFixed(2)} cores busy, ${cpu('off', 'cpuMsPerRequest').toFixed(3)} ms per request; ` +
       `FT on ${cpu('on', 'coresBusy').toFixed(2)} cores busy, ${cpu('on', 'cpuMsPerRequest').toFixed(3)} ms per request`,
   );
-  const waited = (value: number) => (Number.isNaN(value) ? '?' : `${(value * 100).toFixed(0)} %`);
   console.log(
-    `kv, VM threads: FT off ${threadMs('off', 'primaryThread').toFixed(3)} ms per request (waited ${waited(threadWait('off', 'primaryThread'))} for a core); ` +
-      `FT on: primary ${threadMs('on', 'primaryThread').toFixed(3)} ms (waited ${waited(threadWait('on', 'primaryThread'))}), ` +
-      `backup ${threadMs('on', 'backupThread').toFixed(3)} ms (waited ${waited(threadWait('on', 'backupThread'))}); ` +
+    `kv, VM threads: FT off ${threadMs('off', 'primaryThread').toFixed(3)} ms per request (waited ${percent(threadWait('off', 'primaryThread'))} for a core); ` +
+      `FT on: primary ${threadMs('on', 'primaryThread').toFixed(3)} ms (waited ${percent(threadWait('on', 'primaryThread'))}), ` +
+      `backup ${threadMs('on', 'backupThread').toFixed(3)} ms (waited ${percent(threadWait('on', 'backupThread'))}); ` +
       `FT off / FT on for the primary's thread (the ratio with cores to spare) ${(threadMs('off', 'primaryThread') / threadMs('on', 'primaryThread')).toFixed(3)}`,
   );
   console.log(

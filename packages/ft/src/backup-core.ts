@@ -15,9 +15,10 @@ import { PeerWatch } from './peer-watch.js';
  * style). The backup replays the primary's log on its own machine and never runs past the last
  * logged point; it acknowledges every log message at once with the highest sequence number
  * received (the output rule's half, §2.2; messages taken in one go get one acknowledgement) and,
- * at most every `appliedAckIntervalMs`, how far it executed (the primary's lag control, §2.4). When the primary goes quiet for `failureTimeoutMs`
- * or the channel closes, it asks the arbiter for the next epoch (§2.3): it goes live only when it
- * wins, halts when it loses, and keeps waiting while the arbiter cannot be reached.
+ * at most every `appliedAckIntervalMs`, how far it executed (the primary's lag control, §2.4).
+ * When the primary goes quiet for `failureTimeoutMs` or the channel closes, it asks the arbiter
+ * for the next epoch (§2.3): it goes live only when it wins, halts when it loses, and keeps
+ * waiting while the arbiter cannot be reached.
  *
  * A backup being cloned first receives pages and the final state (a live state transfer); it
  * follows the log from the transferred position after that.

@@ -176,10 +176,7 @@ export class FtBackup {
           );
         } catch (error) {
           if (!DivergenceError.is(error)) throw error;
-          // The core halts: `#apply` reports it (`backup-halted`) and closes the channel.
-          this.#core.diverged(error.message, this.#nowMs());
-          this.#apply();
-          return { end: 'diverged', error };
+          return this.#endDiverged(error);
         }
         // Progress is reported no further than this backup's own reads of shared state that are
         // still pending (backup reads): the primary's writes must not overtake them.
@@ -231,9 +228,7 @@ export class FtBackup {
       if ((await this.#replayToLogEnd(() => this.#killed)) === 'abandoned') return { end: 'killed' };
     } catch (error) {
       if (!DivergenceError.is(error)) throw error;
-      this.#core.diverged(error.message, this.#nowMs());
-      this.#apply();
-      return { end: 'diverged', error };
+      return this.#endDiverged(error);
     } finally {
       // A killed host leaves its channel as it is (see kill()).
       if (!this.#killed) this.#options.channel.close();
@@ -243,6 +238,13 @@ export class FtBackup {
     }
     this.#emit({ type: 'backup-halted', epoch: this.#core.epoch, reason });
     return { end: 'halted', reason };
+  }
+
+  /** The replay disagreed with the log: the core halts, and `#apply` reports it and closes the channel. */
+  #endDiverged(error: DivergenceError): BackupEnd {
+    this.#core.diverged(error.message, this.#nowMs());
+    this.#apply();
+    return { end: 'diverged', error };
   }
 
   /**
