@@ -269,8 +269,9 @@ export class BackupCore {
   /** The machine found the log and its own execution disagree: report and stop. */
   diverged(reason: string, nowMs: number): void {
     if (this.#state === 'halted') return;
-    // A finishing backup's primary has gone: there is nobody to tell.
-    if (this.#state !== 'finishing')
+    // A finishing backup's primary has gone, and one going live won the arbiter over it: there is
+    // nobody to tell (a goodbye would let a partitioned primary go on alone without the arbiter).
+    if (this.#state !== 'finishing' && this.#state !== 'going-live')
       this.#messages.push({ type: 'goodbye', reason: `the backup diverged: ${reason}` });
     this.#lastSentMs = nowMs;
     this.#haltBecause(`diverged: ${reason}`, true);

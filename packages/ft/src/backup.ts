@@ -240,7 +240,10 @@ export class FtBackup {
     return { end: 'halted', reason };
   }
 
-  /** The replay disagreed with the log: the core halts, and `#apply` reports it and closes the channel. */
+  /**
+   * The replay disagreed with the log (following it, finishing it, or going live): the core halts,
+   * and `#apply` reports it ("diverged: …") and closes the channel.
+   */
   #endDiverged(error: DivergenceError): BackupEnd {
     this.#core.diverged(error.message, this.#nowMs());
     this.#apply();
@@ -276,8 +279,9 @@ export class FtBackup {
       }
     } catch (error) {
       if (!DivergenceError.is(error)) throw error;
-      this.#emit({ type: 'backup-halted', epoch: this.#core.epoch, reason: error.message });
-      return { end: 'diverged', error };
+      // Reported as the other two paths report it; the deposed primary hears nothing.
+      this.#options.channel.close({ flush: false });
+      return this.#endDiverged(error);
     }
     this.#options.channel.close({ flush: false });
     if (this.machine.exitStatus !== undefined) {

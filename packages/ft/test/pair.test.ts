@@ -1,4 +1,4 @@
-import type { Arbiter, LogChannel } from '@ftvm/core';
+import type { Arbiter, FtMessage, LogChannel } from '@ftvm/core';
 import type { ImageName } from '@ftvm/guests';
 import { Machine } from '@ftvm/machine';
 import { createNodeHost } from '@ftvm/machine/node';
@@ -169,6 +169,85 @@ describe('divergence: a backup whose replay disagrees with the log', () => {
     expect(events.some((event) => event.type === 'backup-dropped')).toBe(true);
     expect(primaryEnd).toEqual({ end: 'powered-off', exitStatus: reference.exitStatus });
     expect(primaryConsole.text).toBe(reference.console);
+  });
+
+  it('going live: a replay that disagrees with the rest of the log ends diverged, and the deposed primary hears nothing', async () => {
+    const store = arbiterAtEpochOne();
+    const events: FtEvent[] = [];
+    const link = await memoryLink();
+    // From the first checkpoint on (its hash altered), the backup hears nothing: it suspects its
+    // primary, and gets the withheld log only while the arbiter decides, so it replays the
+    // corrupt checkpoint while going live.
+    let altered = false;
+    const withheld: FtMessage[] = [];
+    let deliver: (message: FtMessage) => void = () => {};
+    const withholding: LogChannel = {
+      get peer() {
+        return link.backup.peer;
+      },
+      get bufferedBytes() {
+        return link.backup.bufferedBytes;
+      },
+      get closed() {
+        return link.backup.closed;
+      },
+      send: (message) => link.backup.send(message),
+      onClose: (listener) => link.backup.onClose(listener),
+      close: (options) => link.backup.close(options),
+      onMessage: (listener) => {
+        deliver = listener;
+        link.backup.onMessage((message) => {
+          if (
+            !altered &&
+            message.type === 'log' &&
+            message.entries.some((entry) => entry.kind === 'checkpoint')
+          ) {
+            altered = true;
+            const entries = message.entries.map((entry) =>
+              entry.kind === 'checkpoint'
+                ? { ...entry, stateHash: entry.stateHash.map((byte) => byte ^ 0xff) }
+                : entry,
+            );
+            withheld.push({ ...message, entries });
+            return;
+          }
+          if (altered) withheld.push(message);
+          else listener(message);
+        });
+      },
+    };
+    const arbiter: Arbiter = {
+      // The log comes in just before the answer: no slice runs between the two.
+      testAndSet: async (vmId, fromEpoch, owner) => {
+        const result = await store.testAndSet(vmId, fromEpoch, owner);
+        if (owner === 'host-b') for (const message of withheld.splice(0)) deliver(message);
+        return result;
+      },
+      read: (vmId) => store.read(vmId),
+    };
+    const roles: Roles = { arbiter, events, scheduler: createNodeHost() };
+    const primary = makePrimary(roles, () => {}, bootMachine('paging', 20_000));
+    const backup = makeBackup(roles, 'host-b', withholding, false, () => {}, bootMachine('paging', 20_000));
+    primary.attachBackup(link.primary);
+    const [primaryEnd, backupEnd] = await Promise.all([primary.run(), backup.run()]);
+    const why = `events: ${JSON.stringify(events)}`;
+    expect(altered).toBe(true);
+    expect(events.some((event) => event.type === 'backup-went-live')).toBe(false);
+    expect(backupEnd.end, why).toBe('diverged');
+    const halted = events.filter((event) => event.type === 'backup-halted');
+    expect(halted, why).toHaveLength(1);
+    // Said as the other paths say it.
+    expect(halted[0]).toMatchObject({
+      epoch: 2,
+      reason: expect.stringMatching(/^diverged: replay diverged at icount 20000 \(state-hash\)/),
+    });
+    // No goodbye reached the old primary: it did not go on alone, it lost the arbiter and halted.
+    expect(
+      events.some((event) => event.type === 'backup-dropped'),
+      why,
+    ).toBe(false);
+    expect(primaryEnd, why).toMatchObject({ end: 'halted' });
+    expect(await store.read('vm1')).toEqual({ epoch: 2, owner: 'host-b' });
   });
 });
 
