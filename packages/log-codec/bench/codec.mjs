@@ -1,7 +1,9 @@
-// Encode and decode throughput of the log codec, and bytes per entry by kind.
+// Encode and decode throughput of the log codec, and bytes per entry by kind (long streams, as a
+// record file holds); then the cost of one small message as the logging channel sends them (a kv
+// PUT's log message and its acknowledgement, where per-message work dominates).
 // Run: npm run bench -w @ftvm/log-codec   (uses the built package: npm run build first)
 import { writeFileSync } from 'node:fs';
-import { decodeEntries, encodeEntries } from '../dist/index.js';
+import { decodeEntries, encodeEntries, MessageDecoder, MessageEncoder } from '../dist/index.js';
 
 const COUNT = 1_000_000;
 
@@ -71,7 +73,83 @@ for (const kind of ['mixed', 'nondet', 'event', 'progress', 'checkpoint']) {
       `(${r.decodeMegabytesPerSecond} MB/s)`,
   );
 }
+
+/** What one kv PUT puts in the log (read off a running pair; the same as the transport's bench). */
+function kvPutLogMessage(seq, icount) {
+  return {
+    type: 'log',
+    entries: [
+      { kind: 'event', seq, icount, device: 'virtio6', event: { type: 'frame', data: new Uint8Array(74) } },
+      {
+        kind: 'event',
+        seq: seq + 1,
+        icount,
+        device: '@machine',
+        event: { type: 'clock-track', data: [6e9 + seq, 4382] },
+      },
+      {
+        kind: 'event',
+        seq: seq + 2,
+        icount: icount + 29_000,
+        device: 'virtio7',
+        event: {
+          type: 'request-completed',
+          data: { id: seq, status: 0, data: null, early: true, appliedThrough: seq - 1 },
+        },
+      },
+      { kind: 'progress', seq: seq + 3, icount: icount + 32_000 },
+    ],
+  };
+}
+
+const MESSAGES = 200_000;
+/** Per-message cost: the best of three runs (a collection in the middle of one says little). */
+function perMessage(make) {
+  const messages = Array.from({ length: MESSAGES }, (_, index) => make(index));
+  const warm = new MessageEncoder();
+  const warmDecoder = new MessageDecoder();
+  for (const message of messages.slice(0, 20_000)) warmDecoder.push(warm.encode(message));
+  let best;
+  for (let run = 0; run < 3; run++) {
+    const encoder = new MessageEncoder();
+    const decoder = new MessageDecoder();
+    const encoded = time(() => messages.map((message) => encoder.encode(message)));
+    const decoded = time(() => {
+      let count = 0;
+      for (const bytes of encoded.result) count += decoder.push(bytes).length;
+      return count;
+    });
+    if (decoded.result !== MESSAGES) throw new Error('decode lost messages');
+    best = {
+      bytes: encoded.result[0].length,
+      encodeMicroseconds: Math.min(
+        best?.encodeMicroseconds ?? Infinity,
+        +((encoded.seconds * 1e6) / MESSAGES).toFixed(2),
+      ),
+      decodeMicroseconds: Math.min(
+        best?.decodeMicroseconds ?? Infinity,
+        +((decoded.seconds * 1e6) / MESSAGES).toFixed(2),
+      ),
+    };
+  }
+  return best;
+}
+const messageResults = {
+  kvPutLog: perMessage((index) => kvPutLogMessage(index * 4, 1000 + index * 40_000)),
+  ack: perMessage((index) => ({
+    type: 'ack',
+    receivedSeq: index * 4 + 3,
+    appliedSeq: index * 4,
+    appliedIcount: index * 40_000,
+  })),
+};
+for (const [name, r] of Object.entries(messageResults)) {
+  console.log(
+    `${name.padEnd(10)} one message: ${r.bytes} B  encode ${r.encodeMicroseconds} µs  decode ${r.decodeMicroseconds} µs`,
+  );
+}
+
 writeFileSync(
   new URL('./results.json', import.meta.url),
-  `${JSON.stringify({ node: process.version, results }, null, 2)}\n`,
+  `${JSON.stringify({ node: process.version, results, messages: messageResults }, null, 2)}\n`,
 );

@@ -88,17 +88,19 @@ function checkName(value: unknown, what: string): string {
  * Turns a decoded compact entry back into a LogEntry, checking every field: a hostile frame gets a
  * LogFormatError, never an entry a device would choke on.
  */
+/** The name at index `value` of a frame's name table. */
+function nameAt(names: readonly string[], value: unknown, what: string): string {
+  const found = typeof value === 'number' ? names[value] : undefined;
+  if (found === undefined) malformed(`${what} refers to no name of the frame`);
+  return found as string;
+}
+
 export function expandEntry(
   compact: unknown,
   seq: number,
   previousIcount: number,
   names: readonly string[],
 ): LogEntry {
-  const name = (value: unknown, what: string): string => {
-    const found = typeof value === 'number' ? names[value] : undefined;
-    if (found === undefined) malformed(`${what} refers to no name of the frame`);
-    return found as string;
-  };
   if (!Array.isArray(compact) || compact.length < 2) malformed('not an array of at least two items');
   const [code, delta] = compact as unknown[];
   if (typeof delta !== 'number' || !Number.isSafeInteger(delta) || delta < 0) {
@@ -113,8 +115,8 @@ export function expandEntry(
   switch (code) {
     case 0: {
       if (items.length !== 4 && items.length !== 5) malformed('event has the wrong number of fields');
-      const device = name(items[2], 'device');
-      const type = name(items[3], 'event type');
+      const device = nameAt(names, items[2], 'device');
+      const type = nameAt(names, items[3], 'event type');
       if (items.length === 5) {
         if (!isPlainValue(items[4])) malformed('event data is not plain data');
         return { kind: 'event', seq, icount, device, event: { type, data: items[4] as PlainValue } };
@@ -128,8 +130,8 @@ export function expandEntry(
         kind: 'nondet',
         seq,
         icount,
-        device: name(items[2], 'device'),
-        key: name(items[3], 'key'),
+        device: nameAt(names, items[2], 'device'),
+        key: nameAt(names, items[3], 'key'),
         value: items[4] as PlainValue,
       };
     }
@@ -152,8 +154,8 @@ export function expandEntry(
         kind: 'output',
         seq,
         icount,
-        device: name(items[2], 'device'),
-        stream: name(items[3], 'stream'),
+        device: nameAt(names, items[2], 'device'),
+        stream: nameAt(names, items[3], 'stream'),
         data: new Uint8Array(items[4] as Uint8Array),
       };
     default:
