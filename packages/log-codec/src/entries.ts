@@ -84,10 +84,6 @@ function checkName(value: unknown, what: string): string {
   return value as string;
 }
 
-/**
- * Turns a decoded compact entry back into a LogEntry, checking every field: a hostile frame gets a
- * LogFormatError, never an entry a device would choke on.
- */
 /** The name at index `value` of a frame's name table. */
 function nameAt(names: readonly string[], value: unknown, what: string): string {
   const found = typeof value === 'number' ? names[value] : undefined;
@@ -95,6 +91,10 @@ function nameAt(names: readonly string[], value: unknown, what: string): string 
   return found as string;
 }
 
+/**
+ * Turns a decoded compact entry back into a LogEntry, checking every field: a hostile frame gets a
+ * LogFormatError, never an entry a device would choke on.
+ */
 export function expandEntry(
   compact: unknown,
   seq: number,
