@@ -119,6 +119,31 @@ describe('a primary and a backup in lockstep', () => {
   });
 });
 
+/**
+ * `channel` as the backup sees it, with every message it receives passed through `intercept`
+ * (which hands it on, changed or not, or holds it back): a log damaged or delayed on its way.
+ */
+function intercepted(
+  channel: LogChannel,
+  intercept: (message: FtMessage, deliver: (message: FtMessage) => void) => void,
+): LogChannel {
+  return {
+    get peer() {
+      return channel.peer;
+    },
+    get bufferedBytes() {
+      return channel.bufferedBytes;
+    },
+    get closed() {
+      return channel.closed;
+    },
+    send: (message) => channel.send(message),
+    onClose: (listener) => channel.onClose(listener),
+    close: (options) => channel.close(options),
+    onMessage: (listener) => channel.onMessage((message) => intercept(message, listener)),
+  };
+}
+
 describe('divergence: a backup whose replay disagrees with the log', () => {
   it('ends diverged, names where, says so once; the primary goes on alone and finishes', async () => {
     const arbiter = arbiterAtEpochOne();
@@ -128,30 +153,15 @@ describe('divergence: a backup whose replay disagrees with the log', () => {
     // A corrupted log, as a bug or bad memory would make it: the first checkpoint's hash altered
     // on its way to the backup.
     let altered = false;
-    const corrupting: LogChannel = {
-      get peer() {
-        return link.backup.peer;
-      },
-      get bufferedBytes() {
-        return link.backup.bufferedBytes;
-      },
-      get closed() {
-        return link.backup.closed;
-      },
-      send: (message) => link.backup.send(message),
-      onClose: (listener) => link.backup.onClose(listener),
-      close: (options) => link.backup.close(options),
-      onMessage: (listener) =>
-        link.backup.onMessage((message) => {
-          if (message.type !== 'log' || altered) return listener(message);
-          const entries = message.entries.map((entry) => {
-            if (entry.kind !== 'checkpoint' || altered) return entry;
-            altered = true;
-            return { ...entry, stateHash: entry.stateHash.map((byte) => byte ^ 0xff) };
-          });
-          listener({ ...message, entries });
-        }),
-    };
+    const corrupting = intercepted(link.backup, (message, deliver) => {
+      if (message.type !== 'log' || altered) return deliver(message);
+      const entries = message.entries.map((entry) => {
+        if (entry.kind !== 'checkpoint' || altered) return entry;
+        altered = true;
+        return { ...entry, stateHash: entry.stateHash.map((byte) => byte ^ 0xff) };
+      });
+      deliver({ ...message, entries });
+    });
     const primaryConsole = new ConsoleCapture();
     const primary = makePrimary(roles, primaryConsole.deliver, bootMachine('paging', 20_000));
     const backup = makeBackup(roles, 'host-b', corrupting, false, () => {}, bootMachine('paging', 20_000));
@@ -181,41 +191,25 @@ describe('divergence: a backup whose replay disagrees with the log', () => {
     let altered = false;
     const withheld: FtMessage[] = [];
     let deliver: (message: FtMessage) => void = () => {};
-    const withholding: LogChannel = {
-      get peer() {
-        return link.backup.peer;
-      },
-      get bufferedBytes() {
-        return link.backup.bufferedBytes;
-      },
-      get closed() {
-        return link.backup.closed;
-      },
-      send: (message) => link.backup.send(message),
-      onClose: (listener) => link.backup.onClose(listener),
-      close: (options) => link.backup.close(options),
-      onMessage: (listener) => {
-        deliver = listener;
-        link.backup.onMessage((message) => {
-          if (
-            !altered &&
-            message.type === 'log' &&
-            message.entries.some((entry) => entry.kind === 'checkpoint')
-          ) {
-            altered = true;
-            const entries = message.entries.map((entry) =>
-              entry.kind === 'checkpoint'
-                ? { ...entry, stateHash: entry.stateHash.map((byte) => byte ^ 0xff) }
-                : entry,
-            );
-            withheld.push({ ...message, entries });
-            return;
-          }
-          if (altered) withheld.push(message);
-          else listener(message);
-        });
-      },
-    };
+    const withholding = intercepted(link.backup, (message, deliverNow) => {
+      deliver = deliverNow;
+      if (
+        !altered &&
+        message.type === 'log' &&
+        message.entries.some((entry) => entry.kind === 'checkpoint')
+      ) {
+        altered = true;
+        const entries = message.entries.map((entry) =>
+          entry.kind === 'checkpoint'
+            ? { ...entry, stateHash: entry.stateHash.map((byte) => byte ^ 0xff) }
+            : entry,
+        );
+        withheld.push({ ...message, entries });
+        return;
+      }
+      if (altered) withheld.push(message);
+      else deliverNow(message);
+    });
     const arbiter: Arbiter = {
       // The log comes in just before the answer: no slice runs between the two.
       testAndSet: async (vmId, fromEpoch, owner) => {
