@@ -26,6 +26,12 @@ interface UncoveredOutput {
 const ROUNDS_WITHOUT_STEPS_MAX = 1000;
 
 /**
+ * Held outputs end the CPU's run at most once per this many steps (see `output`): a burst of
+ * console bytes shares one covering mark instead of a run and a log message per byte.
+ */
+const PROMPT_COVER_STEPS_MIN = 16_384;
+
+/**
  * The live modes: `standalone` applies host inputs at the next step boundary and delivers outputs
  * at once; `record` does the same and appends every event and non-deterministic read to its log
  * (with a state-hash checkpoint every `checkpointIntervalSteps`, and outputs with `logOutputs`),
@@ -56,6 +62,8 @@ export class LiveMode implements ExecutionMode {
    */
   private hartIdle = false;
   private nextCheckpointIcount: number;
+  /** The step of the last output that ended a run to be covered at once (see `output`). */
+  private promptCoverIcount = Number.NEGATIVE_INFINITY;
   /**
    * True while devices run `onGoLive`: what they output then (virtio-net's announcement) is made
    * at the go-live point itself, before the first step of the new log, so every entry of that log
@@ -150,6 +158,18 @@ export class LiveMode implements ExecutionMode {
       });
       // A copy: the device may reuse its buffer before the output is covered and handed on.
       this.uncovered.push({ device, kind, data: data.slice(), icount, resolve });
+      // A held output waits for its log to reach the backup, and its log goes once it is covered:
+      // the run ends after this instruction and a progress mark covers it now, not when the run
+      // ends (up to RUN_CHUNK_STEPS later; the next request of a busy server is served first).
+      if (
+        this.insideRun &&
+        this.core.options.holdOutputs === true &&
+        // (A restored state may have put icount behind the last one.)
+        (icount < this.promptCoverIcount || icount - this.promptCoverIcount >= PROMPT_COVER_STEPS_MIN)
+      ) {
+        this.promptCoverIcount = icount;
+        this.cpu.requestStop();
+      }
       return released;
     }
     this.core.options.onOutput?.({

@@ -150,8 +150,14 @@ describe('output rule: every output names the log position that covers it', () =
     runToEnd(machine, undefined);
     expect(machine.exitStatus).toBe(0);
     expect(held.map((output) => output.icount)).toEqual([1, 2, 3]);
-    // Covered by the power-off entry, the first boundary after the stores.
-    for (const output of held) expect(log.entries[output.coveringSeq]?.kind).toBe('stop');
+    // A held output ends the run: the first is covered right after its own step, by a progress
+    // mark. The two that follow within PROMPT_COVER_STEPS_MIN share the next boundary, the
+    // power-off entry.
+    expect(log.entries[(held[0] as MachineOutput).coveringSeq]).toMatchObject({
+      kind: 'progress',
+      icount: 2,
+    });
+    for (const output of held.slice(1)) expect(log.entries[output.coveringSeq]?.kind).toBe('stop');
     await new Promise((resolve) => setImmediate(resolve));
     expect(releasedOrder).toEqual([]);
     (held[1] as MachineOutput).release();
