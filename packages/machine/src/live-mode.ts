@@ -26,8 +26,9 @@ interface UncoveredOutput {
 const ROUNDS_WITHOUT_STEPS_MAX = 1000;
 
 /**
- * Held outputs end the CPU's run at most once per this many steps (see `output`): a burst of
- * console bytes shares one covering mark instead of a run and a log message per byte.
+ * Held outputs of one kind end the CPU's run at most once per this many steps (see `output`): of
+ * a burst of console bytes the first is covered at once, the others when the run ends, not each
+ * with a run and a log message of its own.
  */
 const PROMPT_COVER_STEPS_MIN = 16_384;
 
@@ -62,8 +63,8 @@ export class LiveMode implements ExecutionMode {
    */
   private hartIdle = false;
   private nextCheckpointIcount: number;
-  /** The step of the last output that ended a run to be covered at once (see `output`). */
-  private promptCoverIcount = Number.NEGATIVE_INFINITY;
+  /** Per kind of output, the step of the last one that ended a run to be covered at once. */
+  private readonly promptCoverIcounts = new Map<string, number>();
   /**
    * True while devices run `onGoLive`: what they output then (virtio-net's announcement) is made
    * at the go-live point itself, before the first step of the new log, so every entry of that log
@@ -161,14 +162,14 @@ export class LiveMode implements ExecutionMode {
       // A held output waits for its log to reach the backup, and its log goes once it is covered:
       // the run ends after this instruction and a progress mark covers it now, not when the run
       // ends (up to RUN_CHUNK_STEPS later; the next request of a busy server is served first).
-      if (
-        this.insideRun &&
-        this.core.options.holdOutputs === true &&
+      // Counted per kind: a kv reply's frame must not wait because its disk write just stopped.
+      if (this.insideRun && this.core.options.holdOutputs === true) {
+        const last = this.promptCoverIcounts.get(kind);
         // (A restored state may have put icount behind the last one.)
-        (icount < this.promptCoverIcount || icount - this.promptCoverIcount >= PROMPT_COVER_STEPS_MIN)
-      ) {
-        this.promptCoverIcount = icount;
-        this.cpu.requestStop();
+        if (last === undefined || icount < last || icount - last >= PROMPT_COVER_STEPS_MIN) {
+          this.promptCoverIcounts.set(kind, icount);
+          this.cpu.requestStop();
+        }
       }
       return released;
     }

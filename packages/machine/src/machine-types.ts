@@ -67,9 +67,9 @@ export interface MachineOptions {
    * Record mode: outputs are held until the owner of the machine releases them (an FT primary
    * releases an output when the backup acknowledged its covering log position). By default an
    * output is released as soon as it is covered. A held output is also covered at once: the CPU's
-   * run ends after the instruction that produced it (at most once per 16,384 steps, so a burst of
-   * console bytes shares one covering entry), where an output that is not held waits for the run
-   * to end.
+   * run ends after the instruction that produced it, where an output that is not held waits for
+   * the run to end. That is at most once per 16,384 steps for each kind of output: of a burst of
+   * console bytes the first is covered at once and the others when the run ends.
    */
   readonly holdOutputs?: boolean;
   /** Virtio devices for the slots, in slot order (slot n at 0x1000_1000 + n·0x1000). */

@@ -169,4 +169,58 @@ describe('output rule: every output names the log position that covers it', () =
     await new Promise((resolve) => setImmediate(resolve));
     expect(releasedOrder).toEqual([1, 0, 2]);
   });
+  it('a held output is covered right after its step; one per kind per 16,384 steps', () => {
+    const log = new MemoryLog();
+    const held: MachineOutput[] = [];
+    // Stores at offset 0 are outputs of kind 'disk-write', at offset 4 of kind 'frame' (as a kv
+    // PUT's disk write and its reply come a few hundred steps apart).
+    const device: Device = {
+      kind: 'output-probe',
+      mmioSize: 0x1000,
+      attach(env) {
+        this.env = env;
+      },
+      readMmio: () => 0,
+      writeMmio(this: Device & { env?: DeviceEnv }, offset: number) {
+        void this.env?.output(offset === 0 ? 'disk-write' : 'frame', Uint8Array.of(offset));
+      },
+      applyEvent() {},
+      reset() {},
+      saveState: () => ({ kind: 'output-probe', version: 1, state: null }),
+      restoreState() {},
+    } as Device & { env?: DeviceEnv };
+    const machine = new Machine({
+      mode: 'record',
+      log,
+      clock: 'icount',
+      holdOutputs: true,
+      devices: [{ name: 'probe', device }],
+      onOutput: (output) => held.push(output),
+    });
+    machine.loadImage(
+      program([
+        0x040002b7, // lui t0, 0x04000
+        0x0002a023, // sw zero, 0(t0)   disk-write at icount 1
+        0x0002a223, // sw zero, 4(t0)   frame at icount 2
+        0x0002a023, // sw zero, 0(t0)   disk-write at icount 3, within its kind's window
+        0x00100337, // lui t1, 0x00100
+        0x000053b7, // lui t2, 0x5
+        0x55538393, // addi t2, t2, 0x555
+        0x00732023, // sw t2, 0(t1)     power off
+        0x0000006f, // j .
+      ]),
+    );
+    runToEnd(machine, undefined);
+    expect(held.map((output) => [output.kind, output.icount])).toEqual([
+      ['disk-write', 1],
+      ['frame', 2],
+      ['disk-write', 3],
+    ]);
+    const covering = held.map((output) => log.entries[output.coveringSeq]);
+    // The frame is not held back by the disk write just before it: each is covered one step on.
+    expect(covering[0]).toMatchObject({ kind: 'progress', icount: 2 });
+    expect(covering[1]).toMatchObject({ kind: 'progress', icount: 3 });
+    // The second disk write, within 16,384 steps of the first, waits for the run's end.
+    expect(covering[2]?.kind).toBe('stop');
+  });
 });
