@@ -4,6 +4,7 @@ import { Machine } from '@ftvm/machine';
 import { createNodeHost } from '@ftvm/machine/node';
 import { describe, expect, it } from 'vitest';
 import { FtBackup } from '../src/backup.js';
+import type { FtConfig } from '../src/config.js';
 import type { FtEvent } from '../src/events.js';
 import { FtPrimary } from '../src/primary.js';
 import { arbiterAtEpochOne, ConsoleCapture, loadGuest, memoryLink, standaloneConsole } from './support.js';
@@ -51,12 +52,13 @@ function makeBackup(
   cloning: boolean,
   deliver: ConsoleCapture['deliver'],
   createMachine: ReturnType<typeof bootMachine>,
+  overrides: Partial<FtConfig> = {},
 ) {
   return new FtBackup({
     vmId: 'vm1',
     host,
     epoch: 1,
-    config,
+    config: { ...config, ...overrides },
     scheduler: roles.scheduler,
     arbiter: roles.arbiter,
     channel,
@@ -187,7 +189,8 @@ describe('divergence: a backup whose replay disagrees with the log', () => {
     const link = await memoryLink();
     // From the first checkpoint on (its hash altered), the backup hears nothing: it suspects its
     // primary, and gets the withheld log only while the arbiter decides, so it replays the
-    // corrupt checkpoint while going live.
+    // corrupt checkpoint while going live. (The checkpoint is in the first log message: the
+    // backup never heard its primary, so the startup grace is shortened to the failure timeout.)
     let altered = false;
     const withheld: FtMessage[] = [];
     let deliver: (message: FtMessage) => void = () => {};
@@ -221,7 +224,9 @@ describe('divergence: a backup whose replay disagrees with the log', () => {
     };
     const roles: Roles = { arbiter, events, scheduler: createNodeHost() };
     const primary = makePrimary(roles, () => {}, bootMachine('paging', 20_000));
-    const backup = makeBackup(roles, 'host-b', withholding, false, () => {}, bootMachine('paging', 20_000));
+    const backup = makeBackup(roles, 'host-b', withholding, false, () => {}, bootMachine('paging', 20_000), {
+      startupGraceMs: config.failureTimeoutMs,
+    });
     primary.attachBackup(link.primary);
     const [primaryEnd, backupEnd] = await Promise.all([primary.run(), backup.run()]);
     const why = `events: ${JSON.stringify(events)}`;
