@@ -247,6 +247,7 @@ async function cpuBound(): Promise<void> {
     median(runs.map((run) => run[side]?.[key] ?? Number.NaN));
   const ratio = median(on) / median(off);
   const ratioToTwin = median(on) / median(offBesideTwin);
+  const perCpuSecondRatio = perCpuSecond(onRuns, 'thread') / perCpuSecond(offRuns, 'thread');
   results.cpuBound = {
     image: 'bench.elf',
     mipsFtOff: off,
@@ -255,7 +256,7 @@ async function cpuBound(): Promise<void> {
     ratio,
     ratioToFtOffBesideTwin: ratioToTwin,
     threads: { ftOff: offRuns, ftOn: onRuns, ftOffBesideTwin: offBesideTwinRuns },
-    mipsPerCpuSecondRatio: perCpuSecond(onRuns, 'thread') / perCpuSecond(offRuns, 'thread'),
+    mipsPerCpuSecondRatio: perCpuSecondRatio,
   };
   console.log(
     `cpu-bound (bench.elf): FT off ${median(off).toFixed(0)} MIPS, FT on ${median(on).toFixed(0)} MIPS, ratio ${ratio.toFixed(3)}; ` +
@@ -269,9 +270,7 @@ async function cpuBound(): Promise<void> {
       `backup ${describe(onRuns, 'besideThread')}; FT off beside a twin: ${describe(offBesideTwinRuns, 'thread')}`,
   );
   console.log(
-    `cpu-bound, FT on / FT off per CPU-second of the VM thread (each side with a core of its own): ${(
-      perCpuSecond(onRuns, 'thread') / perCpuSecond(offRuns, 'thread')
-    ).toFixed(3)}`,
+    `cpu-bound, FT on / FT off per CPU-second of the VM thread (each side with a core of its own): ${perCpuSecondRatio.toFixed(3)}`,
   );
 }
 
@@ -316,6 +315,7 @@ async function kv(): Promise<void> {
     median(rounds.map((round) => round[pick][side]?.cpuMsPerRequest ?? Number.NaN));
   const threadWait = (pick: 'off' | 'on', side: 'primaryThread' | 'backupThread') =>
     median(rounds.map((round) => round[pick][side]?.runQueueWaitShare ?? Number.NaN));
+  const primaryThreadRatio = threadMs('off', 'primaryThread') / threadMs('on', 'primaryThread');
   results.kv = {
     clients: 4,
     rounds,
@@ -324,7 +324,7 @@ async function kv(): Promise<void> {
     addedLatencyP99Ms: p('on', 'p99Ms') - p('off', 'p99Ms'),
     oneClientAddedLatencyP50Ms: p('onOneClient', 'p50Ms') - p('offOneClient', 'p50Ms'),
     oneClientAddedLatencyP99Ms: p('onOneClient', 'p99Ms') - p('offOneClient', 'p99Ms'),
-    primaryThreadCpuMsPerRequestRatio: threadMs('off', 'primaryThread') / threadMs('on', 'primaryThread'),
+    primaryThreadCpuMsPerRequestRatio: primaryThreadRatio,
     logBytesPerSecondIdle: idleLogBytesPerSecond,
     logBytesPerSecondUnderLoad: loadLogBytesPerSecond,
   };
@@ -342,7 +342,7 @@ async function kv(): Promise<void> {
     `kv, VM threads: FT off ${threadMs('off', 'primaryThread').toFixed(3)} ms per request (waited ${percent(threadWait('off', 'primaryThread'))} for a core); ` +
       `FT on: primary ${threadMs('on', 'primaryThread').toFixed(3)} ms (waited ${percent(threadWait('on', 'primaryThread'))}), ` +
       `backup ${threadMs('on', 'backupThread').toFixed(3)} ms (waited ${percent(threadWait('on', 'backupThread'))}); ` +
-      `FT off / FT on for the primary's thread (the ratio with cores to spare) ${(threadMs('off', 'primaryThread') / threadMs('on', 'primaryThread')).toFixed(3)}`,
+      `FT off / FT on for the primary's thread (the ratio with cores to spare) ${primaryThreadRatio.toFixed(3)}`,
   );
   console.log(
     `kv, one client (latency without queueing): FT off p50 ${p('offOneClient', 'p50Ms').toFixed(3)} ms p99 ${p('offOneClient', 'p99Ms').toFixed(3)} ms, ` +

@@ -273,17 +273,19 @@ export class FtBackup {
    * Devices reissue in-flight disk IO and announce the guest's MAC; outputs are no longer dropped.
    */
   async #takeOver(goLive: { epoch: number; wonMs: number }): Promise<BackupEnd> {
+    let diverged: DivergenceError | undefined;
     try {
       if ((await this.#replayToLogEnd(() => false)) === 'log-ended') {
         throw new FtvmError('the log ended without its closing mark');
       }
     } catch (error) {
       if (!DivergenceError.is(error)) throw error;
-      // Reported as the other two paths report it; the deposed primary hears nothing.
-      this.#options.channel.close({ flush: false });
-      return this.#endDiverged(error);
+      diverged = error;
     }
+    // The deposed primary hears nothing more, whatever the replay came to (closed first, so a
+    // divergence reported below sends no goodbye either).
     this.#options.channel.close({ flush: false });
+    if (diverged) return this.#endDiverged(diverged);
     if (this.machine.exitStatus !== undefined) {
       return { end: 'powered-off', exitStatus: this.machine.exitStatus };
     }

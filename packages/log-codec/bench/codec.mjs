@@ -4,6 +4,7 @@
 // Run: npm run bench -w @ftvm/log-codec   (uses the built package: npm run build first)
 import { writeFileSync } from 'node:fs';
 import { decodeEntries, encodeEntries, MessageDecoder, MessageEncoder } from '../dist/index.js';
+import { KV_PUT_ENTRIES, kvPutLogMessage } from './kv-put-log-message.mjs';
 
 const COUNT = 1_000_000;
 
@@ -74,34 +75,6 @@ for (const kind of ['mixed', 'nondet', 'event', 'progress', 'checkpoint']) {
   );
 }
 
-/** What one kv PUT puts in the log (read off a running pair; the same as the transport's bench). */
-function kvPutLogMessage(seq, icount) {
-  return {
-    type: 'log',
-    entries: [
-      { kind: 'event', seq, icount, device: 'virtio6', event: { type: 'frame', data: new Uint8Array(74) } },
-      {
-        kind: 'event',
-        seq: seq + 1,
-        icount,
-        device: '@machine',
-        event: { type: 'clock-track', data: [6e9 + seq, 4382] },
-      },
-      {
-        kind: 'event',
-        seq: seq + 2,
-        icount: icount + 29_000,
-        device: 'virtio7',
-        event: {
-          type: 'request-completed',
-          data: { id: seq, status: 0, data: null, early: true, appliedThrough: seq - 1 },
-        },
-      },
-      { kind: 'progress', seq: seq + 3, icount: icount + 32_000 },
-    ],
-  };
-}
-
 const MESSAGES = 200_000;
 /** Per-message cost: the best of three runs (a collection in the middle of one says little). */
 function perMessage(make) {
@@ -136,11 +109,11 @@ function perMessage(make) {
   return best;
 }
 const messageResults = {
-  kvPutLog: perMessage((index) => kvPutLogMessage(index * 4, 1000 + index * 40_000)),
+  kvPutLog: perMessage((index) => kvPutLogMessage(index * KV_PUT_ENTRIES, 1000 + index * 40_000)),
   ack: perMessage((index) => ({
     type: 'ack',
-    receivedSeq: index * 4 + 3,
-    appliedSeq: index * 4,
+    receivedSeq: (index + 1) * KV_PUT_ENTRIES - 1,
+    appliedSeq: index * KV_PUT_ENTRIES,
     appliedIcount: index * 40_000,
   })),
 };

@@ -104,49 +104,14 @@ describe('output rule: every output names the log position that covers it', () =
   });
 
   it('a recording holds outputs until their owner releases them (holdOutputs), in order', async () => {
-    const log = new MemoryLog();
-    const held: MachineOutput[] = [];
     const releasedOrder: number[] = [];
     let writes = 0;
-    // A device whose every store is an output; it notes when the output door says "released".
-    const device: Device = {
-      kind: 'output-probe',
-      mmioSize: 0x1000,
-      attach(env) {
-        this.env = env;
-      },
-      readMmio: () => 0,
-      writeMmio(this: Device & { env?: DeviceEnv }) {
-        const index = writes++;
-        void this.env?.output('probe', Uint8Array.of(index)).then(() => releasedOrder.push(index));
-      },
-      applyEvent() {},
-      reset() {},
-      saveState: () => ({ kind: 'output-probe', version: 1, state: null }),
-      restoreState() {},
-    } as Device & { env?: DeviceEnv };
-    const machine = new Machine({
-      mode: 'record',
-      log,
-      clock: 'icount',
-      holdOutputs: true,
-      devices: [{ name: 'probe', device }],
-      onOutput: (output) => held.push(output),
+    // Every store is an output; the probe notes when the output door says "released".
+    const { machine, log, held } = holdingRecorder((env) => {
+      const index = writes++;
+      void env.output('probe', Uint8Array.of(index)).then(() => releasedOrder.push(index));
     });
-    // Three stores to the probe (platform bus, 0x0400_0000), then power off through the finisher.
-    machine.loadImage(
-      program([
-        0x040002b7, // lui t0, 0x04000
-        0x0002a023, // sw zero, 0(t0)
-        0x0002a023, // sw zero, 0(t0)
-        0x0002a023, // sw zero, 0(t0)
-        0x00100337, // lui t1, 0x00100
-        0x000053b7, // lui t2, 0x5
-        0x55538393, // addi t2, t2, 0x555
-        0x00732023, // sw t2, 0(t1)
-        0x0000006f, // j .
-      ]),
-    );
+    machine.loadImage(storesThenPowerOff([0x0002a023, 0x0002a023, 0x0002a023])); // sw zero, 0(t0) ×3
     runToEnd(machine, undefined);
     expect(machine.exitStatus).toBe(0);
     expect(held.map((output) => output.icount)).toEqual([1, 2, 3]);
@@ -169,45 +134,18 @@ describe('output rule: every output names the log position that covers it', () =
     await new Promise((resolve) => setImmediate(resolve));
     expect(releasedOrder).toEqual([1, 0, 2]);
   });
+
   it('a held output is covered right after its step; one per kind per 16,384 steps', () => {
-    const log = new MemoryLog();
-    const held: MachineOutput[] = [];
     // Stores at offset 0 are outputs of kind 'disk-write', at offset 4 of kind 'frame' (as a kv
     // PUT's disk write and its reply come a few hundred steps apart).
-    const device: Device = {
-      kind: 'output-probe',
-      mmioSize: 0x1000,
-      attach(env) {
-        this.env = env;
-      },
-      readMmio: () => 0,
-      writeMmio(this: Device & { env?: DeviceEnv }, offset: number) {
-        void this.env?.output(offset === 0 ? 'disk-write' : 'frame', Uint8Array.of(offset));
-      },
-      applyEvent() {},
-      reset() {},
-      saveState: () => ({ kind: 'output-probe', version: 1, state: null }),
-      restoreState() {},
-    } as Device & { env?: DeviceEnv };
-    const machine = new Machine({
-      mode: 'record',
-      log,
-      clock: 'icount',
-      holdOutputs: true,
-      devices: [{ name: 'probe', device }],
-      onOutput: (output) => held.push(output),
+    const { machine, log, held } = holdingRecorder((env, offset) => {
+      void env.output(offset === 0 ? 'disk-write' : 'frame', Uint8Array.of(offset));
     });
     machine.loadImage(
-      program([
-        0x040002b7, // lui t0, 0x04000
+      storesThenPowerOff([
         0x0002a023, // sw zero, 0(t0)   disk-write at icount 1
         0x0002a223, // sw zero, 4(t0)   frame at icount 2
         0x0002a023, // sw zero, 0(t0)   disk-write at icount 3, within its kind's window
-        0x00100337, // lui t1, 0x00100
-        0x000053b7, // lui t2, 0x5
-        0x55538393, // addi t2, t2, 0x555
-        0x00732023, // sw t2, 0(t1)     power off
-        0x0000006f, // j .
       ]),
     );
     runToEnd(machine, undefined);
@@ -224,3 +162,50 @@ describe('output rule: every output names the log position that covers it', () =
     expect(covering[2]?.kind).toBe('stop');
   });
 });
+
+/**
+ * A recording machine (`holdOutputs`) with a probe device on the platform bus (0x0400_0000): each
+ * store to it calls `write`, which makes outputs through the device's door.
+ */
+function holdingRecorder(write: (env: DeviceEnv, offset: number) => void) {
+  const log = new MemoryLog();
+  const held: MachineOutput[] = [];
+  const device = {
+    kind: 'output-probe',
+    mmioSize: 0x1000,
+    attach(env: DeviceEnv) {
+      this.env = env;
+    },
+    readMmio: () => 0,
+    writeMmio(offset: number) {
+      if (this.env) write(this.env, offset);
+    },
+    applyEvent() {},
+    reset() {},
+    saveState: () => ({ kind: 'output-probe', version: 1, state: null }),
+    restoreState() {},
+    env: undefined as DeviceEnv | undefined,
+  } as Device & { env?: DeviceEnv };
+  const machine = new Machine({
+    mode: 'record',
+    log,
+    clock: 'icount',
+    holdOutputs: true,
+    devices: [{ name: 'probe', device }],
+    onOutput: (output) => held.push(output),
+  });
+  return { machine, log, held };
+}
+
+/** `t0` at the probe, the given stores (each one step), then power off through the finisher. */
+function storesThenPowerOff(stores: readonly number[]): Uint8Array {
+  return program([
+    0x040002b7, // lui t0, 0x04000
+    ...stores,
+    0x00100337, // lui t1, 0x00100
+    0x000053b7, // lui t2, 0x5
+    0x55538393, // addi t2, t2, 0x555
+    0x00732023, // sw t2, 0(t1)
+    0x0000006f, // j .
+  ]);
+}

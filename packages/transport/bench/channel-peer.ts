@@ -3,41 +3,9 @@
 // round-trip.ts (through tsx's loader, so it runs from the sources).
 
 import { parentPort, workerData } from 'node:worker_threads';
-import type { FtMessage } from '@ftvm/core';
+// The same message the codec's benchmark encodes.
+import { KV_PUT_ENTRIES, kvPutLogMessage } from '../../log-codec/bench/kv-put-log-message.mjs';
 import { connectTcp } from '../src/node/index.js';
-
-/**
- * What one kv PUT puts in the log (read off a running pair): the request frame, a clock sample,
- * the disk write's completion and the progress mark that covers the reply.
- */
-export function kvPutLogMessage(seq: number, icount: number): FtMessage {
-  return {
-    type: 'log',
-    entries: [
-      { kind: 'event', seq, icount, device: 'virtio6', event: { type: 'frame', data: new Uint8Array(74) } },
-      {
-        kind: 'event',
-        seq: seq + 1,
-        icount,
-        device: '@machine',
-        event: { type: 'clock-track', data: [6_000_000_000 + seq, 4382] },
-      },
-      {
-        kind: 'event',
-        seq: seq + 2,
-        icount: icount + 29_000,
-        device: 'virtio7',
-        event: {
-          type: 'request-completed',
-          data: { id: seq, status: 0, data: null, early: true, appliedThrough: seq - 1 },
-        },
-      },
-      { kind: 'progress', seq: seq + 3, icount: icount + 32_000 },
-    ],
-  };
-}
-
-export const KV_PUT_ENTRIES = 4;
 
 if (parentPort && workerData?.kind === 'channel') {
   const port = parentPort;

@@ -232,17 +232,27 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
     return machine;
   };
 
-  const statistics = (role: 'primary' | 'backup', source: FtPrimary | FtBackup) => {
-    const figures = source.statistics() as unknown as Record<string, number | string | boolean>;
+  const statisticsIntervalMs = spec.statisticsIntervalMs ?? 200;
+  /** The guest's progress, the role's figures and the VM thread's times, to the parent. */
+  const postStatistics = (
+    role: 'primary' | 'backup',
+    epoch: number,
+    state: string,
+    machine: Machine,
+    figures: Readonly<Record<string, number | string | boolean>>,
+  ) =>
     post({
       type: 'statistics',
       role,
-      epoch: Number(figures.epoch),
-      state: String(figures.state),
-      icount: source.machine.cpu.icount,
+      epoch,
+      state,
+      icount: machine.cpu.icount,
       figures,
       thread: readThreadTimes(),
     });
+  const statistics = (role: 'primary' | 'backup', source: FtPrimary | FtBackup) => {
+    const figures = source.statistics() as unknown as Record<string, number | string | boolean>;
+    postStatistics(role, Number(figures.epoch), String(figures.state), source.machine, figures);
   };
 
   const handshake = (role: FtRole, epoch: number) => ({
@@ -284,7 +294,7 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
     source: FtPrimary | FtBackup,
     run: () => Promise<End>,
   ): Promise<End> => {
-    const timer = setInterval(() => statistics(role, source), spec.statisticsIntervalMs ?? 200);
+    const timer = setInterval(() => statistics(role, source), statisticsIntervalMs);
     try {
       return await run();
     } finally {
@@ -319,17 +329,8 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
       if (command.type === 'stop') abort.abort();
     });
     const timer = setInterval(
-      () =>
-        post({
-          type: 'statistics',
-          role: 'primary',
-          epoch: 0,
-          state: 'standalone',
-          icount: machine.cpu.icount,
-          figures: {},
-          thread: readThreadTimes(),
-        }),
-      spec.statisticsIntervalMs ?? 200,
+      () => postStatistics('primary', 0, 'standalone', machine, {}),
+      statisticsIntervalMs,
     );
     try {
       const result = await runMachine(machine, scheduler, { signal: abort.signal });
