@@ -275,9 +275,10 @@ export class FtBackup {
   async #takeOver(goLive: { epoch: number; wonMs: number }): Promise<BackupEnd> {
     let diverged: DivergenceError | undefined;
     try {
-      if ((await this.#replayToLogEnd(() => false)) === 'log-ended') {
-        throw new FtvmError('the log ended without its closing mark');
-      }
+      // A host killed while it replays (waiting for a read of the shared disk) never goes live.
+      const replayed = await this.#replayToLogEnd(() => this.#killed);
+      if (replayed === 'abandoned') return { end: 'killed' };
+      if (replayed === 'log-ended') throw new FtvmError('the log ended without its closing mark');
     } catch (error) {
       if (!DivergenceError.is(error)) throw error;
       diverged = error;
@@ -303,6 +304,7 @@ export class FtBackup {
       ...(this.#options.sabotage === undefined ? {} : { sabotage: this.#options.sabotage }),
     };
     this.#options.beforeGoLive?.(goLive.epoch);
+    if (this.#killed) return { end: 'killed' };
     const primary = FtPrimary.promote(this.machine, primaryOptions);
     this.#emit({
       type: 'backup-went-live',

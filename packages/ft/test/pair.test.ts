@@ -52,13 +52,14 @@ function makeBackup(
   cloning: boolean,
   deliver: ConsoleCapture['deliver'],
   createMachine: ReturnType<typeof bootMachine>,
-  overrides: Partial<FtConfig> = {},
+  extra: { config?: Partial<FtConfig>; beforeGoLive?: (epoch: number) => void } = {},
 ) {
   return new FtBackup({
     vmId: 'vm1',
     host,
     epoch: 1,
-    config: { ...config, ...overrides },
+    config: { ...config, ...extra.config },
+    ...(extra.beforeGoLive ? { beforeGoLive: extra.beforeGoLive } : {}),
     scheduler: roles.scheduler,
     arbiter: roles.arbiter,
     channel,
@@ -225,7 +226,7 @@ describe('divergence: a backup whose replay disagrees with the log', () => {
     const roles: Roles = { arbiter, events, scheduler: createNodeHost() };
     const primary = makePrimary(roles, () => {}, bootMachine('paging', 20_000));
     const backup = makeBackup(roles, 'host-b', withholding, false, () => {}, bootMachine('paging', 20_000), {
-      startupGraceMs: config.failureTimeoutMs,
+      config: { startupGraceMs: config.failureTimeoutMs },
     });
     primary.attachBackup(link.primary);
     const [primaryEnd, backupEnd] = await Promise.all([primary.run(), backup.run()]);
@@ -297,6 +298,43 @@ describe('failures (the paper §2.3): fail-stop of either side, partitions', () 
       );
     });
   }
+
+  it('the backup dies as it goes live (the arbiter won, the log replayed): it ends killed and never runs as a primary', async () => {
+    const arbiter = arbiterAtEpochOne();
+    const events: FtEvent[] = [];
+    const roles: Roles = { arbiter, events, scheduler: createNodeHost() };
+    const link = await memoryLink();
+    const primary = makePrimary(roles, () => {}, bootMachine('paging', 20_000));
+    let fenced = 0;
+    const backup: FtBackup = makeBackup(
+      roles,
+      'host-b',
+      link.backup,
+      false,
+      () => {},
+      bootMachine('paging', 20_000),
+      {
+        // The last thing before the new primary starts: its host dies here.
+        beforeGoLive: () => {
+          fenced++;
+          backup.kill();
+        },
+      },
+    );
+    primary.attachBackup(link.primary);
+    const primaryRun = primary.run();
+    const backupRun = backup.run();
+    while (backup.machine.cpu.icount === 0) await after(1);
+    primary.kill();
+    link.disconnect();
+    const [primaryEnd, backupEnd] = await Promise.all([primaryRun, backupRun]);
+    if (primaryEnd.end === 'powered-off') return; // the run finished before the kill landed
+    const why = `events: ${JSON.stringify(events)}`;
+    expect(fenced, why).toBe(1);
+    expect(backupEnd, why).toEqual({ end: 'killed' });
+    expect(events.some((event) => event.type === 'backup-went-live')).toBe(false);
+    expect(await arbiter.read('vm1')).toEqual({ epoch: 2, owner: 'host-b' });
+  });
 
   it('the backup dies: the primary wins the arbiter, lets its held outputs go, and finishes alone', async () => {
     const arbiter = arbiterAtEpochOne();
