@@ -740,23 +740,31 @@ export class VirtioBlock implements VirtioDevice {
     const view = new DataView(header.buffer, header.byteOffset, header.byteLength);
     const type = view.getUint32(0, true);
     const sector = view.getUint32(8, true) + view.getUint32(12, true) * 2 ** 32;
-    const base = {
+    // Every request is built by this one literal, so all share one shape (object spreads with
+    // overridden fields made V8 migrate each request's map: 3 % of a kv request's host time).
+    const request = (
+      operation: BlockOperation,
+      offsetBytes: number,
+      lengthBytes: number,
+      writeData: Uint8Array | null,
+      flushAfter: boolean,
+      status: number | null,
+      data: Uint8Array | null,
+    ): InFlightRequest => ({
       id: this.#nextRequestId++,
       headIndex: chain.headIndex,
+      operation,
+      offsetBytes,
+      lengthBytes,
+      writeData,
+      flushAfter,
       writable: chain.writable,
       writableBytes: chain.writableBytes,
-      flushAfter: false,
-      writeData: null,
-      data: null,
-    };
-    const answered = (status: number, data: Uint8Array | null = null): InFlightRequest => ({
-      ...base,
-      operation: 'answered',
-      offsetBytes: 0,
-      lengthBytes: 0,
       status,
       data,
     });
+    const answered = (status: number, data: Uint8Array | null = null) =>
+      request('answered', 0, 0, null, false, status, data);
     switch (type) {
       case VirtioBlockRequestType.in:
       case VirtioBlockRequestType.out: {
@@ -771,18 +779,18 @@ export class VirtioBlock implements VirtioDevice {
         ) {
           return answered(VirtioBlockStatus.ioError);
         }
-        return {
-          ...base,
-          operation: isWrite ? 'write' : 'read',
+        return request(
+          isWrite ? 'write' : 'read',
           offsetBytes,
           lengthBytes,
-          writeData: isWrite ? queue.readReadable(chain, lengthBytes, HEADER_BYTES) : null,
-          flushAfter: isWrite && !this.#flushNegotiated(),
-          status: null,
-        };
+          isWrite ? queue.readReadable(chain, lengthBytes, HEADER_BYTES) : null,
+          isWrite && !this.#flushNegotiated(),
+          null,
+          null,
+        );
       }
       case VirtioBlockRequestType.flush:
-        return { ...base, operation: 'flush', offsetBytes: 0, lengthBytes: 0, status: null };
+        return request('flush', 0, 0, null, false, null, null);
       case VirtioBlockRequestType.getId:
         return answered(
           VirtioBlockStatus.ok,
