@@ -42,6 +42,22 @@ describe('the simulator: seeded runs of a fault-tolerant kv VM with faults', () 
     );
   }
 
+  // Seeds that clone (seed 3's only failover is the final one).
+  for (const seed of [1, 2, 4]) {
+    it(
+      `seed ${seed}, each host with a disk of its own (clones get the primary's copy)`,
+      async () => {
+        const result = await runSeed(seed, { diskMode: 'separate' });
+        expect(result.failures, report(result)).toEqual([]);
+        expect(result.config).toMatch(/diskMode=separate/);
+        expect(result.statistics.clones).toBeGreaterThan(0);
+        // The clones' disks came over in the transfer (their copies start empty).
+        expect(result.trace.some((line) => /clone-finished .*"diskBytesSent":[1-9]/.test(line))).toBe(true);
+      },
+      TIMEOUT_MS,
+    );
+  }
+
   it(
     'replays a seed exactly: same trace, same digest',
     async () => {

@@ -42,7 +42,8 @@ const USAGE = [
   "  --verbose           print every seed's trace as it runs",
   "  --full-trace        print a failing seed's whole trace (default: its last 60 lines)",
   '  --no-fencing        let writes of deposed primaries reach the shared disk',
-  '  --disk-mode MODE    shared | backup-reads (default: drawn, one seed in four reads)',
+  '  --disk-mode MODE    shared | backup-reads | separate (default: drawn; one seed in four reads,',
+  '                      one in four has a disk per host)',
   '  --sabotage KIND     break every run on purpose: release-early | lost-write',
 ].join('\n');
 
@@ -107,7 +108,9 @@ export function parseArguments(argv: readonly string[]): SimulateArguments | str
         break;
       case '--disk-mode': {
         const mode = inline ?? argv[++index];
-        if (mode !== 'shared' && mode !== 'backup-reads') return '--disk-mode needs shared or backup-reads';
+        if (mode !== 'shared' && mode !== 'backup-reads' && mode !== 'separate') {
+          return '--disk-mode needs shared, backup-reads or separate';
+        }
         diskMode = mode;
         break;
       }

@@ -9,6 +9,7 @@ import { type BackupEnd, type BackupMachineHooks, FtBackup } from '../backup.js'
 import type { FtConfig } from '../config.js';
 import type { FtEvent } from '../events.js';
 import { FtPrimary, type PrimaryEnd, type PrimaryMachineHooks } from '../primary.js';
+import { TrackedDisk } from '../tracked-disk.js';
 import { SimLink } from './channel.js';
 import { checkKvHistory, ReleaseChecker } from './checkers.js';
 import { SimDisk, SimSharedDisk } from './disk.js';
@@ -46,8 +47,10 @@ export interface SimulatorOptions {
   readonly faultsMax?: number;
   /**
    * The paper's disk mode: `shared` (the backup's device does no IO, read data travels in the
-   * log) or `backup-reads` (the backup reads the shared disk itself; the primary's writes wait
-   * until the backup executed past them). Default: drawn with the seed (one seed in four reads).
+   * log), `backup-reads` (the backup reads the shared disk itself; the primary's writes wait
+   * until the backup executed past them) or `separate` (each host has a disk of its own; the
+   * backup applies the guest's writes to its copy, and a clone gets the primary's copy in the
+   * state transfer). Default: drawn with the seed (one seed in four reads, one in four separate).
    */
   readonly diskMode?: DiskMode;
   /** A fault schedule to play instead of the one the seed draws (a scenario written by hand). */
@@ -119,7 +122,7 @@ export interface SeedResult {
   readonly trace: readonly string[];
 }
 
-export type DiskMode = 'shared' | 'backup-reads';
+export type DiskMode = 'shared' | 'backup-reads' | 'separate';
 
 /** What a seed draws before the run. */
 interface SeedConfig {
@@ -144,6 +147,8 @@ const VM_ID = 'vm1';
 const RAM_SIZE_BYTES = 8 * 1024 * 1024;
 /** kv.elf needs 1537 sectors. */
 const DISK_SIZE_BYTES = 1600 * 512;
+/** The disk mode a seed runs, by its checkpoint interval in thousands of steps, modulo 4. */
+const DISK_MODE_BY_RESIDUE: readonly DiskMode[] = ['shared', 'separate', 'shared', 'backup-reads'];
 const NET_SLOT = 6;
 const DISK_SLOT = 7;
 /** How long after the load ends outstanding requests may take, ms. */
@@ -201,6 +206,8 @@ interface VmHost {
   readonly nic: VirtioNet;
   readonly block: VirtioBlock;
   readonly disk: SimDisk;
+  /** Separate disks: this host's own copy (its bytes, and the clone's view of it). */
+  readonly ownDisk: { readonly memory: MemoryBlockBackend; readonly tracked: TrackedDisk } | undefined;
   readonly nicLink: SwitchLink;
   readonly arbiter: MemoryArbiter;
   /** Set once this host runs the primary: whom its released outputs belong to. */
@@ -210,6 +217,11 @@ interface VmHost {
   cloneTarget: VmHost | undefined;
   /** A clone: its primary's state hash where the transfer was taken. */
   expectedTransfer: { icount: number; stateHash: Uint8Array; from: string } | undefined;
+}
+
+/** A role's `disks` option: a host's own copy, which live cloning copies (separate disks only). */
+function disksOf(vm: VmHost): { disks?: TrackedDisk[] } {
+  return vm.ownDisk ? { disks: [vm.ownDisk.tracked] } : {};
 }
 
 interface PrimaryRole {
@@ -331,7 +343,7 @@ class Simulation {
       finalFailover: rng.chance(0.6),
       // From a value drawn already (so adding the mode changed no seed's other draws).
       diskMode:
-        this.#options.diskMode ?? (checkpointIntervalSteps % 4000 === 3000 ? 'backup-reads' : 'shared'),
+        this.#options.diskMode ?? DISK_MODE_BY_RESIDUE[(checkpointIntervalSteps % 4000) / 1000] ?? 'shared',
     };
   }
 
@@ -482,8 +494,15 @@ class Simulation {
     if (this.#options.sabotage === 'lost-write') requests.push(this.#fabricatedLostWrite(requests));
     const complete = requests.every((request) => request.response !== undefined);
     for (const failure of checkKvHistory(requests, { complete })) this.fail(`kv: ${failure}`);
-    // kv.elf writes through: every answered write is on the shared disk, and nothing else.
-    const onDisk = readKvDisk(this.#disk.bytes);
+    // kv.elf writes through: every answered write is on the disk, and nothing else (separate
+    // disks: on the copy of the primary that answered the final reads).
+    const separate = this.#config.diskMode === 'separate';
+    const diskBytes = separate ? this.#primary?.vm.ownDisk?.memory.bytes : this.#disk.bytes;
+    if (diskBytes === undefined) {
+      this.fail('disk: no primary whose own disk to read');
+      return;
+    }
+    const onDisk = readKvDisk(diskBytes);
     if (typeof onDisk === 'string') {
       this.fail(`disk: ${onDisk}`);
       return;
@@ -493,7 +512,7 @@ class Simulation {
       const stored = onDisk.get(read.key);
       if (stored !== expected) {
         this.fail(
-          `disk: key ${read.key} holds ${stored === undefined ? 'nothing' : JSON.stringify(stored)} on the shared disk, but the VM answers ${expected === undefined ? 'NOTFOUND' : JSON.stringify(expected)}`,
+          `disk: key ${read.key} holds ${stored === undefined ? 'nothing' : JSON.stringify(stored)} on the ${separate ? "primary's" : 'shared'} disk, but the VM answers ${expected === undefined ? 'NOTFOUND' : JSON.stringify(expected)}`,
         );
       }
     }
@@ -578,8 +597,13 @@ class Simulation {
     this.#hostCount++;
     const host = new SimHost(this.#loop, name);
     const [diskLow, diskHigh] = this.#config.diskLatencyNs;
+    const separate = this.#config.diskMode === 'separate';
+    // Separate disks: a disk of this host's own, empty at first (a first backup's copy matches
+    // its primary's, both new; a clone's gets the primary's copy in the transfer). No other
+    // host writes it, so it needs no fence.
+    const ownBytes = separate ? new MemoryBlockBackend(DISK_SIZE_BYTES) : undefined;
     const disk = new SimDisk(
-      this.#sharedDisk,
+      ownBytes ? new SimSharedDisk(ownBytes, false) : this.#sharedDisk,
       host,
       epoch,
       () => this.#slowDiskNs + this.#rng.between(diskLow, diskHigh),
@@ -588,12 +612,17 @@ class Simulation {
           `late write: ${name} wrote ${length} bytes at offset ${offset} of the shared disk for epoch ${writer}, after epoch ${this.#sharedDisk.fenceEpoch} went live (no fencing): it may overwrite newer data`,
         ),
     );
+    const ownDisk = ownBytes
+      ? { memory: ownBytes, tracked: new TrackedDisk(`virtio${DISK_SLOT}`, disk) }
+      : undefined;
     const reads = this.#config.diskMode === 'backup-reads';
+    // As the node hosts configure their disks (vm-worker.ts): a backup with a disk of its own
+    // applies the writes too; only a shared disk completes writes early (the write cache).
     const block = new VirtioBlock({
-      backend: disk,
-      hostIo: role === 'primary' ? 'all' : reads ? 'reads' : 'none',
+      backend: ownDisk?.tracked ?? disk,
+      hostIo: role === 'primary' || separate ? 'all' : reads ? 'reads' : 'none',
       logReadData: !reads,
-      writeBack: !reads,
+      writeBack: !reads && !separate,
     });
     const nic = new VirtioNet();
     const arbiter = new MemoryArbiter({
@@ -608,6 +637,7 @@ class Simulation {
       nic,
       block,
       disk,
+      ownDisk,
       nicLink: this.#network.attachNic(host, nic),
       arbiter,
       primary: undefined,
@@ -765,6 +795,7 @@ class Simulation {
       deliver: (output) => this.#deliver(primaryVm, output),
       holdUntilApplied: this.#holdUntilApplied,
       onEvent: (event) => this.#onEvent(primaryVm, event),
+      ...disksOf(primaryVm),
     });
     primaryVm.primary = primary;
     const backup = this.#newBackup(backupVm, link, 1, false);
@@ -790,6 +821,7 @@ class Simulation {
       holdUntilApplied: this.#holdUntilApplied,
       onEvent: (event) => this.#onEvent(vm, event),
       beforeGoLive: (epoch) => vm.disk.fence(epoch),
+      ...disksOf(vm),
     });
     return { vm, driver, link, cloned: cloning, ended: undefined };
   }
@@ -1018,7 +1050,7 @@ class Simulation {
         this.#loop.after(durationNs, () => {
           this.#slowDiskNs = 0;
         });
-        return 'the shared disk is slow';
+        return this.#config.diskMode === 'separate' ? "every host's disk is slow" : 'the shared disk is slow';
       }
     }
   }
