@@ -6,6 +6,7 @@ import { type BlockBackend, MemoryBlockBackend } from './block-backend.js';
 import {
   diskWriteSummary,
   fnv1a32,
+  VIRTIO_BLOCK_BACKUP_READ_TRIES,
   VIRTIO_BLOCK_IN_FLIGHT_WRITE_BYTES_MAX,
   VIRTIO_BLOCK_REQUEST_BYTES_MAX,
   VirtioBlock,
@@ -877,10 +878,14 @@ describe('virtio-blk backup reads (completions without their data)', () => {
     const first = backup.submit(VirtioBlockRequestType.in, 0, undefined, SECTOR);
     const second = backup.submit(VirtioBlockRequestType.in, 1, undefined, SECTOR);
     await settleHost();
-    backend.calls[0]!.settle(true); // the backup's read fails, as the primary's did
-    await settleHost();
-    backend.calls[1]!.settle(true); // the backup's read fails, the primary's succeeded
+    // Each of the backup's reads fails every time it is tried (the first as the primary's did,
+    // the second where the primary's succeeded).
+    for (let call = 0; call < 2 * VIRTIO_BLOCK_BACKUP_READ_TRIES; call++) {
+      await settleHost();
+      backend.calls[call]!.settle(true);
+    }
     await backup.device.hostReadsSettled();
+    expect(backend.calls).toHaveLength(2 * VIRTIO_BLOCK_BACKUP_READ_TRIES);
     backup.harness.device.applyEvent({
       type: 'request-completed',
       data: { id: 1, status: VirtioBlockStatus.ioError, data: null, dataFromBackend: true },
@@ -898,9 +903,50 @@ describe('virtio-blk backup reads (completions without their data)', () => {
     expect(DivergenceError.is(caught)).toBe(true);
     expect((caught as DivergenceError).kind).toBe('missing-entry');
     expect((caught as DivergenceError).message).toMatch(
-      /local read that failed, where the primary read succeeded/,
+      /local read that failed 5 times, where the primary read succeeded/,
     );
     expect(second.status()).toBe(0xee);
+  });
+
+  it("tries a failed read of its own again (§4.1: the primary's succeeded): a passing error costs nothing", async () => {
+    const backend = new ControlledBackend(8 * SECTOR);
+    backend.inner.bytes.set(pattern(SECTOR, 33), 4 * SECTOR);
+    const backup = blockRig(backend, { hostIo: 'reads' });
+    const read = backup.submit(VirtioBlockRequestType.in, 4, undefined, SECTOR);
+    const logged = {
+      type: 'request-completed',
+      data: { id: 1, status: 0, data: null, dataFromBackend: true },
+    };
+    for (let call = 0; call < VIRTIO_BLOCK_BACKUP_READ_TRIES - 1; call++) {
+      await settleHost();
+      backend.calls[call]!.settle(true);
+      await settleHost();
+      expect(backup.device.isReadyFor(logged)).toBe(false); // still reading
+    }
+    backend.calls[VIRTIO_BLOCK_BACKUP_READ_TRIES - 1]!.settle(); // the last try succeeds
+    await backup.device.hostReadsSettled();
+    expect(backend.calls.map((call) => `${call.operation} ${call.offset}`)).toEqual(
+      new Array(VIRTIO_BLOCK_BACKUP_READ_TRIES).fill(`read ${4 * SECTOR}`),
+    );
+    backup.harness.device.applyEvent(logged);
+    expect(read.status()).toBe(VirtioBlockStatus.ok);
+    expect(read.data()).toEqual(pattern(SECTOR, 33));
+  });
+
+  it("a primary's failed read is the guest's to see: it is not tried again", async () => {
+    const backend = new ControlledBackend(8 * SECTOR);
+    const primary = blockRig(backend, { logReadData: false });
+    const read = primary.submit(VirtioBlockRequestType.in, 2, undefined, SECTOR);
+    await settleHost();
+    backend.calls[0]!.settle(true);
+    await primary.device.hostIdle();
+    await settleHost();
+    expect(backend.calls).toHaveLength(1);
+    expect(primary.harness.env.injected.map((event) => event.data)).toEqual([
+      { id: 1, status: VirtioBlockStatus.ioError, data: null, dataFromBackend: true },
+    ]);
+    primary.harness.deliver();
+    expect(read.status()).toBe(VirtioBlockStatus.ioError);
   });
 
   it('stops with a clear divergence when a device that reads nothing gets a completion without data', () => {

@@ -121,6 +121,14 @@ export const VIRTIO_BLOCK_IN_FLIGHT_WRITE_BYTES_MAX = 64 * 1024 * 1024;
  * so the completed writes a device keeps in its state stay well under the bounce-buffer limit.
  */
 export const VIRTIO_BLOCK_WRITE_BACK_BYTES_MAX = 16 * 1024 * 1024;
+
+/**
+ * A backup's own read of the shared disk (`hostIo: 'reads'`) that fails is tried this many times
+ * in all before the replay stops on it: the primary's read of the same sectors most likely
+ * succeeded, as the paper's backup assumes when it retries (§4.1). Tries follow one another at
+ * once: the device has no host timer, and each waits for the disk.
+ */
+export const VIRTIO_BLOCK_BACKUP_READ_TRIES = 5;
 /** Length of the GET_ID answer (VIRTIO_BLK_ID_BYTES). */
 export const VIRTIO_BLOCK_ID_BYTES = 20;
 /**
@@ -707,7 +715,7 @@ export class VirtioBlock implements VirtioDevice {
         'missing-entry',
         icount,
         expected,
-        'a local read that failed, where the primary read succeeded',
+        `a local read that failed ${VIRTIO_BLOCK_BACKUP_READ_TRIES} times, where the primary read succeeded`,
       );
     }
     return read.data;
@@ -926,11 +934,18 @@ export class VirtioBlock implements VirtioDevice {
     const { id, offsetBytes, lengthBytes } = request;
     if (this.#disposed) return;
     let status: number = VirtioBlockStatus.ok;
-    try {
-      read.data = (await this.backend.read(offsetBytes, lengthBytes)).slice();
-    } catch {
-      read.data = null;
-      status = VirtioBlockStatus.ioError;
+    // The primary's failure is the guest's to see; a backup's own read is tried again.
+    const tries = inject ? 1 : VIRTIO_BLOCK_BACKUP_READ_TRIES;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        read.data = (await this.backend.read(offsetBytes, lengthBytes)).slice();
+        status = VirtioBlockStatus.ok;
+        break;
+      } catch {
+        read.data = null;
+        status = VirtioBlockStatus.ioError;
+        if (attempt >= tries || this.#disposed) break;
+      }
     }
     read.settled = true;
     if (!inject) return;
