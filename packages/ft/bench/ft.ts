@@ -29,8 +29,6 @@ const KV_WARM_UP_MS = 6000;
  * test cluster's default, 5 M, checks four times as often: a divergence shows sooner in a test).
  */
 const CHECKPOINT_INTERVAL_STEPS = 20_000_000;
-/** After a load, before the log counts as idle. */
-const IDLE_SETTLE_MS = 1000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function percentile(sorted: readonly number[], fraction: number): number {
@@ -195,9 +193,14 @@ async function kvLoad(
   };
 }
 
-/** Log bytes per second the primary sent during `ms`. */
+/**
+ * Log bytes per second the primary sent during `ms`. Both readings wait for statistics sent after
+ * the moment they stand for: a reading taken at once is up to an interval old (the idle figure
+ * used to start inside the load before it, and counted ~70 KB of it: 31 KiB/s of "idle" log).
+ */
 async function logRate(primary: Host, ms: number): Promise<number> {
   const bytes = () => Number(primary.statistics?.figures.logBytesSent ?? 0);
+  await sleep(NEXT_STATISTICS_MS);
   const before = bytes();
   const started = performance.now();
   await sleep(ms);
@@ -301,12 +304,9 @@ async function kv(): Promise<void> {
     const on = await withCluster({ ...KV_VM, transport: 'tcp', config }, async (cluster) => {
       const { primary, backup } = await cluster.startPair();
       await kvLoad(cluster.port, 4, KV_WARM_UP_MS);
-      // Idle once the load's tail is over: the guest ran on for ~250 ms after the clients
-      // stopped, and its log counted as idle (31 KiB/s in one run, 0 in the next).
-      await sleep(IDLE_SETTLE_MS);
       idleLogBytesPerSecond = await logRate(primary, 2000);
       const measuring = kvLoad(cluster.port, 4, seconds * 1000, { primary, backup });
-      loadLogBytesPerSecond = await logRate(primary, seconds * 1000 - 200);
+      loadLogBytesPerSecond = await logRate(primary, seconds * 1000 - 400);
       const measured = await measuring;
       onOneClient = await kvLoad(cluster.port, 1, 2000);
       return measured;

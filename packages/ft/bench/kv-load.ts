@@ -2,7 +2,7 @@
 // prints requests per second, latency and each VM thread's CPU per request, with the VM threads'
 // Linux thread ids (to pick them out of `perf script`). docs/benchmarks.md shows it under perf:
 //
-//   FT=1 CLIENTS=4 SECONDS=8 node --perf-basic-prof --import tsx --conditions=@ftvm/source \
+//   FT=1 CLIENTS=4 LOAD_SECONDS=8 node --perf-basic-prof --import tsx --conditions=@ftvm/source \
 //     packages/ft/bench/kv-load.ts            (FT=0: the VM without fault tolerance)
 //
 // The load starts after WARM_SECONDS (default 6) of warm-up, as the benchmark's does.
@@ -13,7 +13,7 @@ import { Cluster, type Host } from '../test/cluster.js';
 
 const ft = process.env.FT !== '0';
 const clients = Number(process.env.CLIENTS ?? 4);
-const seconds = Number(process.env.SECONDS ?? 8);
+const seconds = Number(process.env.LOAD_SECONDS ?? 8);
 const warmSeconds = Number(process.env.WARM_SECONDS ?? 6);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -162,8 +162,9 @@ export class FtBackup {
           this.#options.channel.close();
           return { end: 'stopped' };
         }
-        if (this.#goLive) return this.#takeOver(this.#goLive);
-        if (this.#finishing !== undefined) return this.#finish(this.#finishing);
+        // Awaited here, so that `finally` below runs once they are over.
+        if (this.#goLive) return await this.#takeOver(this.#goLive);
+        if (this.#finishing !== undefined) return await this.#finish(this.#finishing);
         if (this.#core.state === 'receiving-state') {
           await this.#sleepMs(this.#config.heartbeatIntervalMs);
           continue;
@@ -211,8 +212,9 @@ export class FtBackup {
       }
     } finally {
       this.log.onAvailable(undefined);
-      // Whatever ended the run, the channel's later news (its close) must not start anything.
-      if (this.#core.state !== 'halted' && !this.#goLive)
+      // Whatever ended the run, the channel's later news (its close) must not start anything. A
+      // backup that went live keeps its core as it was (its primary has a core of its own).
+      if (this.#core.state !== 'halted' && (!this.#goLive || this.#killed))
         this.#core.stop('the backup finished', this.#nowMs());
       this.#core.takeEffects();
     }
@@ -253,7 +255,8 @@ export class FtBackup {
   /**
    * Ends the log where it stands and runs the machine through it: to the guest's stop, or to the
    * end of the log (`log-ended`), waiting for a device's own reads a logged completion needs.
-   * `abandon()` is asked before each slice. A divergence throws.
+   * `abandon()` is asked before each slice, and at least every heartbeat interval while a read is
+   * awaited (a killed host's disk IO may never complete). A divergence throws.
    */
   async #replayToLogEnd(abandon: () => boolean): Promise<'stopped' | 'log-ended' | 'abandoned'> {
     this.log.endHere();
@@ -263,7 +266,8 @@ export class FtBackup {
       if (outcome.end !== 'log-starved') continue;
       const deviceWait = this.machine.deviceWait;
       if (deviceWait === undefined) return 'log-ended';
-      await deviceWait; // a read of its own the next logged completion needs
+      // A read of its own the next logged completion needs; kill() wakes the wait.
+      await this.#waiter.wait(this.#config.heartbeatIntervalMs * 1e6, deviceWait);
     }
     return 'stopped';
   }

@@ -5,6 +5,8 @@ export type { BackupEffects, BackupState, BackupStatistics } from './backup-core
 export { BackupCore } from './backup-core.js';
 export type { FtConfig } from './config.js';
 export { DEFAULT_FT_CONFIG, ftConfig, SLICE_STEPS_MAX, STATE_HASH_PAGES_PER_SLICE } from './config.js';
+export type { DiskMode } from './disk-modes.js';
+export { blockOptionsFor, DISK_MODES, holdUntilAppliedFor, isDiskMode } from './disk-modes.js';
 export { entrySizeBytes } from './entry-size.js';
 export type { FtEvent, FtEventType } from './events.js';
 export { LiveLog } from './live-log.js';

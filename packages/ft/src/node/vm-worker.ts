@@ -15,6 +15,7 @@ import {
 } from '@ftvm/transport/node';
 import { type BackupEnd, FtBackup } from '../backup.js';
 import type { FtConfig } from '../config.js';
+import { blockOptionsFor, type DiskMode, holdUntilAppliedFor } from '../disk-modes.js';
 import type { FtEvent } from '../events.js';
 import { FtPrimary, type FtSabotage, type PrimaryEnd } from '../primary.js';
 import { TrackedDisk } from '../tracked-disk.js';
@@ -35,8 +36,7 @@ const DISK_SLOT = 7;
 /** How long a role that stopped or powered off waits for released disk IO to finish, at most. */
 const DISK_SETTLE_MS_MAX = 2000;
 
-/** How the backup treats the disk (the paper's three modes, §2.1 and §4.1). */
-export type DiskMode = 'shared' | 'backup-reads' | 'separate';
+export type { DiskMode };
 
 /** What the parent gives the worker (as `workerData`). */
 export interface VmWorkerSpec {
@@ -174,11 +174,7 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
     clearTimeout(timer);
   };
 
-  // With backup reads, a disk write must not overtake the backup's own reads (see PrimaryCore).
-  const holdUntilApplied =
-    spec.disk?.mode === 'backup-reads'
-      ? (output: MachineOutput) => output.kind === 'disk-write' || output.kind === 'disk-flush'
-      : undefined;
+  const holdUntilApplied = spec.disk ? holdUntilAppliedFor(spec.disk.mode) : undefined;
   const deliver = (output: MachineOutput) => {
     if (output.kind === 'console') post({ type: 'console', data: output.data.slice() });
     else if (output.kind === NET_FRAME_OUTPUT) spec.networkPort?.postMessage({ frame: output.data.slice() });
@@ -191,23 +187,9 @@ export async function runVmWorker(spec: VmWorkerSpec, parent: Parent): Promise<v
     const slots: (Device | undefined)[] = new Array(8).fill(undefined);
     let slot = DISK_SLOT;
     if (disk) {
-      // A backup on a shared disk does no disk IO (read data travels in the log); with
-      // backup-reads it reads, never writes; with its own copy it applies the writes too.
-      const mode = spec.disk?.mode ?? 'shared';
-      const hostIo = !asBackup
-        ? 'all'
-        : mode === 'shared'
-          ? 'none'
-          : mode === 'backup-reads'
-            ? 'reads'
-            : 'all';
-      // On a shared disk writes complete before they reach it (a volatile write cache): the
-      // backup's acknowledgement then holds the disk, not the guest (see VirtioBlockOptions).
       block = new VirtioBlock({
         backend: ownCopy ?? disk,
-        hostIo,
-        logReadData: mode !== 'backup-reads',
-        writeBack: mode === 'shared',
+        ...blockOptionsFor(spec.disk?.mode ?? 'shared', asBackup),
       });
       slots[slot--] = new VirtioMmioTransport(block);
     }

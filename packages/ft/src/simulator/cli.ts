@@ -1,3 +1,4 @@
+import { DISK_MODES, isDiskMode } from '../disk-modes.js';
 import {
   type DiskMode,
   reportUnhandledRejection,
@@ -108,9 +109,7 @@ export function parseArguments(argv: readonly string[]): SimulateArguments | str
         break;
       case '--disk-mode': {
         const mode = inline ?? argv[++index];
-        if (mode !== 'shared' && mode !== 'backup-reads' && mode !== 'separate') {
-          return '--disk-mode needs shared, backup-reads or separate';
-        }
+        if (!isDiskMode(mode)) return `--disk-mode needs one of ${DISK_MODES.join(', ')}`;
         diskMode = mode;
         break;
       }

@@ -5,6 +5,7 @@ import type { SimHost } from './loop.js';
  * The shared disk of a simulated VM (the paper's shared storage): one {@link MemoryBlockBackend}
  * every host uses, optionally fenced by epoch as the node deployment's `SharedMemoryDisk` is (a
  * backup that goes live raises the fence to its epoch; a write from an older epoch is refused).
+ * With separate disks each host has one of these to itself, unfenced: no other host writes it.
  */
 export class SimSharedDisk {
   readonly backend: MemoryBlockBackend;

@@ -7,6 +7,7 @@ import { Machine, type MachineOutput } from '@ftvm/machine';
 import type { SwitchLink } from '@ftvm/net';
 import { type BackupEnd, type BackupMachineHooks, FtBackup } from '../backup.js';
 import type { FtConfig } from '../config.js';
+import { blockOptionsFor, type DiskMode, holdUntilAppliedFor } from '../disk-modes.js';
 import type { FtEvent } from '../events.js';
 import { FtPrimary, type PrimaryEnd, type PrimaryMachineHooks } from '../primary.js';
 import { TrackedDisk } from '../tracked-disk.js';
@@ -122,7 +123,7 @@ export interface SeedResult {
   readonly trace: readonly string[];
 }
 
-export type DiskMode = 'shared' | 'backup-reads' | 'separate';
+export type { DiskMode };
 
 /** What a seed draws before the run. */
 interface SeedConfig {
@@ -615,14 +616,10 @@ class Simulation {
     const ownDisk = ownBytes
       ? { memory: ownBytes, tracked: new TrackedDisk(`virtio${DISK_SLOT}`, disk) }
       : undefined;
-    const reads = this.#config.diskMode === 'backup-reads';
-    // As the node hosts configure their disks (vm-worker.ts): a backup with a disk of its own
-    // applies the writes too; only a shared disk completes writes early (the write cache).
+    // Configured as the node hosts configure theirs.
     const block = new VirtioBlock({
       backend: ownDisk?.tracked ?? disk,
-      hostIo: role === 'primary' || separate ? 'all' : reads ? 'reads' : 'none',
-      logReadData: !reads,
-      writeBack: !reads && !separate,
+      ...blockOptionsFor(this.#config.diskMode, role === 'backup'),
     });
     const nic = new VirtioNet();
     const arbiter = new MemoryArbiter({
@@ -741,9 +738,7 @@ class Simulation {
 
   /** With backup reads, a disk write must not overtake the backup's own reads (see PrimaryCore). */
   get #holdUntilApplied(): ((output: MachineOutput) => boolean) | undefined {
-    return this.#config.diskMode === 'backup-reads'
-      ? (output) => output.kind === 'disk-write' || output.kind === 'disk-flush'
-      : undefined;
+    return holdUntilAppliedFor(this.#config.diskMode);
   }
 
   #newLink(primary: VmHost, backup: VmHost, epoch: number): SimLink {

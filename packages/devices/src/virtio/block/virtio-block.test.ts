@@ -908,7 +908,7 @@ describe('virtio-blk backup reads (completions without their data)', () => {
     expect(second.status()).toBe(0xee);
   });
 
-  it("tries a failed read of its own again (§4.1: the primary's succeeded): a passing error costs nothing", async () => {
+  it("tries a failed read of its own again (the primary's most likely succeeded): a passing error costs nothing", async () => {
     const backend = new ControlledBackend(8 * SECTOR);
     backend.inner.bytes.set(pattern(SECTOR, 33), 4 * SECTOR);
     const backup = blockRig(backend, { hostIo: 'reads' });
