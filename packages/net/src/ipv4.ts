@@ -193,7 +193,16 @@ export function buildUdpFrame(fields: UdpFrameFields): Uint8Array {
     EtherType.ipv4,
     IPV4_HEADER_BYTES + udpBytes,
   );
-  writeIpv4Header(frame, ETHERNET_HEADER_BYTES, { ...fields, protocol: IpProtocol.udp }, udpBytes);
+  // The header's fields named one by one: a spread of `fields` (whose shape varies by caller) made
+  // V8 copy it on a slow path for every frame, 5 % of the gateway thread's time under kv.
+  const header: Ipv4HeaderFields = {
+    source: fields.source,
+    destination: fields.destination,
+    protocol: IpProtocol.udp,
+    identification: fields.identification,
+    timeToLive: fields.timeToLive,
+  };
+  writeIpv4Header(frame, ETHERNET_HEADER_BYTES, header, udpBytes);
   const at = ETHERNET_HEADER_BYTES + IPV4_HEADER_BYTES;
   frame[at] = fields.sourcePort >>> 8;
   frame[at + 1] = fields.sourcePort & 0xff;
