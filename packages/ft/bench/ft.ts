@@ -11,24 +11,17 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { summarizeLatencies } from '@ftvm/kv-client';
-import { runKvLoad } from '@ftvm/kv-client/node';
 import { threadShares } from '../src/node/index.js';
 import { Cluster, type ClusterOptions, type Host, until } from '../test/cluster.js';
+import { CHECKPOINT_INTERVAL_STEPS, BENCH_FT_CONFIG as config, KV_VM, putLoad } from './kv-put-load.js';
 
 const seconds = Number(process.env.FTVM_BENCH_SECONDS ?? 4);
-const config = { failureTimeoutMs: 300, heartbeatIntervalMs: 50 };
 const results: Record<string, unknown> = { date: new Date().toISOString(), windowSeconds: seconds };
 /**
  * Load before each kv measurement, on both sides: the block compiler compiles the request path
  * over the first few seconds, and FT on has two machines (primary and backup) to warm up.
  */
 const KV_WARM_UP_MS = 6000;
-/**
- * Steps between state-hash checkpoints, as the cluster's hosts and the demo run their pairs (the
- * test cluster's default, 5 M, checks four times as often: a divergence shows sooner in a test).
- */
-const CHECKPOINT_INTERVAL_STEPS = 20_000_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function percentile(sorted: readonly number[], fraction: number): number {
@@ -153,40 +146,24 @@ async function kvLoad(
   const wallBefore = performance.now();
   const primaryWatch = vms.primary ? watchVm(vms.primary) : undefined;
   const backupWatch = vms.backup ? watchVm(vms.backup) : undefined;
-  const { history } = await runKvLoad({
-    target: { host: '127.0.0.1', port },
-    clients,
-    durationMs,
-    mix: { put: 1 },
-    keySpace: 16,
-    resetCounters: false,
-    finalReads: false,
-    timeoutMs: 500,
-    retries: 0,
-  });
-  const answered = history.operations.filter(
-    (operation) => operation.response && operation.completedMs !== undefined,
-  );
-  const latency = summarizeLatencies(
-    answered.map((operation) => (operation.completedMs as number) - operation.invokedMs),
-  );
+  const { answered, p50Ms, p99Ms } = await putLoad(port, clients, durationMs);
   const cpu = process.cpuUsage(cpuBefore);
   const cpuMs = (cpu.user + cpu.system) / 1000;
   const wallMs = performance.now() - wallBefore;
   if (primaryWatch) await sleep(NEXT_STATISTICS_MS);
   const perRequest = (watch: typeof primaryWatch) => {
     const thread = watch?.().thread;
-    if (!thread || answered.length === 0) return undefined;
+    if (!thread || answered === 0) return undefined;
     const { cpuMs, ...shares } = thread;
-    return { cpuMsPerRequest: cpuMs / answered.length, ...shares };
+    return { cpuMsPerRequest: cpuMs / answered, ...shares };
   };
   return {
-    requestsPerSecond: answered.length / (durationMs / 1000),
-    p50Ms: latency?.p50 ?? Number.NaN,
-    p99Ms: latency?.p99 ?? Number.NaN,
+    requestsPerSecond: answered / (durationMs / 1000),
+    p50Ms,
+    p99Ms,
     /** Cores the process kept busy on average (this machine has os.availableParallelism()). */
     coresBusy: cpuMs / wallMs,
-    cpuMsPerRequest: answered.length > 0 ? cpuMs / answered.length : Number.NaN,
+    cpuMsPerRequest: answered > 0 ? cpuMs / answered : Number.NaN,
     /** The VM threads: the primary's (or the standalone VM's) and the backup's. */
     primaryThread: perRequest(primaryWatch),
     backupThread: perRequest(backupWatch),
@@ -278,13 +255,6 @@ async function cpuBound(): Promise<void> {
     `cpu-bound, FT on / FT off per CPU-second of the VM thread (each side with a core of its own): ${perCpuSecondRatio.toFixed(3)}`,
   );
 }
-
-/** The kv service's VM, as the kv and failover parts run it. */
-const KV_VM = {
-  image: 'kv' as const,
-  diskBytes: 4 * 1024 * 1024,
-  checkpointIntervalSteps: CHECKPOINT_INTERVAL_STEPS,
-};
 
 async function kv(): Promise<void> {
   type Load = Awaited<ReturnType<typeof kvLoad>>;

@@ -7,36 +7,14 @@
 //
 // The load starts after WARM_SECONDS (default 6) of warm-up, as the benchmark's does.
 import { readdirSync, readFileSync } from 'node:fs';
-import { summarizeLatencies } from '@ftvm/kv-client';
-import { runKvLoad } from '@ftvm/kv-client/node';
 import { Cluster, type Host } from '../test/cluster.js';
+import { BENCH_FT_CONFIG, KV_VM, putLoad } from './kv-put-load.js';
 
 const ft = process.env.FT !== '0';
 const clients = Number(process.env.CLIENTS ?? 4);
 const seconds = Number(process.env.LOAD_SECONDS ?? 8);
 const warmSeconds = Number(process.env.WARM_SECONDS ?? 6);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function load(port: number, durationMs: number) {
-  const { history } = await runKvLoad({
-    target: { host: '127.0.0.1', port },
-    clients,
-    durationMs,
-    mix: { put: 1 },
-    keySpace: 16,
-    resetCounters: false,
-    finalReads: false,
-    timeoutMs: 500,
-    retries: 0,
-  });
-  const answered = history.operations.filter(
-    (operation) => operation.response && operation.completedMs !== undefined,
-  );
-  const latency = summarizeLatencies(
-    answered.map((operation) => (operation.completedMs as number) - operation.invokedMs),
-  );
-  return { answered: answered.length, p50Ms: latency?.p50, p99Ms: latency?.p99 };
-}
 
 /** This process's thread whose CPU time is closest to what `host` last reported for its VM thread. */
 function threadId(host: Host): number | undefined {
@@ -51,13 +29,7 @@ function threadId(host: Host): number | undefined {
   return best?.tid;
 }
 
-const cluster = new Cluster({
-  image: 'kv',
-  diskBytes: 4 * 1024 * 1024,
-  checkpointIntervalSteps: 20_000_000,
-  transport: 'tcp',
-  config: { failureTimeoutMs: 300, heartbeatIntervalMs: 50 },
-});
+const cluster = new Cluster({ ...KV_VM, transport: 'tcp', config: BENCH_FT_CONFIG });
 await cluster.start();
 try {
   const vms: Host[] = [];
@@ -69,10 +41,10 @@ try {
     while (vm.statistics === undefined) await sleep(50);
     vms.push(vm);
   }
-  await load(cluster.port, warmSeconds * 1000);
+  await putLoad(cluster.port, clients, warmSeconds * 1000);
   const before = vms.map((vm) => vm.statistics?.thread?.cpuMs ?? Number.NaN);
   const processBefore = process.cpuUsage();
-  const measured = await load(cluster.port, seconds * 1000);
+  const measured = await putLoad(cluster.port, clients, seconds * 1000);
   const processCpu = process.cpuUsage(processBefore);
   await sleep(250); // the VMs' next statistics
   const threads = vms.map((vm, index) => ({

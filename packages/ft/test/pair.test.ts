@@ -70,20 +70,45 @@ function makeBackup(
   });
 }
 
-/** A primary and its backup booted together from `image`, joined by an in-process channel. */
-async function pair(image: ImageName, arbiter: Arbiter, events: FtEvent[]) {
+/** `store`, with `after` told of each test-and-set once it is decided, before its caller hears. */
+function arbiterHooked(
+  store: Arbiter,
+  after: (owner: string, result: Awaited<ReturnType<Arbiter['testAndSet']>>) => void,
+): Arbiter {
+  return {
+    testAndSet: async (vmId, fromEpoch, owner) => {
+      const result = await store.testAndSet(vmId, fromEpoch, owner);
+      after(owner, result);
+      return result;
+    },
+    read: (vmId) => store.read(vmId),
+  };
+}
+
+/**
+ * A primary and its backup booted together from `image`, joined by an in-process channel
+ * (checkpoints every 20,000 steps unless `options` say otherwise; `options.backup` as makeBackup's).
+ */
+async function pair(
+  image: ImageName,
+  arbiter: Arbiter,
+  events: FtEvent[],
+  options: { checkpointIntervalSteps?: number; backup?: Parameters<typeof makeBackup>[6] } = {},
+) {
   const roles: Roles = { arbiter, events, scheduler: createNodeHost() };
   const link = await memoryLink();
   const primaryConsole = new ConsoleCapture();
   const backupConsole = new ConsoleCapture();
-  const primary = makePrimary(roles, primaryConsole.deliver, bootMachine(image, 20_000));
+  const steps = options.checkpointIntervalSteps ?? 20_000;
+  const primary = makePrimary(roles, primaryConsole.deliver, bootMachine(image, steps));
   const backup = makeBackup(
     roles,
     'host-b',
     link.backup,
     false,
     backupConsole.deliver,
-    bootMachine(image, 20_000),
+    bootMachine(image, steps),
+    options.backup,
   );
   primary.attachBackup(link.primary);
   return { primary, backup, link, primaryConsole, backupConsole };
@@ -214,15 +239,10 @@ describe('divergence: a backup whose replay disagrees with the log', () => {
       if (altered) withheld.push(message);
       else deliverNow(message);
     });
-    const arbiter: Arbiter = {
-      // The log comes in just before the answer: no slice runs between the two.
-      testAndSet: async (vmId, fromEpoch, owner) => {
-        const result = await store.testAndSet(vmId, fromEpoch, owner);
-        if (owner === 'host-b') for (const message of withheld.splice(0)) deliver(message);
-        return result;
-      },
-      read: (vmId) => store.read(vmId),
-    };
+    // The log comes in just before the answer: no slice runs between the two.
+    const arbiter = arbiterHooked(store, (owner) => {
+      if (owner === 'host-b') for (const message of withheld.splice(0)) deliver(message);
+    });
     const roles: Roles = { arbiter, events, scheduler: createNodeHost() };
     const primary = makePrimary(roles, () => {}, bootMachine('paging', 20_000));
     const backup = makeBackup(roles, 'host-b', withholding, false, () => {}, bootMachine('paging', 20_000), {
@@ -309,25 +329,20 @@ describe('failures (the paper §2.3): fail-stop of either side, partitions', () 
     beforeGoLive?: (backup: FtBackup) => void;
   }) {
     const store = arbiterAtEpochOne();
-    let backup: FtBackup | undefined;
-    const arbiter: Arbiter = {
-      testAndSet: async (vmId, fromEpoch, owner) => {
-        const result = await store.testAndSet(vmId, fromEpoch, owner);
-        if (owner === 'host-b' && result.won && backup) hooks.onArbiterWon?.(backup);
-        return result;
-      },
-      read: (vmId) => store.read(vmId),
-    };
+    let hooked: FtBackup | undefined;
+    const arbiter = arbiterHooked(store, (owner, result) => {
+      if (owner === 'host-b' && result.won && hooked) hooks.onArbiterWon?.(hooked);
+    });
     const events: FtEvent[] = [];
-    const roles: Roles = { arbiter, events, scheduler: createNodeHost() };
-    const link = await memoryLink();
-    const primary = makePrimary(roles, () => {}, bootMachine('bench', 20_000_000));
-    backup = makeBackup(roles, 'host-b', link.backup, false, () => {}, bootMachine('bench', 20_000_000), {
-      beforeGoLive: () => {
-        if (backup) hooks.beforeGoLive?.(backup);
+    const { primary, backup, link } = await pair('bench', arbiter, events, {
+      checkpointIntervalSteps: 20_000_000,
+      backup: {
+        beforeGoLive: () => {
+          if (hooked) hooks.beforeGoLive?.(hooked);
+        },
       },
     });
-    primary.attachBackup(link.primary);
+    hooked = backup;
     const primaryRun = primary.run();
     const backupRun = backup.run();
     while (backup.machine.cpu.icount === 0) await after(1);

@@ -736,11 +736,6 @@ class Simulation {
     }
   }
 
-  /** With backup reads, a disk write must not overtake the backup's own reads (see PrimaryCore). */
-  get #holdUntilApplied(): ((output: MachineOutput) => boolean) | undefined {
-    return holdUntilAppliedFor(this.#config.diskMode);
-  }
-
   #newLink(primary: VmHost, backup: VmHost, epoch: number): SimLink {
     const link = new SimLink(this.#loop, this.#rng, {
       name: `${primary.host.name}→${backup.host.name}`,
@@ -788,7 +783,7 @@ class Simulation {
       arbiter: primaryVm.arbiter,
       createMachine: (hooks) => this.#createMachine(primaryVm, hooks, true),
       deliver: (output) => this.#deliver(primaryVm, output),
-      holdUntilApplied: this.#holdUntilApplied,
+      holdUntilApplied: holdUntilAppliedFor(this.#config.diskMode),
       onEvent: (event) => this.#onEvent(primaryVm, event),
       ...disksOf(primaryVm),
     });
@@ -813,7 +808,7 @@ class Simulation {
       cloning,
       createMachine: (hooks) => this.#createMachine(vm, hooks, !cloning),
       deliver: (output) => this.#deliver(vm, output),
-      holdUntilApplied: this.#holdUntilApplied,
+      holdUntilApplied: holdUntilAppliedFor(this.#config.diskMode),
       onEvent: (event) => this.#onEvent(vm, event),
       beforeGoLive: (epoch) => vm.disk.fence(epoch),
       ...disksOf(vm),

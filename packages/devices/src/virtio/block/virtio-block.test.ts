@@ -744,6 +744,21 @@ describe('virtio-blk host IO modes', () => {
 });
 
 describe('virtio-blk backup reads (completions without their data)', () => {
+  /** The log's completion of request `id`, without the data its applier reads itself. */
+  const dataLessCompletion = (id = 1, status: number = VirtioBlockStatus.ok) => ({
+    type: 'request-completed',
+    data: { id, status, data: null, dataFromBackend: true },
+  });
+
+  /** A backup in 'reads' mode whose guest reads `sector`, which holds `pattern(SECTOR, seed)`. */
+  function backupReading(sector: number, seed: number) {
+    const backend = new ControlledBackend(8 * SECTOR);
+    backend.inner.bytes.set(pattern(SECTOR, seed), sector * SECTOR);
+    const backup = blockRig(backend, { hostIo: 'reads' });
+    const read = backup.submit(VirtioBlockRequestType.in, sector, undefined, SECTOR);
+    return { backend, backup, read };
+  }
+
   /** The same guest work on any rig: a write, a read over it, a read elsewhere, a GET_ID. */
   function guestWork(rig: ReturnType<typeof blockRig>) {
     return [
@@ -815,10 +830,7 @@ describe('virtio-blk backup reads (completions without their data)', () => {
     const backup = blockRig(backend, { hostIo: 'reads' });
     backup.harness.env.setIcount(1234);
     backup.submit(VirtioBlockRequestType.in, 5, undefined, SECTOR);
-    const logged = {
-      type: 'request-completed',
-      data: { id: 1, status: 0, data: null, dataFromBackend: true },
-    };
+    const logged = dataLessCompletion();
     await settleHost();
     expect(backup.harness.device.hostWorkPendingSince?.()).toBe(1234);
     const waiting = backup.harness.device.whenReadyFor?.(logged);
@@ -830,14 +842,8 @@ describe('virtio-blk backup reads (completions without their data)', () => {
   });
 
   it('isReadyFor answers false until the local read settled', async () => {
-    const backend = new ControlledBackend(8 * SECTOR);
-    backend.inner.bytes.set(pattern(SECTOR, 12), 5 * SECTOR);
-    const backup = blockRig(backend, { hostIo: 'reads' });
-    const read = backup.submit(VirtioBlockRequestType.in, 5, undefined, SECTOR);
-    const logged = {
-      type: 'request-completed',
-      data: { id: 1, status: 0, data: null, dataFromBackend: true },
-    };
+    const { backend, backup, read } = backupReading(5, 12);
+    const logged = dataLessCompletion();
     expect(backup.device.isReadyFor(logged)).toBe(false);
     // Events that need no local read are ready at once.
     expect(backup.device.isReadyFor({ type: 'other' })).toBe(true);
@@ -847,12 +853,7 @@ describe('virtio-blk backup reads (completions without their data)', () => {
         data: { id: 1, status: 0, data: new Uint8Array(SECTOR) },
       }),
     ).toBe(true);
-    expect(
-      backup.device.isReadyFor({
-        type: 'request-completed',
-        data: { id: 1, status: 1, data: null, dataFromBackend: true },
-      }),
-    ).toBe(true);
+    expect(backup.device.isReadyFor(dataLessCompletion(1, VirtioBlockStatus.ioError))).toBe(true);
     // Applied too early it does not complete the request with missing data: the replay stops.
     expect(() => backup.harness.device.applyEvent(logged)).toThrow(DivergenceError);
     expect(read.status()).toBe(0xee);
@@ -886,17 +887,11 @@ describe('virtio-blk backup reads (completions without their data)', () => {
     }
     await backup.device.hostReadsSettled();
     expect(backend.calls).toHaveLength(2 * VIRTIO_BLOCK_BACKUP_READ_TRIES);
-    backup.harness.device.applyEvent({
-      type: 'request-completed',
-      data: { id: 1, status: VirtioBlockStatus.ioError, data: null, dataFromBackend: true },
-    });
+    backup.harness.device.applyEvent(dataLessCompletion(1, VirtioBlockStatus.ioError));
     expect(first.status()).toBe(VirtioBlockStatus.ioError);
     let caught: unknown;
     try {
-      backup.harness.device.applyEvent({
-        type: 'request-completed',
-        data: { id: 2, status: 0, data: null, dataFromBackend: true },
-      });
+      backup.harness.device.applyEvent(dataLessCompletion(2));
     } catch (error) {
       caught = error;
     }
@@ -909,14 +904,8 @@ describe('virtio-blk backup reads (completions without their data)', () => {
   });
 
   it("tries a failed read of its own again (the primary's most likely succeeded): a passing error costs nothing", async () => {
-    const backend = new ControlledBackend(8 * SECTOR);
-    backend.inner.bytes.set(pattern(SECTOR, 33), 4 * SECTOR);
-    const backup = blockRig(backend, { hostIo: 'reads' });
-    const read = backup.submit(VirtioBlockRequestType.in, 4, undefined, SECTOR);
-    const logged = {
-      type: 'request-completed',
-      data: { id: 1, status: 0, data: null, dataFromBackend: true },
-    };
+    const { backend, backup, read } = backupReading(4, 33);
+    const logged = dataLessCompletion();
     for (let call = 0; call < VIRTIO_BLOCK_BACKUP_READ_TRIES - 1; call++) {
       await settleHost();
       backend.calls[call]!.settle(true);
@@ -952,10 +941,7 @@ describe('virtio-blk backup reads (completions without their data)', () => {
   it('stops with a clear divergence when a device that reads nothing gets a completion without data', () => {
     const backup = blockRig(new RecordingBackend(8 * SECTOR), { hostIo: 'none' });
     backup.submit(VirtioBlockRequestType.in, 0, undefined, SECTOR);
-    const logged = {
-      type: 'request-completed',
-      data: { id: 1, status: 0, data: null, dataFromBackend: true },
-    };
+    const logged = dataLessCompletion();
     expect(backup.device.isReadyFor(logged)).toBe(true); // waiting would never end
     expect(() => backup.harness.device.applyEvent(logged)).toThrow(/host IO mode "none"/);
   });
@@ -971,10 +957,7 @@ describe('virtio-blk backup reads (completions without their data)', () => {
     const restored = createVirtioRig(device, 512 * 1024);
     restored.harness.env.memory.region.bytes.set(original.harness.env.memory.region.bytes);
     restored.transport.restoreState(structuredClone(section));
-    const logged = {
-      type: 'request-completed',
-      data: { id: 1, status: 0, data: null, dataFromBackend: true },
-    };
+    const logged = dataLessCompletion();
     expect(device.isReadyFor(logged)).toBe(false);
     await device.hostReadsSettled();
     expect(backend.calls).toEqual([`read ${3 * SECTOR}`]);
