@@ -70,6 +70,10 @@ export interface BackupStatistics {
   readonly appliedSeq: number;
   readonly appliedIcount: number;
   readonly logEntriesReceived: number;
+  /** Log messages received. */
+  readonly logMessagesReceived: number;
+  /** Messages sent to the primary (acknowledgements and heartbeats). */
+  readonly messagesSent: number;
   readonly pagesReceived: number;
 }
 
@@ -88,6 +92,8 @@ export class BackupCore {
   #lastAppliedAckMs: number;
   #heartbeats = 0;
   #logEntriesReceived = 0;
+  #logMessagesReceived = 0;
+  #messagesSent = 0;
   #pagesReceived = 0;
   #pages: TransferPagesMessage[] = [];
   #diskRuns: TransferDiskMessage[] = [];
@@ -143,6 +149,8 @@ export class BackupCore {
       appliedSeq: this.#appliedSeq,
       appliedIcount: this.#appliedIcount,
       logEntriesReceived: this.#logEntriesReceived,
+      logMessagesReceived: this.#logMessagesReceived,
+      messagesSent: this.#messagesSent,
       pagesReceived: this.#pagesReceived,
     };
   }
@@ -298,6 +306,7 @@ export class BackupCore {
       finish: this.#finish,
       halt: this.#halt,
     };
+    this.#messagesSent += this.#messages.length;
     this.#pages = [];
     this.#diskRuns = [];
     this.#transferState = undefined;
@@ -330,6 +339,7 @@ export class BackupCore {
     for (const entry of entries) this.#logEntries.push(entry);
     this.#nextSeq = (entries[entries.length - 1] as LogEntry).seq + 1;
     this.#logEntriesReceived += entries.length;
+    this.#logMessagesReceived++;
     if (this.#state === 'replicating') this.#sendAck(nowMs);
   }
 

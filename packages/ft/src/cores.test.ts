@@ -462,6 +462,21 @@ describe('§3.1 restoring redundancy', () => {
     const effects = backup.takeEffects();
     expect(effects.messages).toEqual([{ type: 'ack', receivedSeq: 2, appliedSeq: -1, appliedIcount: 0 }]);
     expect(effects.logEntries.map((entry) => entry.seq)).toEqual([0, 1, 2]);
+    // Both are counted: the log per message, the acknowledgements per message sent.
+    expect(backup.statistics()).toMatchObject({ logEntriesReceived: 3, logMessagesReceived: 2, messagesSent: 1 });
+  });
+
+  it("the primary counts its log messages (one per flush) and the backup's messages", () => {
+    const core = replicating();
+    core.logAppended(event(0, 10), 0);
+    core.logAppended(progress(1, 25), 0);
+    core.flush(0);
+    core.flush(0); // nothing new: no message
+    core.logAppended(progress(2, 40), 1);
+    core.flush(1);
+    core.messageReceived({ type: 'ack', receivedSeq: 2, appliedSeq: -1, appliedIcount: 0 }, 2);
+    // The heartbeat of replicating() and this acknowledgement.
+    expect(core.statistics(2)).toMatchObject({ logEntriesSent: 3, logMessagesSent: 2, messagesReceived: 2 });
   });
 
   it('a backup refuses a log with a gap', () => {

@@ -83,6 +83,10 @@ export interface PrimaryStatistics {
   /** The CPU share lag control gives the guest, (0, 1]. */
   readonly cpuShare: number;
   readonly logEntriesSent: number;
+  /** Log messages sent (each carries the entries of one flush). */
+  readonly logMessagesSent: number;
+  /** Messages received from the backup (acknowledgements and heartbeats). */
+  readonly messagesReceived: number;
   /** Log bytes sent to backups, as the codec's compact form takes them (an estimate: see entrySizeBytes). */
   readonly logBytesSent: number;
   readonly outputsReleased: number;
@@ -141,6 +145,8 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
   #verifying = false;
   #arbiterReadInFlight = false;
   #logEntriesSent = 0;
+  #logMessagesSent = 0;
+  #messagesReceived = 0;
   #logBytesSent = 0;
   #pendingLogBytes = 0;
   #outputsReleased = 0;
@@ -226,6 +232,8 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
       executionLagMs: this.executionLagMs(nowMs),
       cpuShare: this.#cpuShare,
       logEntriesSent: this.#logEntriesSent,
+      logMessagesSent: this.#logMessagesSent,
+      messagesReceived: this.#messagesReceived,
       logBytesSent: this.#logBytesSent,
       outputsReleased: this.#outputsReleased,
     };
@@ -264,6 +272,7 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
     if (this.#pendingLog.length === 0 || this.#state === 'halted' || this.#state === 'alone') return;
     this.#send({ type: 'log', entries: this.#pendingLog }, nowMs);
     this.#logEntriesSent += this.#pendingLog.length;
+    this.#logMessagesSent++;
     this.#logBytesSent += this.#pendingLogBytes;
     this.#pendingLogBytes = 0;
     this.#pendingLog = [];
@@ -274,6 +283,7 @@ export class PrimaryCore<Output extends HeldOutput = HeldOutput> {
     this.#noticePause(nowMs);
     if (this.#state === 'halted' || this.#state === 'alone') return;
     this.#watch.heard(nowMs);
+    this.#messagesReceived++;
     switch (message.type) {
       case 'ack':
         this.#acknowledged(message.receivedSeq, message.appliedSeq, message.appliedIcount);

@@ -53,6 +53,12 @@ describe('the simulator: seeded runs of a fault-tolerant kv VM with faults', () 
         expect(result.statistics.clones).toBeGreaterThan(0);
         // The clones' disks came over in the transfer (their copies start empty).
         expect(result.trace.some((line) => /clone-finished .*"diskBytesSent":[1-9]/.test(line))).toBe(true);
+        // Without a final failover the backup replicates at the end: its copy was compared.
+        if (result.config.includes('finalFailover=false')) {
+          expect(
+            result.trace.some((line) => /disk: the backup \S+'s copy matches its primary's/.test(line)),
+          ).toBe(true);
+        }
       },
       TIMEOUT_MS,
     );
@@ -79,6 +85,18 @@ describe('the checkers catch a broken run', () => {
       const result = await runSeed(3, { sabotage: 'release-early' });
       expect(result.ok).toBe(false);
       expect(result.failures.join('\n')).toMatch(/output rule: host-a \(epoch 1\) released a .*frame output/);
+    },
+    TIMEOUT_MS,
+  );
+
+  it(
+    "a backup's disk copy that differs from its primary's (separate disks; a byte flipped before the comparison)",
+    async () => {
+      const result = await runSeed(1, { diskMode: 'separate', sabotage: 'disk-copy' });
+      expect(result.ok).toBe(false);
+      expect(result.failures.join('\n')).toMatch(
+        /disk: the backup \S+'s copy differs from its primary \S+'s at byte/,
+      );
     },
     TIMEOUT_MS,
   );

@@ -3,6 +3,7 @@ import {
   type DiskMode,
   reportUnhandledRejection,
   runSeed,
+  SABOTAGES,
   type Sabotage,
   type SeedResult,
   type SimulatorOptions,
@@ -45,7 +46,7 @@ const USAGE = [
   '  --no-fencing        let writes of deposed primaries reach the shared disk',
   '  --disk-mode MODE    shared | backup-reads | separate (default: drawn; one seed in four reads,',
   '                      one in four has a disk per host)',
-  '  --sabotage KIND     break every run on purpose: release-early | lost-write',
+  '  --sabotage KIND     break every run on purpose: release-early | lost-write | disk-copy',
 ].join('\n');
 
 export function parseArguments(argv: readonly string[]): SimulateArguments | string {
@@ -115,9 +116,9 @@ export function parseArguments(argv: readonly string[]): SimulateArguments | str
       }
       case '--sabotage': {
         const kind = inline ?? argv[++index];
-        if (kind !== 'release-early' && kind !== 'lost-write')
-          return '--sabotage needs release-early or lost-write';
-        sabotage = kind;
+        if (!(SABOTAGES as readonly unknown[]).includes(kind))
+          return `--sabotage needs one of ${SABOTAGES.join(', ')}`;
+        sabotage = kind as Sabotage;
         break;
       }
       case '--help':

@@ -39,6 +39,8 @@ export class SimDisk implements BlockBackend {
   #epoch: number;
   /** Requests this host issued. */
   requests = 0;
+  /** Requests issued and not completed yet (a dead host's never complete). */
+  inFlight = 0;
 
   constructor(
     shared: SimSharedDisk,
@@ -95,6 +97,7 @@ export class SimDisk implements BlockBackend {
   #complete<T>(operation: () => Promise<T>): Promise<T> {
     if (this.#host.dead) return new Promise<T>(() => {}); // a dead host's IO never completes
     this.requests++;
+    this.inFlight++;
     // The memory backend acts at once (its methods have no await before the change).
     const outcome = operation().then(
       (value) => ({ ok: true as const, value }),
@@ -102,7 +105,11 @@ export class SimDisk implements BlockBackend {
     );
     return new Promise<T>((resolve, reject) => {
       this.#host.after(this.#latencyNs(), () => {
-        void outcome.then((settled) => (settled.ok ? resolve(settled.value) : reject(settled.error)));
+        void outcome.then((settled) => {
+          this.inFlight--;
+          if (settled.ok) resolve(settled.value);
+          else reject(settled.error);
+        });
       });
     });
   }

@@ -18,4 +18,4 @@ export { EventLoop, SIM_REALTIME_BASE_NS, SimHost } from './loop.js';
 export { SimNetwork } from './network.js';
 export { Prng } from './prng.js';
 export type { DiskMode, Sabotage, SeedResult, SeedStatistics, SimulatorOptions } from './simulator.js';
-export { FOUND_BUGS, reportUnhandledRejection, runSeed } from './simulator.js';
+export { FOUND_BUGS, reportUnhandledRejection, runSeed, SABOTAGES } from './simulator.js';

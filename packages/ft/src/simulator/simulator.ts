@@ -37,7 +37,15 @@ export type Sabotage =
   /** The first frame the primary produces leaves before the backup acknowledged its log. */
   | 'release-early'
   /** The history gets an acknowledged PUT that the server never saw (a fabricated lost write). */
-  | 'lost-write';
+  | 'lost-write'
+  /**
+   * Separate disks: one byte of the backup's copy is flipped just before it is compared with its
+   * primary's (a write the backup never applied).
+   */
+  | 'disk-copy';
+
+/** Every {@link Sabotage}, for the command line. */
+export const SABOTAGES: readonly Sabotage[] = ['release-early', 'lost-write', 'disk-copy'];
 
 export interface SimulatorOptions {
   /** Virtual time the clients make requests, ms (default 6000). Faults fall in its first two thirds. */
@@ -485,7 +493,56 @@ class Simulation {
       this.#failNoProgress(`the final reads were not all answered within ${AUDIT_MS} ms`);
       return;
     }
+    if (this.#config.diskMode === 'separate' && this.#redundant()) {
+      await this.#checkBackupDiskCopy();
+      if (stopped()) return;
+    }
     this.#check();
+  }
+
+  /**
+   * Separate disks, a backup replicating at the end: once it applied all the log its primary sent
+   * and neither host has disk IO in flight, its copy of the disk must be the primary's, byte for
+   * byte (it applied the same writes, in the same order; a clone started from a copy).
+   */
+  async #checkBackupDiskCopy(): Promise<void> {
+    const primary = this.#primary as PrimaryRole;
+    const backup = this.#backup as BackupRole;
+    const primaryMachine = primary.driver.machine;
+    const backupMachine = backup.driver.machine;
+    const quiet = () =>
+      backupMachine.logPosition.nextSeq === primaryMachine.logPosition.nextSeq &&
+      primary.vm.disk.inFlight === 0 &&
+      backup.vm.disk.inFlight === 0 &&
+      primaryMachine.hostWorkPendingSince() === undefined &&
+      backupMachine.hostWorkPendingSince() === undefined;
+    const end = this.#loop.now + AUDIT_MS * 1e6;
+    await this.#loop.runUntil(end, () => this.#failures.length > 0 || !this.#redundant() || quiet());
+    if (this.#failures.length > 0 || !this.#redundant()) return;
+    if (!quiet()) {
+      this.#failNoProgress(
+        `the backup ${backup.vm.host.name} did not catch up with its primary's log and disk within ${AUDIT_MS} ms of the audit`,
+      );
+      return;
+    }
+    const primaryBytes = primary.vm.ownDisk?.memory.bytes;
+    const backupBytes = backup.vm.ownDisk?.memory.bytes;
+    if (!primaryBytes || !backupBytes) {
+      this.fail('disk: a host of the pair has no disk of its own (separate disks)');
+      return;
+    }
+    if (this.#options.sabotage === 'disk-copy') {
+      const middle = backupBytes.length >> 1;
+      backupBytes[middle] = (backupBytes[middle] as number) ^ 1;
+    }
+    const differs = primaryBytes.findIndex((byte, index) => byte !== backupBytes[index]);
+    if (differs >= 0) {
+      this.fail(
+        `disk: the backup ${backup.vm.host.name}'s copy differs from its primary ${primary.vm.host.name}'s at byte ${differs} (sector ${Math.floor(differs / 512)}), with the backup caught up`,
+      );
+    } else {
+      this.#log(`disk: the backup ${backup.vm.host.name}'s copy matches its primary's`);
+    }
   }
 
   /** Checks at the end: the kv history and the shared disk against the final reads. */
