@@ -139,7 +139,12 @@ describe('record file', () => {
     for (let length = 0; length <= bytes.length; length++) {
       const cut = bytes.subarray(0, length);
       if (length < headerOnly) {
-        expect(() => readRecordFile(cut)).toThrow(LogFormatError);
+        // Says how much of the header there is, where it can tell.
+        expect(() => readRecordFile(cut)).toThrow(
+          length < FRAME_HEADER_BYTES
+            ? `record file ends before its header does (${length} bytes, not even a frame header)`
+            : `the header frame needs ${headerOnly} bytes, the file holds ${length}`,
+        );
         continue;
       }
       const contents = readRecordFile(cut);

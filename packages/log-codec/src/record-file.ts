@@ -446,7 +446,16 @@ export function readRecordFile(bytes: Uint8Array): RecordFileContents {
     }
   }
   if (header === undefined) {
-    throw new LogFormatError('truncated', 'record file ends before its header does', 0);
+    // The header frame carries the guest image, so it is most of a small recording: say how much
+    // of it the file holds.
+    const declared = bytes.length >= FRAME_HEADER_BYTES ? FRAME_HEADER_BYTES + readU32(bytes, 4) : undefined;
+    throw new LogFormatError(
+      'truncated',
+      declared === undefined
+        ? `record file ends before its header does (${bytes.length} bytes, not even a frame header)`
+        : `record file ends before its header does: the header frame needs ${declared} bytes, the file holds ${bytes.length}`,
+      0,
+    );
   }
   /** Where the last whole frame ends. */
   const end = decoder.offset;
