@@ -1,0 +1,131 @@
+#!/usr/bin/env node
+// Runs the RISC-V architectural tests (riscv-non-isa/riscv-arch-test) on ftvm and on QEMU, side by
+// side, and compares their signatures. Builds every rv32i_m test of the extensions ftvm implements
+// (I, M, A, C, Zicsr, Zifencei, and the privilege tests) with Debian's riscv64-unknown-elf-gcc and
+// this platform's macros (scripts/riscv-arch-test/model_test.h: the signature is printed out of
+// the UART, then the board powers off), each with the definitions its RVTEST_CASE names, as the
+// suite's framework (riscof) does. Then runs each image with `ftvm run` and with the reference
+// QEMU command line (docs/platform.md: QEMU's CPU cut down to ftvm's), and compares what they
+// print. Tests that need an extension ftvm does not implement (Zcb, Zbb, ...) are skipped.
+// The suite is not part of this repository. Usage, after `npm run build`:
+//   node scripts/riscv-arch-test.mjs /path/to/riscv-arch-test
+import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  referenceQemuArgs,
+  referenceQemuAvailable,
+  referenceQemuBinary,
+} from '../packages/guests/dist/index.js';
+
+/** The suite's directories of ftvm's extensions. */
+const SUITES = ['I', 'M', 'A', 'C', 'Zifencei', 'privilege'];
+/** What an RVTEST_ISA string may name: ftvm's RV32IMAC with Zicsr and Zifencei. */
+const IMPLEMENTED = new Set(['I', 'M', 'A', 'C', 'Zicsr', 'Zifencei', 'Zca']);
+const RUN_TIMEOUT_MS = 60_000;
+
+const source = process.argv[2];
+const suiteRoot = source && join(source, 'riscv-test-suite');
+if (!suiteRoot || !existsSync(join(suiteRoot, 'env', 'arch_test.h'))) {
+  console.error('usage: node scripts/riscv-arch-test.mjs /path/to/riscv-arch-test');
+  process.exit(64);
+}
+if (!referenceQemuAvailable()) {
+  console.error(`${referenceQemuBinary} is not installed (Debian: qemu-system-misc)`);
+  process.exit(69);
+}
+const model = fileURLToPath(new URL('./riscv-arch-test/', import.meta.url));
+const ftvm = fileURLToPath(new URL('../apps/cli/bin/ftvm.js', import.meta.url));
+const out = mkdtempSync(join(tmpdir(), 'ftvm-riscv-arch-test-'));
+
+/** The extensions an RVTEST_ISA string names ("RV32IM_Zca_Zcb": I, M, Zca, Zcb). */
+function extensionsOf(isa) {
+  const [base, ...named] = isa.replace(/^RV32/i, '').split('_');
+  return [...base.toUpperCase()].concat(named);
+}
+
+/**
+ * Runs a command with its output going to a file. Through a pipe QEMU loses console bytes: those
+ * its serial port could not hand over when the guest powered the board off, and some before.
+ */
+function runToFile(command, args, path) {
+  const output = openSync(path, 'w');
+  try {
+    const run = spawnSync(command, args, {
+      encoding: 'utf8',
+      timeout: RUN_TIMEOUT_MS,
+      stdio: ['ignore', output, 'pipe'],
+    });
+    return { ...run, stdout: readFileSync(path, 'utf8') };
+  } finally {
+    closeSync(output);
+  }
+}
+
+let same = 0;
+let skipped = 0;
+const failures = [];
+for (const suite of SUITES) {
+  const directory = join(suiteRoot, 'rv32i_m', suite, 'src');
+  for (const file of readdirSync(directory)
+    .filter((name) => name.endsWith('.S'))
+    .sort()) {
+    const name = `${suite}/${basename(file, '.S')}`;
+    const text = readFileSync(join(directory, file), 'utf8');
+    const isa = /RVTEST_ISA\("([^"]+)"\)/.exec(text)?.[1] ?? 'RV32I';
+    const missing = extensionsOf(isa).filter((extension) => !IMPLEMENTED.has(extension));
+    if (missing.length > 0) {
+      skipped++;
+      console.log(`skip ${name}: needs ${missing.join(', ')}`);
+      continue;
+    }
+    // The definitions of its first test case ("def rvtest_mtrap_routine=True; def TEST_CASE_1=True").
+    const testCase = /RVTEST_CASE\(\s*\d+\s*,\s*"([^"]*)"/.exec(text)?.[1] ?? '';
+    const defines = [...testCase.matchAll(/def\s+(\w+)\s*=\s*(\w+)/g)].map(
+      ([, key, value]) => `-D${key}=${value}`,
+    );
+    const elf = join(out, `${name.replace('/', '-')}.elf`);
+    const built = spawnSync('riscv64-unknown-elf-gcc', [
+      '-march=rv32imac_zicsr_zifencei',
+      '-mabi=ilp32',
+      '-static',
+      '-mcmodel=medany',
+      '-fvisibility=hidden',
+      '-nostdlib',
+      '-nostartfiles',
+      '-DXLEN=32',
+      ...defines,
+      `-I${join(suiteRoot, 'env')}`,
+      `-I${model}`,
+      `-T${join(model, 'link.ld')}`,
+      join(directory, file),
+      '-o',
+      elf,
+    ]);
+    if (built.status !== 0) {
+      failures.push(`${name}: does not build: ${built.stderr.toString().split('\n').slice(0, 3).join(' ')}`);
+      continue;
+    }
+    const qemu = runToFile(referenceQemuBinary, referenceQemuArgs(elf), `${elf}.qemu`);
+    const ours = runToFile(process.execPath, [ftvm, 'run', '--kernel', elf], `${elf}.ftvm`);
+    const words = qemu.stdout.split('\n').filter((line) => /^[0-9a-f]{8}$/.test(line)).length;
+    if (qemu.status !== 0 || words === 0) {
+      failures.push(`${name}: QEMU printed no signature (exit ${qemu.status ?? qemu.signal})`);
+    } else if (ours.status !== 0 || ours.stdout !== qemu.stdout) {
+      const ourLines = ours.stdout.split('\n');
+      const at = qemu.stdout.split('\n').findIndex((line, index) => line !== ourLines[index]);
+      failures.push(
+        `${name}: ftvm (exit ${ours.status ?? ours.signal}) differs from QEMU at signature word ${at}: ${ourLines[at] ?? 'nothing'} against ${qemu.stdout.split('\n')[at]}${ours.stderr ? ` (${ours.stderr.trim().split('\n')[0]})` : ''}`,
+      );
+    } else {
+      same++;
+    }
+  }
+}
+for (const failure of failures) console.log(`FAIL ${failure}`);
+console.log(
+  `riscv-arch-test: ${same + failures.length} tests, ${same} with QEMU's signature, ${failures.length} failed, ${skipped} skipped (extensions ftvm does not implement)`,
+);
+process.exit(failures.length === 0 ? 0 : 1);
