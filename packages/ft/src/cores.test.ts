@@ -463,7 +463,11 @@ describe('§3.1 restoring redundancy', () => {
     expect(effects.messages).toEqual([{ type: 'ack', receivedSeq: 2, appliedSeq: -1, appliedIcount: 0 }]);
     expect(effects.logEntries.map((entry) => entry.seq)).toEqual([0, 1, 2]);
     // Both are counted: the log per message, the acknowledgements per message sent.
-    expect(backup.statistics()).toMatchObject({ logEntriesReceived: 3, logMessagesReceived: 2, messagesSent: 1 });
+    expect(backup.statistics()).toMatchObject({
+      logEntriesReceived: 3,
+      logMessagesReceived: 2,
+      messagesSent: 1,
+    });
   });
 
   it("the primary counts its log messages (one per flush) and the backup's messages", () => {

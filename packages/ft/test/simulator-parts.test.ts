@@ -362,5 +362,8 @@ describe('parseArguments', () => {
       ]),
     ).toMatchObject({ diskMode: 'backup-reads', faultsMax: 3, fencing: false, sabotage: 'lost-write' });
     expect(parseArguments(['--sabotage', 'nonsense'])).toMatch(/release-early, lost-write, disk-copy/);
+    expect(parseArguments(['--sabotage', 'disk-copy', '--disk-mode', 'shared'])).toMatch(
+      /needs separate disks/,
+    );
   });
 });

@@ -92,7 +92,9 @@ describe('the checkers catch a broken run', () => {
   it(
     "a backup's disk copy that differs from its primary's (separate disks; a byte flipped before the comparison)",
     async () => {
-      const result = await runSeed(1, { diskMode: 'separate', sabotage: 'disk-copy' });
+      // Seed 3 draws backup reads and a final failover; the sabotage makes it separate, without.
+      const result = await runSeed(3, { sabotage: 'disk-copy' });
+      expect(result.config).toMatch(/finalFailover=false.*diskMode=separate/);
       expect(result.ok).toBe(false);
       expect(result.failures.join('\n')).toMatch(
         /disk: the backup \S+'s copy differs from its primary \S+'s at byte/,

@@ -47,6 +47,7 @@ const USAGE = [
   '  --disk-mode MODE    shared | backup-reads | separate (default: drawn; one seed in four reads,',
   '                      one in four has a disk per host)',
   '  --sabotage KIND     break every run on purpose: release-early | lost-write | disk-copy',
+  '                      (disk-copy: separate disks, no final failover)',
 ].join('\n');
 
 export function parseArguments(argv: readonly string[]): SimulateArguments | string {
@@ -128,6 +129,8 @@ export function parseArguments(argv: readonly string[]): SimulateArguments | str
         return `unknown argument ${argument}\n${USAGE}`;
     }
   }
+  if (sabotage === 'disk-copy' && diskMode !== undefined && diskMode !== 'separate')
+    return '--sabotage disk-copy needs separate disks (each host its own copy)';
   return { seeds, from, durationMs, faultsMax, verbose, quiet, fencing, fullTrace, sabotage, diskMode };
 }
 

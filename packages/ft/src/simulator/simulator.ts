@@ -39,8 +39,8 @@ export type Sabotage =
   /** The history gets an acknowledged PUT that the server never saw (a fabricated lost write). */
   | 'lost-write'
   /**
-   * Separate disks: one byte of the backup's copy is flipped just before it is compared with its
-   * primary's (a write the backup never applied).
+   * One byte of the backup's own disk is flipped just before it is compared with its primary's (a
+   * write the backup never applied). The run has separate disks and no final failover.
    */
   | 'disk-copy';
 
@@ -349,10 +349,15 @@ class Simulation {
       clients: rng.int(1, 4),
       thinkNs: (rng.chance(0.2) ? rng.int(2, 20) : rng.int(20, 200)) * 1e6,
       retryNs: rng.int(80, 500) * 1e6,
-      finalFailover: rng.chance(0.6),
+      // (Drawn in every case, so the sabotage changes no other draw.) The disk-copy sabotage needs
+      // the backup replicating at the end, with a disk of its own.
+      finalFailover: rng.chance(0.6) && this.#options.sabotage !== 'disk-copy',
       // From a value drawn already (so adding the mode changed no seed's other draws).
       diskMode:
-        this.#options.diskMode ?? DISK_MODE_BY_RESIDUE[(checkpointIntervalSteps % 4000) / 1000] ?? 'shared',
+        this.#options.diskMode ??
+        (this.#options.sabotage === 'disk-copy' ? 'separate' : undefined) ??
+        DISK_MODE_BY_RESIDUE[(checkpointIntervalSteps % 4000) / 1000] ??
+        'shared',
     };
   }
 
