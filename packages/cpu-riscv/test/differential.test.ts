@@ -55,6 +55,28 @@ describe('differential against QEMU 7.2', () => {
     expect(runOnRiscvCpu(image, false).output).toBe(expected);
   });
 
+  it.skipIf(toolsMissing)(
+    `prints a signature through the riscv-arch-test platform macros like QEMU does${skipMessage()}`,
+    () => {
+      // scripts/riscv-arch-test.mjs runs the suite with these macros; the suite itself is not here.
+      const image = join(directory!.path, 'arch-test-model.elf');
+      buildGuest(
+        [join(GUEST_DIRECTORY, 'arch-test-model.S')],
+        join(import.meta.dirname, '..', '..', '..', 'scripts', 'riscv-arch-test', 'link.ld'),
+        image,
+      );
+      const expected = runOnQemu(image);
+      const words = expected.split('\n').filter((line) => line !== '');
+      expect(words).toHaveLength(44);
+      expect(words.every((word) => /^[0-9a-f]{8}$/.test(word))).toBe(true);
+      expect(words[0]).toBe('01234567');
+      expect(words[1]).toBe('89abcdef');
+      expect(words[42]).toBe('ffffffff');
+      expect(words[43]).toBe('deadbeef');
+      expect(runOnRiscvCpu(image).output).toBe(expected);
+    },
+  );
+
   it.skipIf(toolsMissing)(`runs ${PROGRAM_COUNT} random programs like QEMU does${skipMessage()}`, () => {
     const report = join(GUEST_DIRECTORY, 'differential-report.c');
     for (let seed = 1; seed <= PROGRAM_COUNT; seed++) {
