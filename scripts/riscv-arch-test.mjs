@@ -19,6 +19,7 @@ import {
   referenceQemuAvailable,
   referenceQemuBinary,
 } from '../packages/guests/dist/index.js';
+import { CONFORMANCE_GCC, CONFORMANCE_GCC_FLAGS } from './conformance-gcc.mjs';
 
 /** The suite's directories of ftvm's extensions. */
 const SUITES = ['I', 'M', 'A', 'C', 'Zifencei', 'privilege'];
@@ -87,14 +88,8 @@ for (const suite of SUITES) {
       ([, key, value]) => `-D${key}=${value}`,
     );
     const elf = join(out, `${name.replace('/', '-')}.elf`);
-    const built = spawnSync('riscv64-unknown-elf-gcc', [
-      '-march=rv32imac_zicsr_zifencei',
-      '-mabi=ilp32',
-      '-static',
-      '-mcmodel=medany',
-      '-fvisibility=hidden',
-      '-nostdlib',
-      '-nostartfiles',
+    const built = spawnSync(CONFORMANCE_GCC, [
+      ...CONFORMANCE_GCC_FLAGS,
       '-DXLEN=32',
       ...defines,
       `-I${join(suiteRoot, 'env')}`,

@@ -11,6 +11,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Machine } from '../packages/machine/dist/index.js';
+import { CONFORMANCE_GCC, CONFORMANCE_GCC_FLAGS } from './conformance-gcc.mjs';
 
 const SUITES = ['rv32ui', 'rv32um', 'rv32ua', 'rv32uc', 'rv32mi', 'rv32si'];
 const SLICE_STEPS = [3, 97, 1000, 100_000];
@@ -33,14 +34,8 @@ for (const suite of SUITES) {
     .sort()) {
     const name = `${suite}-p-${basename(file, '.S')}`;
     const elf = join(out, name);
-    const built = spawnSync('riscv64-unknown-elf-gcc', [
-      '-march=rv32imac_zicsr_zifencei',
-      '-mabi=ilp32',
-      '-static',
-      '-mcmodel=medany',
-      '-fvisibility=hidden',
-      '-nostdlib',
-      '-nostartfiles',
+    const built = spawnSync(CONFORMANCE_GCC, [
+      ...CONFORMANCE_GCC_FLAGS,
       `-I${join(source, 'env', 'p')}`,
       `-I${join(source, 'isa', 'macros', 'scalar')}`,
       `-T${join(source, 'env', 'p', 'link.ld')}`,
