@@ -10,14 +10,14 @@
 // The suite is not part of this repository. Usage, after `npm run build`:
 //   node scripts/riscv-arch-test.mjs /path/to/riscv-arch-test
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  referenceQemuArgs,
   referenceQemuAvailable,
   referenceQemuBinary,
+  runOnReferenceQemu,
 } from '../packages/guests/dist/index.js';
 import { CONFORMANCE_GCC, CONFORMANCE_GCC_FLAGS } from './conformance-gcc.mjs';
 
@@ -45,24 +45,6 @@ const out = mkdtempSync(join(tmpdir(), 'ftvm-riscv-arch-test-'));
 function extensionsOf(isa) {
   const [base, ...named] = isa.replace(/^RV32/i, '').split('_');
   return [...base.toUpperCase()].concat(named);
-}
-
-/**
- * Runs a command with its output going to a file. Through a pipe QEMU loses console bytes: those
- * its serial port could not hand over when the guest powered the board off, and some before.
- */
-function runToFile(command, args, path) {
-  const output = openSync(path, 'w');
-  try {
-    const run = spawnSync(command, args, {
-      encoding: 'utf8',
-      timeout: RUN_TIMEOUT_MS,
-      stdio: ['ignore', output, 'pipe'],
-    });
-    return { ...run, stdout: readFileSync(path, 'utf8') };
-  } finally {
-    closeSync(output);
-  }
 }
 
 let same = 0;
@@ -103,16 +85,21 @@ for (const suite of SUITES) {
       failures.push(`${name}: does not build: ${built.stderr.toString().split('\n').slice(0, 3).join(' ')}`);
       continue;
     }
-    const qemu = runToFile(referenceQemuBinary, referenceQemuArgs(elf), `${elf}.qemu`);
-    const ours = runToFile(process.execPath, [ftvm, 'run', '--kernel', elf], `${elf}.ftvm`);
-    const words = qemu.stdout.split('\n').filter((line) => /^[0-9a-f]{8}$/.test(line)).length;
-    if (qemu.status !== 0 || words === 0) {
-      failures.push(`${name}: QEMU printed no signature (exit ${qemu.status ?? qemu.signal})`);
-    } else if (ours.status !== 0 || ours.stdout !== qemu.stdout) {
+    const qemu = await runOnReferenceQemu(elf, { timeoutMs: RUN_TIMEOUT_MS });
+    const ours = spawnSync(process.execPath, [ftvm, 'run', '--kernel', elf], {
+      encoding: 'utf8',
+      timeout: RUN_TIMEOUT_MS,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const expected = qemu.output.split('\n');
+    const words = expected.filter((line) => /^[0-9a-f]{8}$/.test(line)).length;
+    if (qemu.exit.status !== 0 || words === 0) {
+      failures.push(`${name}: QEMU printed no signature (exit ${qemu.exit.status ?? qemu.exit.signal})`);
+    } else if (ours.status !== 0 || ours.stdout !== qemu.output) {
       const ourLines = ours.stdout.split('\n');
-      const at = qemu.stdout.split('\n').findIndex((line, index) => line !== ourLines[index]);
+      const at = expected.findIndex((line, index) => line !== ourLines[index]);
       failures.push(
-        `${name}: ftvm (exit ${ours.status ?? ours.signal}) differs from QEMU at signature word ${at}: ${ourLines[at] ?? 'nothing'} against ${qemu.stdout.split('\n')[at]}${ours.stderr ? ` (${ours.stderr.trim().split('\n')[0]})` : ''}`,
+        `${name}: ftvm (exit ${ours.status ?? ours.signal}) differs from QEMU at signature word ${at}: ${ourLines[at] ?? 'nothing'} against ${expected[at]}${ours.stderr ? ` (${ours.stderr.trim().split('\n')[0]})` : ''}`,
       );
     } else {
       same++;

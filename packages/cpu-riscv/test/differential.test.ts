@@ -30,26 +30,26 @@ describe('differential against QEMU 7.2', () => {
   const directory = toolsMissing ? undefined : temporaryDirectory();
   afterAll(() => directory?.remove());
 
-  it.skipIf(toolsMissing)(`probes every CSR number like QEMU does${skipMessage()}`, () => {
+  it.skipIf(toolsMissing)(`probes every CSR number like QEMU does${skipMessage()}`, async () => {
     const image = join(directory!.path, 'csr-probe.elf');
     buildGuest(
       [join(GUEST_DIRECTORY, 'csr-probe.S'), join(GUEST_DIRECTORY, 'csr-probe-report.c')],
       LINK_SCRIPT,
       image,
     );
-    const expected = runOnQemu(image);
+    const expected = await runOnQemu(image);
     expect(expected.split('\n').length).toBeGreaterThan(100);
     expect(runOnRiscvCpu(image).output).toBe(expected);
   });
 
-  it.skipIf(toolsMissing)(`tours the privileged architecture like QEMU does${skipMessage()}`, () => {
+  it.skipIf(toolsMissing)(`tours the privileged architecture like QEMU does${skipMessage()}`, async () => {
     const image = join(directory!.path, 'privilege-tour.elf');
     buildGuest(
       [join(GUEST_DIRECTORY, 'privilege-tour.S'), join(GUEST_DIRECTORY, 'privilege-tour-report.c')],
       LINK_SCRIPT,
       image,
     );
-    const expected = runOnQemu(image);
+    const expected = await runOnQemu(image);
     expect(expected.split('\n').length).toBeGreaterThan(40);
     expect(runOnRiscvCpu(image).output).toBe(expected);
     expect(runOnRiscvCpu(image, false).output).toBe(expected);
@@ -57,7 +57,7 @@ describe('differential against QEMU 7.2', () => {
 
   it.skipIf(toolsMissing)(
     `prints a signature through the riscv-arch-test platform macros like QEMU does${skipMessage()}`,
-    () => {
+    async () => {
       // scripts/riscv-arch-test.mjs runs the suite with these macros; the suite itself is not here.
       const image = join(directory!.path, 'arch-test-model.elf');
       buildGuest(
@@ -65,7 +65,7 @@ describe('differential against QEMU 7.2', () => {
         join(import.meta.dirname, '..', '..', '..', 'scripts', 'riscv-arch-test', 'link.ld'),
         image,
       );
-      const expected = runOnQemu(image);
+      const expected = await runOnQemu(image);
       const words = expected.split('\n').filter((line) => line !== '');
       expect(words).toHaveLength(44);
       expect(words.every((word) => /^[0-9a-f]{8}$/.test(word))).toBe(true);
@@ -77,24 +77,27 @@ describe('differential against QEMU 7.2', () => {
     },
   );
 
-  it.skipIf(toolsMissing)(`runs ${PROGRAM_COUNT} random programs like QEMU does${skipMessage()}`, () => {
-    const report = join(GUEST_DIRECTORY, 'differential-report.c');
-    for (let seed = 1; seed <= PROGRAM_COUNT; seed++) {
-      const source = join(directory!.path, `random-${seed}.S`);
-      const image = join(directory!.path, `random-${seed}.elf`);
-      // Half of the programs loop over their body, so that compiled blocks run too: more often
-      // than the CPU's threshold for straight-line code, since a random body is longer than a
-      // region and most of its regions do not loop themselves.
-      writeFileSync(source, generateProgram(seed, BODY_LENGTH, seed % 2 === 0 ? LOOPS : 1));
-      buildGuest([source, report], LINK_SCRIPT, image);
-      const expected = runOnQemu(image);
-      expect(expected, `seed ${seed}: QEMU output`).toMatch(/scratch=[0-9a-f]{8}\n$/);
-      const withBlocks = runOnRiscvCpu(image);
-      expect(withBlocks.output, `seed ${seed} (program in ${source})`).toBe(expected);
-      if (seed % 2 === 0) expect(withBlocks.compiledBlocks).toBeGreaterThan(10);
-      const interpreted = runOnRiscvCpu(image, false);
-      expect(interpreted.output, `seed ${seed}, interpreter only`).toBe(expected);
-      expect(interpreted.compiledBlocks).toBe(0);
-    }
-  });
+  it.skipIf(toolsMissing)(
+    `runs ${PROGRAM_COUNT} random programs like QEMU does${skipMessage()}`,
+    async () => {
+      const report = join(GUEST_DIRECTORY, 'differential-report.c');
+      for (let seed = 1; seed <= PROGRAM_COUNT; seed++) {
+        const source = join(directory!.path, `random-${seed}.S`);
+        const image = join(directory!.path, `random-${seed}.elf`);
+        // Half of the programs loop over their body, so that compiled blocks run too: more often
+        // than the CPU's threshold for straight-line code, since a random body is longer than a
+        // region and most of its regions do not loop themselves.
+        writeFileSync(source, generateProgram(seed, BODY_LENGTH, seed % 2 === 0 ? LOOPS : 1));
+        buildGuest([source, report], LINK_SCRIPT, image);
+        const expected = await runOnQemu(image);
+        expect(expected, `seed ${seed}: QEMU output`).toMatch(/scratch=[0-9a-f]{8}\n$/);
+        const withBlocks = runOnRiscvCpu(image);
+        expect(withBlocks.output, `seed ${seed} (program in ${source})`).toBe(expected);
+        if (seed % 2 === 0) expect(withBlocks.compiledBlocks).toBeGreaterThan(10);
+        const interpreted = runOnRiscvCpu(image, false);
+        expect(interpreted.output, `seed ${seed}, interpreter only`).toBe(expected);
+        expect(interpreted.compiledBlocks).toBe(0);
+      }
+    },
+  );
 });

@@ -1,8 +1,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { referenceQemuArgs, referenceQemuBinary } from '@ftvm/guests';
+import { referenceQemuBinary, runOnReferenceQemu } from '@ftvm/guests';
 
 export const GCC = 'riscv64-unknown-elf-gcc';
 /** The reference QEMU (docs/platform.md): its command line is `referenceQemuArgs`. */
@@ -44,22 +44,7 @@ export function buildGuest(sources: string[], linkScript: string, output: string
   execFileSync(GCC, [...GUEST_CFLAGS, '-T', linkScript, ...sources, '-o', output], { stdio: 'pipe' });
 }
 
-/**
- * Runs an image on the reference QEMU; returns what the guest wrote to the UART. The console goes
- * to a file: through a pipe QEMU now and then loses bytes (scripts/riscv-arch-test.mjs saw 2 of
- * 101 signatures cut, one at its end, with the guest waiting for the transmitter each time).
- */
-export function runOnQemu(image: string, timeoutMs = 20_000): string {
-  const path = `${image}.qemu-console`;
-  const output = openSync(path, 'w');
-  try {
-    const result = spawnSync(QEMU, referenceQemuArgs(image), {
-      timeout: timeoutMs,
-      stdio: ['ignore', output, 'pipe'],
-    });
-    if (result.error) throw result.error;
-  } finally {
-    closeSync(output);
-  }
-  return readFileSync(path, 'latin1');
+/** Runs an image on the reference QEMU; returns what the guest wrote to the UART. */
+export async function runOnQemu(image: string, timeoutMs = 20_000): Promise<string> {
+  return (await runOnReferenceQemu(image, { timeoutMs })).output;
 }
